@@ -1,1 +1,13 @@
+//! windlass: a blueprint orchestrator for Cloudify's TOSCA-style DSL.
+//!
+//! The pipeline, one module per stage: [`load`] (YAML with spans, imports) → [`dsl`] (types,
+//! inheritance, intrinsic functions, validation) → [`plan`] (node instances and their
+//! relationship graph). [`diag`] carries problems from every stage to the [`cli`] edge, the only
+//! place they are rendered. [`blueprint`] ties the stages together for callers.
+
+pub mod blueprint;
+pub mod cli;
+pub mod diag;
+pub mod dsl;
 pub mod load;
+pub mod plan;

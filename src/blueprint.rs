@@ -1,0 +1,51 @@
+//! The front door: a blueprint path and inputs → a validated [`Compiled`] blueprint and its
+//! [`Plan`], or a [`Report`] of every problem found on the way.
+
+use std::path::Path;
+
+use crate::diag::{Diagnostics, Report};
+use crate::dsl::inputs::InputError;
+use crate::dsl::{self, Compiled, GivenInputs};
+use crate::load::{self, LoadError};
+use crate::plan::{self, Plan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Inputs(#[from] InputError),
+    #[error("{} error{} in the blueprint", .0.diagnostics.len(), if .0.diagnostics.len() == 1 { "" } else { "s" })]
+    Invalid(Box<Report>),
+}
+
+/// A compiled blueprint with its plan.
+#[derive(Debug, Clone)]
+pub struct Blueprint {
+    pub compiled: Compiled,
+    pub plan: Plan,
+}
+
+/// Load, validate and plan the blueprint at `path` with the given inputs.
+pub fn open(path: &Path, given: &GivenInputs) -> Result<Blueprint, Error> {
+    let (loaded, diags) = load::load_file(path)?;
+    finish(loaded, diags, given)
+}
+
+/// Same as [`open`], for a blueprint already in memory (`path` anchors relative imports).
+pub fn open_str(path: &Path, text: &str, given: &GivenInputs) -> Result<Blueprint, Error> {
+    let (loaded, diags) = load::load_str(path, text);
+    finish(loaded, diags, given)
+}
+
+fn finish(loaded: load::Loaded, mut diags: Diagnostics, given: &GivenInputs) -> Result<Blueprint, Error> {
+    let compiled = dsl::compile(&loaded, given, &mut diags);
+    let plan = match (&compiled, diags.is_empty()) {
+        (Some(c), true) => plan::build(c, &mut diags),
+        _ => None,
+    };
+    match (compiled, plan) {
+        (Some(compiled), Some(plan)) if diags.is_empty() => Ok(Blueprint { compiled, plan }),
+        _ => Err(Error::Invalid(Box::new(Report::new(loaded.sources, diags)))),
+    }
+}

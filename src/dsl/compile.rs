@@ -1,0 +1,602 @@
+//! Compile: the merged [`Model`] plus given inputs → a resolved [`Compiled`] blueprint.
+//!
+//! Order of work: inheritance chains are checked; data types resolved; property types checked
+//! to exist; inputs resolved; every node template's properties merged with its type's schema
+//! (unknown and missing properties reported); then, with all merged properties known,
+//! intrinsic functions are evaluated and values type-checked; operations are merged template
+//! over type and mapped to a plugin or a script; relationships, instance counts, groups,
+//! policies, workflows and outputs follow. Every problem is collected; none stops the rest.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json};
+
+use super::compiled::*;
+use super::functions::{Evaluator, Scope};
+use super::inputs::{self, GivenInputs};
+use super::model::*;
+use super::types::{chain, check_chains, merged_interfaces, merged_properties};
+use super::values::{self, DataTypes, SIMPLE_TYPES};
+use super::version::DslVersion;
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::load::source::Loc;
+use crate::load::yaml::{Key, Node, Value};
+
+const SCALING_POLICY: &str = "cloudify.policies.scaling";
+
+pub fn compile(model: &Model, given: &GivenInputs, root_dir: &Path, inputs_loc: Loc, diags: &mut Diagnostics) -> Compiled {
+    check_chains("node type", &model.node_types, diags);
+    check_chains("relationship type", &model.relationships, diags);
+    check_chains("data type", &model.data_types, diags);
+
+    let data_types: DataTypes = model
+        .data_types
+        .keys()
+        .filter_map(|name| {
+            let c = chain(name, &model.data_types)?;
+            Some((name.clone(), merged_properties(&c, &model.data_types, |d| &d.properties)))
+        })
+        .collect();
+    check_declared_types(model, diags);
+
+    let inputs = inputs::resolve(&model.inputs, given, &data_types, inputs_loc, diags);
+    let node_index: IndexMap<String, usize> =
+        model.node_templates.keys().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+
+    // Pass 1: merge every template's properties with its type's schema.
+    let mut resolved_types = Vec::with_capacity(model.node_templates.len());
+    let mut raw_properties = Vec::with_capacity(model.node_templates.len());
+    for (name, template) in &model.node_templates {
+        let resolved = resolve_node_type(name, template, model, diags);
+        let schema = resolved.as_ref().map(|r| &r.properties);
+        raw_properties.push(merge_properties(
+            &format!("node `{name}`"),
+            template.loc,
+            schema,
+            &template.properties,
+            model.version,
+            diags,
+        ));
+        resolved_types.push(resolved);
+    }
+
+    // Pass 2: evaluate and check, now that get_property can see every node.
+    let mut eval = Evaluator::new(model.version, &inputs, &node_index, &raw_properties);
+    let mut ctx = Ctx { model, root_dir, data_types: &data_types };
+    let mut nodes = Vec::with_capacity(model.node_templates.len());
+    for (idx, ((name, template), resolved)) in model.node_templates.iter().zip(resolved_types).enumerate() {
+        let properties = ctx.properties(
+            resolved.as_ref().map(|r| &r.properties),
+            &raw_properties[idx],
+            &mut eval,
+            Scope::Node(idx),
+            diags,
+        );
+        let operations = match &resolved {
+            Some(r) => ctx.operations(&r.interfaces, &template.interfaces, &mut eval, Scope::Node(idx), diags),
+            None => Operations::new(),
+        };
+        let relationships = ctx.relationships(idx, name, template, &node_index, &mut eval, diags);
+        let contained_in = relationships.iter().find(|r| r.is_contained_in()).map(|r| r.target);
+        let counts = ctx.counts(&template.scalable, template.loc, &mut eval, diags);
+        nodes.push(CompiledNode {
+            id: NodeId(name.clone()),
+            loc: template.loc,
+            type_name: template.ty.name.clone(),
+            type_hierarchy: resolved.map(|r| r.hierarchy).unwrap_or_default(),
+            properties,
+            operations,
+            relationships,
+            counts,
+            contained_in,
+        });
+    }
+
+    let groups = model
+        .groups
+        .iter()
+        .map(|(name, g)| {
+            for m in &g.members {
+                if !node_index.contains_key(&m.name) && !model.groups.contains_key(&m.name) {
+                    let candidates = node_index.keys().chain(model.groups.keys()).map(String::as_str);
+                    diags.push(
+                        Diagnostic::new(m.loc, format!("member `{}` of group `{name}` is neither a node template nor a group", m.name))
+                            .with_help_opt(did_you_mean(&m.name, candidates)),
+                    );
+                }
+            }
+            (
+                name.clone(),
+                CompiledGroup { loc: g.loc, members: g.members.iter().map(|m| (m.name.clone(), m.loc)).collect() },
+            )
+        })
+        .collect();
+    let (scaling_policies, policies) = ctx.policies(&mut eval, diags);
+    let workflows = ctx.workflows(diags);
+    let outputs = model
+        .outputs
+        .iter()
+        .map(|(k, o)| (k.clone(), eval.eval(&o.value, Scope::Global, diags)))
+        .collect();
+    let capabilities = model
+        .capabilities
+        .iter()
+        .map(|(k, o)| (k.clone(), eval.eval(&o.value, Scope::Global, diags)))
+        .collect();
+
+    Compiled {
+        version: model.version,
+        description: model.description.clone(),
+        inputs,
+        nodes,
+        node_index,
+        groups,
+        scaling_policies,
+        policies,
+        workflows,
+        outputs,
+        capabilities,
+    }
+}
+
+struct ResolvedType {
+    hierarchy: Vec<String>,
+    properties: IndexMap<String, PropertySchema>,
+    interfaces: Interfaces,
+}
+
+fn resolve_node_type(name: &str, template: &NodeTemplate, model: &Model, diags: &mut Diagnostics) -> Option<ResolvedType> {
+    let ty = &template.ty;
+    if !model.node_types.contains_key(&ty.name) {
+        diags.push(
+            Diagnostic::new(ty.loc, format!("node template `{name}` has the unknown type `{}`", ty.name))
+                .with_help_opt(did_you_mean(&ty.name, model.node_types.keys().map(String::as_str))),
+        );
+        return None;
+    }
+    let c = chain(&ty.name, &model.node_types)?;
+    Some(ResolvedType {
+        hierarchy: c.iter().map(|s| s.to_string()).collect(),
+        properties: merged_properties(&c, &model.node_types, |t| &t.properties),
+        interfaces: merged_interfaces(&c, &model.node_types, |t| &t.interfaces),
+    })
+}
+
+/// Template values over type defaults; unknown keys and missing required ones are errors.
+fn merge_properties(
+    owner: &str,
+    owner_loc: Loc,
+    schema: Option<&IndexMap<String, PropertySchema>>,
+    given: &[(Key, Node)],
+    version: DslVersion,
+    diags: &mut Diagnostics,
+) -> IndexMap<String, Node> {
+    let mut out = IndexMap::new();
+    let Some(schema) = schema else {
+        for (k, v) in given {
+            out.insert(k.name.clone(), v.clone());
+        }
+        return out;
+    };
+    for (k, v) in given {
+        if schema.contains_key(&k.name) {
+            out.insert(k.name.clone(), v.clone());
+        } else {
+            diags.push(
+                Diagnostic::new(k.loc, format!("{owner} sets `{}`, which is not a property of its type", k.name))
+                    .with_help(did_you_mean(&k.name, schema.keys().map(String::as_str)).unwrap_or_else(|| {
+                        if schema.is_empty() {
+                            "its type declares no properties".to_string()
+                        } else {
+                            format!("its type declares: {}", schema.keys().cloned().collect::<Vec<_>>().join(", "))
+                        }
+                    })),
+            );
+        }
+    }
+    let mut result = IndexMap::with_capacity(schema.len());
+    for (k, s) in schema {
+        if let Some(v) = out.shift_remove(k) {
+            result.insert(k.clone(), v);
+        } else if let Some(d) = &s.default {
+            result.insert(k.clone(), d.clone());
+        } else if s.required || version < DslVersion::V1_2 {
+            diags.push(
+                Diagnostic::new(owner_loc, format!("{owner} is missing the required property `{k}`"))
+                    .with_related(s.loc, "declared here, without a default"),
+            );
+        }
+    }
+    result
+}
+
+fn check_declared_types(model: &Model, diags: &mut Diagnostics) {
+    let mut check = |schema: &PropertySchema| {
+        for t in [&schema.ty, &schema.item_type].into_iter().flatten() {
+            if !SIMPLE_TYPES.contains(&t.name.as_str()) && !model.data_types.contains_key(&t.name) {
+                let candidates = SIMPLE_TYPES.iter().copied().chain(model.data_types.keys().map(String::as_str));
+                diags.push(
+                    Diagnostic::new(t.loc, format!("unknown property type `{}`", t.name))
+                        .with_help(did_you_mean(&t.name, candidates).unwrap_or_else(|| {
+                            format!("types are {} or a declared data type", SIMPLE_TYPES.join(", "))
+                        })),
+                );
+            }
+        }
+    };
+    model.node_types.values().flat_map(|t| t.properties.values()).for_each(&mut check);
+    model.relationships.values().flat_map(|t| t.properties.values()).for_each(&mut check);
+    model.data_types.values().flat_map(|t| t.properties.values()).for_each(&mut check);
+    model.inputs.values().for_each(&mut check);
+    model.workflows.values().flat_map(|w| w.parameters.values()).for_each(&mut check);
+}
+
+struct Ctx<'a> {
+    model: &'a Model,
+    root_dir: &'a Path,
+    data_types: &'a DataTypes,
+}
+
+impl Ctx<'_> {
+    fn properties(
+        &mut self,
+        schema: Option<&IndexMap<String, PropertySchema>>,
+        raw: &IndexMap<String, Node>,
+        eval: &mut Evaluator,
+        scope: Scope,
+        diags: &mut Diagnostics,
+    ) -> Map<String, Json> {
+        let mut out = Map::new();
+        for (k, node) in raw {
+            let mut value = match scope {
+                Scope::Node(n) => eval.property(n, k, diags).unwrap_or(Json::Null),
+                _ => eval.eval(node, scope, diags),
+            };
+            if let Some(s) = schema.and_then(|s| s.get(k)) {
+                values::fill_defaults(s.ty.as_ref().map(|t| t.name.as_str()), &mut value, self.data_types);
+                let problem = values::check(s, &value, self.data_types)
+                    .err()
+                    .or_else(|| super::constraints::check(&s.constraints, &value).err());
+                if let Some(why) = problem {
+                    diags.push(Diagnostic::new(node.loc, format!("property `{k}`: {why}")).with_related(s.loc, "declared here"));
+                }
+            }
+            out.insert(k.clone(), value);
+        }
+        out
+    }
+
+    /// Template operations over type operations (Cloudify's rules), mapped and evaluated.
+    fn operations(
+        &mut self,
+        from_type: &Interfaces,
+        from_template: &Interfaces,
+        eval: &mut Evaluator,
+        scope: Scope,
+        diags: &mut Diagnostics,
+    ) -> Operations {
+        let mut out = Operations::new();
+        let mut names: Vec<(&String, &String)> = Vec::new();
+        for (iface, ops) in from_type.iter().chain(from_template.iter()) {
+            for op in ops.keys() {
+                if !names.contains(&(iface, op)) {
+                    names.push((iface, op));
+                }
+            }
+        }
+        for (iface, op) in names {
+            let t = from_type.get(iface).and_then(|o| o.get(op));
+            let m = from_template.get(iface).and_then(|o| o.get(op));
+            let merged = match (t, m) {
+                (Some(t), Some(m)) => merge_operation(t, m),
+                (Some(x), None) | (None, Some(x)) => x.clone(),
+                (None, None) => continue,
+            };
+            let type_inputs = match (t, m) {
+                (Some(t), Some(m)) if m.implementation.is_some() && m.implementation.as_ref().map(|i| &i.name) != t.implementation.as_ref().map(|i| &i.name) => None,
+                (Some(t), _) => Some(&t.inputs),
+                _ => None,
+            };
+            let Some(implementation) = &merged.implementation else { continue };
+            let Some((plugin, function, script)) = self.map_implementation(implementation, &format!("{iface}.{op}"), diags) else {
+                continue;
+            };
+            let mut inputs = Map::new();
+            if let Some(schema) = type_inputs {
+                for (k, s) in schema {
+                    if let Some(d) = input_default(s) {
+                        inputs.insert(k.name.clone(), eval.eval(d, scope, diags));
+                    }
+                }
+            }
+            for (k, v) in m.map_or(&[][..], |m| m.inputs.as_slice()) {
+                inputs.insert(k.name.clone(), eval.eval(v, scope, diags));
+            }
+            if let Some(path) = script {
+                inputs.insert("script_path".to_string(), Json::String(path));
+            }
+            out.insert(
+                format!("{iface}.{op}"),
+                Operation {
+                    plugin,
+                    implementation: function,
+                    inputs,
+                    executor: merged.executor.clone(),
+                    max_retries: merged.max_retries,
+                    retry_interval: merged.retry_interval,
+                    timeout: merged.timeout,
+                    timeout_recoverable: merged.timeout_recoverable,
+                },
+            );
+        }
+        out
+    }
+
+    /// `plugin.module.function` or a script path → (plugin, function, script path).
+    fn map_implementation(&self, implementation: &Name, op: &str, diags: &mut Diagnostics) -> Option<(String, String, Option<String>)> {
+        let text = implementation.name.as_str();
+        if let Some((plugin, function)) = text.split_once('.')
+            && self.model.plugins.contains_key(plugin)
+            && !function.is_empty()
+        {
+            return Some((plugin.to_string(), function.to_string(), None));
+        }
+        if self.root_dir.join(text).is_file() {
+            return Some(("script".to_string(), "script_runner.tasks.run".to_string(), Some(text.to_string())));
+        }
+        let prefix = text.split('.').next().unwrap_or(text);
+        let looks_like_path = text.contains('/') || text.ends_with(".sh") || text.ends_with(".py");
+        let mut d = Diagnostic::new(
+            implementation.loc,
+            if looks_like_path {
+                format!("operation `{op}` runs the script `{text}`, which does not exist relative to the blueprint")
+            } else {
+                format!("operation `{op}` maps to `{text}`, but no plugin `{prefix}` is declared and no such file exists")
+            },
+        );
+        if looks_like_path {
+            d = d.with_help(format!("looked for {}", self.root_dir.join(text).display()));
+        } else {
+            d = d.with_help(did_you_mean(prefix, self.model.plugins.keys().map(String::as_str)).unwrap_or_else(|| {
+                format!("declared plugins: {}", self.model.plugins.keys().cloned().collect::<Vec<_>>().join(", "))
+            }));
+        }
+        diags.push(d);
+        None
+    }
+
+    fn relationships(
+        &mut self,
+        idx: usize,
+        name: &str,
+        template: &NodeTemplate,
+        node_index: &IndexMap<String, usize>,
+        eval: &mut Evaluator,
+        diags: &mut Diagnostics,
+    ) -> Vec<CompiledRelationship> {
+        let mut out = Vec::new();
+        let mut contained: Vec<Loc> = Vec::new();
+        for rel in &template.relationships {
+            let Some(target) = node_index.get(&rel.target.name).copied() else {
+                diags.push(
+                    Diagnostic::new(rel.target.loc, format!("relationship target `{}` of node `{name}` is not a node template", rel.target.name))
+                        .with_help_opt(did_you_mean(&rel.target.name, node_index.keys().map(String::as_str))),
+                );
+                continue;
+            };
+            if target == idx {
+                diags.error(rel.target.loc, format!("node `{name}` has a relationship to itself"));
+                continue;
+            }
+            if !self.model.relationships.contains_key(&rel.ty.name) {
+                diags.push(
+                    Diagnostic::new(rel.ty.loc, format!("unknown relationship type `{}`", rel.ty.name))
+                        .with_help_opt(did_you_mean(&rel.ty.name, self.model.relationships.keys().map(String::as_str))),
+                );
+                continue;
+            }
+            let Some(c) = chain(&rel.ty.name, &self.model.relationships) else { continue };
+            let schema = merged_properties(&c, &self.model.relationships, |r| &r.properties);
+            let scope = Scope::Relationship { source: idx, target };
+            let raw = merge_properties(&format!("a relationship of node `{name}`"), rel.loc, Some(&schema), &rel.properties, self.model.version, diags);
+            let properties = self.properties(Some(&schema), &raw, eval, scope, diags);
+            let connection = match properties.get("connection_type").and_then(Json::as_str) {
+                None | Some("all_to_all") => ConnectionType::AllToAll,
+                Some("all_to_one") => ConnectionType::AllToOne,
+                Some(other) => {
+                    let loc = raw.get("connection_type").map_or(rel.loc, |n| n.loc);
+                    diags.push(
+                        Diagnostic::new(loc, format!("unknown connection_type `{other}`"))
+                            .with_help(did_you_mean(other, ["all_to_all", "all_to_one"]).unwrap_or_else(|| "use `all_to_all` or `all_to_one`".to_string())),
+                    );
+                    ConnectionType::AllToAll
+                }
+            };
+            let src_type = merged_interfaces(&c, &self.model.relationships, |r| &r.source_interfaces);
+            let tgt_type = merged_interfaces(&c, &self.model.relationships, |r| &r.target_interfaces);
+            let source_operations = self.operations(&src_type, &rel.source_interfaces, eval, scope, diags);
+            let target_operations = self.operations(&tgt_type, &rel.target_interfaces, eval, scope, diags);
+            let hierarchy: Vec<String> = c.iter().map(|s| s.to_string()).collect();
+            if hierarchy.iter().any(|t| t == "cloudify.relationships.contained_in") {
+                contained.push(rel.loc);
+            }
+            out.push(CompiledRelationship {
+                loc: rel.loc,
+                type_name: rel.ty.name.clone(),
+                type_hierarchy: hierarchy,
+                target,
+                properties,
+                source_operations,
+                target_operations,
+                connection,
+            });
+        }
+        if contained.len() > 1 {
+            let mut d = Diagnostic::new(contained[1], format!("node `{name}` has more than one relationship derived from contained_in"))
+                .with_help("a node can be contained in one node only; use connected_to for the others");
+            d = d.with_related(contained[0], "first contained_in here");
+            diags.push(d);
+        }
+        out
+    }
+
+    fn counts(&mut self, spec: &ScalableSpec, loc: Loc, eval: &mut Evaluator, diags: &mut Diagnostics) -> Counts {
+        let mut read = |node: &Option<Node>, what: &str, unbounded_ok: bool, diags: &mut Diagnostics| -> Option<Option<u32>> {
+            let node = node.as_ref()?;
+            let value = eval.eval(node, Scope::Global, diags);
+            match &value {
+                Json::Number(n) if n.as_i64() == Some(-1) && unbounded_ok => Some(None),
+                Json::String(s) if s == "UNBOUNDED" && unbounded_ok => Some(None),
+                Json::Number(n) => match n.as_u64().and_then(|v| u32::try_from(v).ok()) {
+                    Some(v) => Some(Some(v)),
+                    None => {
+                        diags.error(node.loc, format!("`{what}` must be a non-negative integer, found {}", values::describe(&value)));
+                        None
+                    }
+                },
+                _ => {
+                    diags.error(node.loc, format!("`{what}` must be a non-negative integer, found {}", values::describe(&value)));
+                    None
+                }
+            }
+        };
+        let default = read(&spec.default, "default_instances", false, diags).flatten();
+        let min = read(&spec.min, "min_instances", false, diags).flatten();
+        let max = read(&spec.max, "max_instances", true, diags);
+        let counts = Counts { default: default.unwrap_or(1), min: min.unwrap_or(0), max: max.flatten() };
+        check_counts(counts, spec.default.as_ref().map_or(loc, |n| n.loc), diags);
+        counts
+    }
+
+    fn policies(&mut self, eval: &mut Evaluator, diags: &mut Diagnostics) -> (IndexMap<String, ScalingPolicy>, IndexMap<String, Json>) {
+        let mut scaling = IndexMap::new();
+        let mut others = IndexMap::new();
+        for (name, p) in &self.model.policies {
+            for t in &p.targets {
+                if !self.model.groups.contains_key(&t.name) {
+                    diags.push(
+                        Diagnostic::new(t.loc, format!("target `{}` of policy `{name}` is not a group", t.name))
+                            .with_help_opt(did_you_mean(&t.name, self.model.groups.keys().map(String::as_str))),
+                    );
+                }
+            }
+            let props: IndexMap<String, Node> = p.properties.iter().map(|(k, v)| (k.name.clone(), v.clone())).collect();
+            if p.ty.name == SCALING_POLICY {
+                for (k, _) in &p.properties {
+                    if !["default_instances", "min_instances", "max_instances", "current_instances", "planned_instances"].contains(&k.name.as_str()) {
+                        diags.push(
+                            Diagnostic::new(k.loc, format!("unknown property `{}` of a scaling policy", k.name))
+                                .with_help_opt(did_you_mean(&k.name, ["default_instances", "min_instances", "max_instances"])),
+                        );
+                    }
+                }
+                let spec = ScalableSpec {
+                    default: props.get("default_instances").cloned(),
+                    min: props.get("min_instances").cloned(),
+                    max: props.get("max_instances").cloned(),
+                };
+                let counts = self.counts(&spec, p.loc, eval, diags);
+                scaling.insert(name.clone(), ScalingPolicy { loc: p.loc, targets: p.targets.iter().map(|t| (t.name.clone(), t.loc)).collect(), counts });
+            } else if self.model.policy_types.contains_key(&p.ty.name) {
+                let properties: Map<String, Json> = props.iter().map(|(k, v)| (k.clone(), eval.eval(v, Scope::Global, diags))).collect();
+                others.insert(
+                    name.clone(),
+                    serde_json::json!({
+                        "type": p.ty.name,
+                        "properties": properties,
+                        "targets": p.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                    }),
+                );
+            } else {
+                let candidates = std::iter::once(SCALING_POLICY).chain(self.model.policy_types.keys().map(String::as_str));
+                diags.push(
+                    Diagnostic::new(p.ty.loc, format!("policy `{name}` has the unknown type `{}`", p.ty.name))
+                        .with_help(did_you_mean(&p.ty.name, candidates).unwrap_or_else(|| format!("use `{SCALING_POLICY}` or a type declared in policy_types"))),
+                );
+            }
+        }
+        (scaling, others)
+    }
+
+    fn workflows(&mut self, diags: &mut Diagnostics) -> IndexMap<String, CompiledWorkflow> {
+        let mut out = IndexMap::new();
+        for (name, w) in &self.model.workflows {
+            let text = w.mapping.name.as_str();
+            let (plugin, operation) = match text.split_once('.') {
+                Some((p, op)) if self.model.plugins.contains_key(p) && !op.is_empty() => (p.to_string(), op.to_string()),
+                _ if self.root_dir.join(text).is_file() => ("script".to_string(), text.to_string()),
+                _ => {
+                    let prefix = text.split('.').next().unwrap_or(text);
+                    diags.push(
+                        Diagnostic::new(w.mapping.loc, format!("workflow `{name}` maps to `{text}`, but no plugin `{prefix}` is declared and no such file exists"))
+                            .with_help_opt(did_you_mean(prefix, self.model.plugins.keys().map(String::as_str))),
+                    );
+                    continue;
+                }
+            };
+            let parameters = w
+                .parameters
+                .iter()
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        Parameter {
+                            ty: s.ty.as_ref().map(|t| t.name.clone()),
+                            default: s.default.as_ref().map(Node::to_json),
+                            description: s.description.clone(),
+                            required: s.required && s.default.is_none(),
+                        },
+                    )
+                })
+                .collect();
+            out.insert(name.clone(), CompiledWorkflow { plugin, operation, parameters });
+        }
+        out
+    }
+}
+
+/// min ≤ default ≤ max, with a message that shows the numbers.
+pub fn check_counts(c: Counts, loc: Loc, diags: &mut Diagnostics) {
+    if c.default < c.min {
+        diags.error(loc, format!("default_instances {} is below min_instances {}", c.default, c.min));
+    }
+    if let Some(max) = c.max {
+        if c.default > max {
+            diags.error(loc, format!("default_instances {} is above max_instances {max}", c.default));
+        }
+        if c.min > max {
+            diags.error(loc, format!("min_instances {} is above max_instances {max}", c.min));
+        }
+    }
+}
+
+/// The default of an operation input declared in a type: `{type, default, …}` or a bare value.
+fn input_default(schema: &Node) -> Option<&Node> {
+    match &schema.value {
+        Value::Map(entries)
+            if !entries.is_empty()
+                && entries.iter().all(|(k, _)| ["type", "default", "description", "required"].contains(&k.name.as_str())) =>
+        {
+            schema.get("default")
+        }
+        _ => Some(schema),
+    }
+}
+
+/// A template's operation laid over the type's: same or no implementation keeps the type's
+/// implementation (inputs are laid over in `operations`); retries and timeouts come from the
+/// template when set.
+fn merge_operation(t: &OperationDef, m: &OperationDef) -> OperationDef {
+    let same = m.implementation.is_none() || m.implementation.as_ref().map(|i| &i.name) == t.implementation.as_ref().map(|i| &i.name);
+    OperationDef {
+        loc: m.loc,
+        implementation: if same { t.implementation.clone() } else { m.implementation.clone() },
+        inputs: m.inputs.clone(),
+        executor: m.executor.clone().or_else(|| t.executor.clone()),
+        max_retries: m.max_retries.or(t.max_retries),
+        retry_interval: m.retry_interval.or(t.retry_interval),
+        timeout: m.timeout.or(t.timeout),
+        timeout_recoverable: m.timeout_recoverable.or(t.timeout_recoverable),
+    }
+}

@@ -1,0 +1,155 @@
+//! The compiled blueprint: the DSL stage's output and the plan stage's input.
+//!
+//! Everything here is resolved: types flattened into hierarchies, properties merged with their
+//! defaults and evaluated (runtime functions kept as JSON), operations mapped to a plugin and
+//! function, relationship targets turned into node indexes, instance counts into integers.
+//! It is plain data: no locations are needed past this point except for plan-level errors, so
+//! nodes keep the location of their template.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use super::version::DslVersion;
+use crate::load::source::Loc;
+
+/// The name of a node template; unique within a blueprint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct NodeId(pub String);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Instance counts of a node or scaling group. `max: None` is unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub default: u32,
+    pub min: u32,
+    pub max: Option<u32>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts { default: 1, min: 0, max: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionType {
+    AllToAll,
+    AllToOne,
+}
+
+/// An operation ready to run: which plugin, which function, with which inputs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Operation {
+    pub plugin: String,
+    /// `module.function` within the plugin (`script_runner.tasks.run` for scripts).
+    pub implementation: String,
+    pub inputs: Map<String, Json>,
+    pub executor: Option<String>,
+    pub max_retries: Option<i64>,
+    pub retry_interval: Option<f64>,
+    pub timeout: Option<f64>,
+    pub timeout_recoverable: Option<bool>,
+}
+
+/// `interface.operation` → operation; operations with no implementation are absent.
+pub type Operations = IndexMap<String, Operation>;
+
+#[derive(Debug, Clone)]
+pub struct CompiledRelationship {
+    pub loc: Loc,
+    pub type_name: String,
+    /// Root first, the relationship's own type last.
+    pub type_hierarchy: Vec<String>,
+    pub target: usize,
+    pub properties: Map<String, Json>,
+    pub source_operations: Operations,
+    pub target_operations: Operations,
+    pub connection: ConnectionType,
+}
+
+impl CompiledRelationship {
+    pub fn is_contained_in(&self) -> bool {
+        self.type_hierarchy
+            .iter()
+            .any(|t| t == "cloudify.relationships.contained_in")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledNode {
+    pub id: NodeId,
+    pub loc: Loc,
+    pub type_name: String,
+    pub type_hierarchy: Vec<String>,
+    pub properties: Map<String, Json>,
+    pub operations: Operations,
+    pub relationships: Vec<CompiledRelationship>,
+    pub counts: Counts,
+    /// The node this one is contained in, if any.
+    pub contained_in: Option<usize>,
+}
+
+impl CompiledNode {
+    pub fn is_compute(&self) -> bool {
+        self.type_hierarchy.iter().any(|t| t == "cloudify.nodes.Compute")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledGroup {
+    pub loc: Loc,
+    /// Member names with their locations (nodes or other groups).
+    pub members: Vec<(String, Loc)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScalingPolicy {
+    pub loc: Loc,
+    pub targets: Vec<(String, Loc)>,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Parameter {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub ty: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompiledWorkflow {
+    pub plugin: String,
+    pub operation: String,
+    pub parameters: IndexMap<String, Parameter>,
+}
+
+/// A validated, resolved blueprint with its inputs applied.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub version: DslVersion,
+    pub description: Option<String>,
+    pub inputs: IndexMap<String, Json>,
+    pub nodes: Vec<CompiledNode>,
+    pub node_index: IndexMap<String, usize>,
+    pub groups: IndexMap<String, CompiledGroup>,
+    pub scaling_policies: IndexMap<String, ScalingPolicy>,
+    /// Policies other than scaling ones, for the policy engine: `{type, properties, targets}`.
+    pub policies: IndexMap<String, Json>,
+    pub workflows: IndexMap<String, CompiledWorkflow>,
+    pub outputs: IndexMap<String, Json>,
+    pub capabilities: IndexMap<String, Json>,
+}

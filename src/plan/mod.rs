@@ -1,0 +1,101 @@
+//! Plan: a compiled blueprint → node instances and their relationship instances.
+//!
+//! `build` checks the node graph for dependency cycles ([`graph`]), arranges nodes and scaling
+//! groups into the containment tree ([`tree`]) and generates instances ([`instances`]). The
+//! [`Plan`] keeps that tree and per-node/per-group instance lists, so a later modification
+//! (scaling) can add or remove instances under one parent instance without rebuilding the rest.
+//! The plan never performs I/O; [`render`] turns it into JSON, text or Graphviz.
+
+pub mod graph;
+pub mod ids;
+pub mod instances;
+pub mod render;
+pub mod tree;
+
+use crate::diag::Diagnostics;
+use crate::dsl::Compiled;
+pub use ids::{IdMaker, InstanceId};
+pub use tree::{Entity, Tree};
+
+/// Where an instance hangs in the instance tree: under a node instance or a group instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Node(u32),
+    Group(u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInstance {
+    pub id: InstanceId,
+    /// Index of the node in `Compiled::nodes`.
+    pub node: usize,
+    pub parent: Option<Slot>,
+    /// The instance this one is contained in.
+    pub contained_in: Option<u32>,
+    /// The Compute instance hosting this one (itself for a Compute node).
+    pub host: Option<u32>,
+    pub relationships: Vec<RelationshipInstance>,
+    /// Scaling-group instances this instance is a member of, innermost first.
+    pub scaling_groups: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelationshipInstance {
+    /// Index into the source node's `relationships`.
+    pub relationship: usize,
+    /// Index of the target node instance.
+    pub target: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupInstance {
+    pub id: InstanceId,
+    pub group: usize,
+    pub parent: Option<Slot>,
+}
+
+/// The node-instance plan of a deployment.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub tree: Tree,
+    pub instances: Vec<NodeInstance>,
+    pub group_instances: Vec<GroupInstance>,
+    /// Node index → its instances.
+    pub by_node: Vec<Vec<u32>>,
+    /// Scaling-group index → its instances.
+    pub by_group: Vec<Vec<u32>>,
+    /// Node indexes, every node after the nodes it has relationships to.
+    pub install_order: Vec<usize>,
+}
+
+/// Build the plan with fresh random ids. `None` when the blueprint cannot be planned, or when
+/// `diags` already held errors (the structure is still checked, so its errors are reported too).
+pub fn build(c: &Compiled, diags: &mut Diagnostics) -> Option<Plan> {
+    build_with(c, &mut IdMaker::new(), diags)
+}
+
+pub fn build_with(c: &Compiled, ids: &mut IdMaker, diags: &mut Diagnostics) -> Option<Plan> {
+    let had_errors = !diags.is_empty();
+    let graph = graph::NodeGraph::new(c);
+    if !graph.check_cycles(c, diags) {
+        return None;
+    }
+    let tree = tree::build(c, diags)?;
+    if had_errors || !diags.is_empty() {
+        return None;
+    }
+    Some(instances::generate(c, tree, graph.install_order(), ids))
+}
+
+impl Plan {
+    /// Host node of a node: the nearest Compute along `contained_in`, itself included.
+    pub fn host_node(c: &Compiled, mut node: usize) -> Option<usize> {
+        for _ in 0..=c.nodes.len() {
+            if c.nodes[node].is_compute() {
+                return Some(node);
+            }
+            node = c.nodes[node].contained_in?;
+        }
+        None
+    }
+}
