@@ -40,10 +40,9 @@ pub fn open_str(path: &Path, text: &str, given: &GivenInputs) -> Result<Blueprin
 
 fn finish(loaded: load::Loaded, mut diags: Diagnostics, given: &GivenInputs) -> Result<Blueprint, Error> {
     let compiled = dsl::compile(&loaded, given, &mut diags);
-    let plan = match (&compiled, diags.is_empty()) {
-        (Some(c), true) => plan::build(c, &mut diags),
-        _ => None,
-    };
+    // Planning checks structure (cycles, groups) even when compiling found errors, so the
+    // user sees those too; it generates instances only for a clean blueprint.
+    let plan = compiled.as_ref().and_then(|c| plan::build(c, &mut diags));
     match (compiled, plan) {
         (Some(compiled), Some(plan)) if diags.is_empty() => Ok(Blueprint { compiled, plan }),
         _ => Err(Error::Invalid(Box::new(Report::new(loaded.sources, diags)))),

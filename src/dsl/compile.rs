@@ -249,11 +249,17 @@ impl Ctx<'_> {
     ) -> Map<String, Json> {
         let mut out = Map::new();
         for (k, node) in raw {
+            let errors_before = diags.len();
             let mut value = match scope {
                 Scope::Node(n) => eval.property(n, k, diags).unwrap_or(Json::Null),
                 _ => eval.eval(node, scope, diags),
             };
-            if let Some(s) = schema.and_then(|s| s.get(k)) {
+            // A value whose evaluation failed was already reported; don't add a type cascade.
+            let failed = match scope {
+                Scope::Node(n) => eval.property_failed(n, k),
+                _ => false,
+            };
+            if let Some(s) = schema.and_then(|s| s.get(k)).filter(|_| !failed && diags.len() == errors_before) {
                 values::fill_defaults(s.ty.as_ref().map(|t| t.name.as_str()), &mut value, self.data_types);
                 let problem = values::check(s, &value, self.data_types)
                     .err()

@@ -69,6 +69,8 @@ pub struct Evaluator<'a> {
     /// Per node: properties after merging type defaults with template values, unevaluated.
     pub properties: &'a [IndexMap<String, Node>],
     cache: HashMap<(usize, String), Json>,
+    /// Properties whose evaluation reported an error (their value is a placeholder).
+    failed: std::collections::HashSet<(usize, String)>,
     stack: Vec<(usize, String)>,
 }
 
@@ -85,6 +87,7 @@ impl<'a> Evaluator<'a> {
             node_names,
             properties,
             cache: HashMap::new(),
+            failed: std::collections::HashSet::new(),
             stack: Vec::new(),
         }
     }
@@ -110,13 +113,23 @@ impl<'a> Evaluator<'a> {
                 raw.loc,
                 format!("circular get_property reference: {}", cycle.join(" -> ")),
             ));
+            self.failed.extend(self.stack[pos..].iter().cloned());
             return Some(Json::Null);
         }
         self.stack.push(key.clone());
+        let errors_before = diags.len();
         let value = self.eval(raw, Scope::Node(node), diags);
         self.stack.pop();
+        if diags.len() > errors_before {
+            self.failed.insert(key.clone());
+        }
         self.cache.insert(key, value.clone());
         Some(value)
+    }
+
+    /// True when evaluating the property reported an error (so its value is not checked).
+    pub fn property_failed(&self, node: usize, name: &str) -> bool {
+        self.failed.contains(&(node, name.to_string()))
     }
 
     /// Evaluate a value: plan-time functions are applied, runtime ones kept.

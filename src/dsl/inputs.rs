@@ -146,7 +146,10 @@ pub fn resolve(
             (Some(g), _) if g.from_text => convert(g.value.as_str().unwrap_or(""), ty),
             (Some(g), _) => g.value.clone(),
             (None, Some(default)) => default.to_json(),
-            (None, None) if !schema.required => Json::Null,
+            (None, None) if !schema.required => {
+                values.insert(name.clone(), Json::Null);
+                continue;
+            }
             (None, None) => {
                 missing.push((name.as_str(), schema.loc));
                 continue;

@@ -60,7 +60,9 @@ pub fn check_chains<T: Inherits>(what: &str, defs: &IndexMap<String, T>, diags: 
         let mut current = parent;
         loop {
             if let Some(pos) = seen.iter().position(|n| *n == current.name) {
-                if pos == 0 {
+                // Report a cycle once, at its member declared first.
+                let first_declared = seen.iter().all(|n| defs.get_index_of(*n) >= defs.get_index_of(name.as_str()));
+                if pos == 0 && first_declared {
                     let mut cycle: Vec<&str> = seen.clone();
                     cycle.push(&current.name);
                     diags.push(Diagnostic::new(

@@ -183,6 +183,9 @@ impl Loader {
         };
         match resolved {
             Ok((origin, name, text)) => {
+                // Built-in files define only `cloudify.*` names, which namespaces never prefix:
+                // one copy serves every namespace.
+                let namespace = None;
                 if self.seen.insert((origin.clone(), namespace.clone())) {
                     self.add(origin, name, text.to_string(), namespace, false);
                 }
@@ -208,13 +211,25 @@ impl Loader {
             return;
         }
         match std::fs::read_to_string(&path) {
-            Ok(text) => self.add(origin, path.display().to_string(), text, namespace, false),
+            Ok(text) => self.add(origin, display_path(&path), text, namespace, false),
             Err(e) => self.diags.push(
                 Diagnostic::new(loc, format!("cannot import `{import}`: {e}"))
                     .with_help(format!("looked for {}", path.display())),
             ),
         }
     }
+}
+
+/// A path as users should read it: relative to the working directory when inside it.
+fn display_path(path: &Path) -> String {
+    let path = canonical(path);
+    std::env::current_dir()
+        .ok()
+        .map(|d| canonical(&d))
+        .and_then(|d| path.strip_prefix(d).ok().map(Path::to_path_buf))
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn canonical(path: &Path) -> PathBuf {

@@ -137,15 +137,14 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
             },
         ))),
         Err(e) => {
-            let loc = e
-                .location()
-                .map(|l| to_loc(&l, 1))
-                .unwrap_or(Loc {
-                    file,
-                    line: 1,
-                    col: 1,
-                    ..Loc::default()
-                });
+            let mut loc = e.location().map(|l| to_loc(&l, 1)).unwrap_or(Loc {
+                file,
+                line: 1,
+                col: 1,
+                ..Loc::default()
+            });
+            // Error locations may lack a byte offset; derive it so snippets point right.
+            loc.offset = byte_offset(text, loc.line, loc.col);
             Err(SyntaxError {
                 message: first_line(&e.to_string()),
                 loc,
@@ -154,10 +153,27 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
     }
 }
 
-/// serde-saphyr's messages may carry their own location suffix and snippet; we render our own.
+/// serde-saphyr's messages may carry their own location suffix, snippet and advice about its
+/// options; we render our own location and keep only what is wrong.
 fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message).trim();
-    line.split(" at line ").next().unwrap_or(line).to_string()
+    let line = line.split(" at line ").next().unwrap_or(line);
+    line.split(", set DuplicateKeyPolicy").next().unwrap_or(line).to_string()
+}
+
+/// Byte offset of a 1-based line and character column.
+fn byte_offset(text: &str, line: u32, col: u32) -> u32 {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let within: usize = text[start.min(text.len())..]
+        .chars()
+        .take(col.saturating_sub(1) as usize)
+        .map(char::len_utf8)
+        .sum();
+    (start + within).min(text.len()) as u32
 }
 
 thread_local! {

@@ -1,0 +1,3 @@
+#!/bin/bash
+ctx logger info "creating $(ctx node id)"
+ctx instance runtime-properties created true
