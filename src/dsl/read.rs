@@ -46,12 +46,22 @@ const TOP_LEVEL: &[(&str, DslVersion)] = &[
     ("resource_tags", V1_3),
 ];
 
+/// Keys of a property definition in a node, relationship or data type (Cloudify allows no
+/// constraints or item_type there).
 const PROPERTY_KEYS: &[(&str, DslVersion)] = &[
     ("type", V1_0),
     ("default", V1_0),
     ("description", V1_0),
     ("required", V1_2),
-    ("constraints", V1_2),
+];
+
+/// Keys of an input or workflow parameter definition.
+const INPUT_KEYS: &[(&str, DslVersion)] = &[
+    ("type", V1_0),
+    ("default", V1_0),
+    ("description", V1_0),
+    ("required", V1_2),
+    ("constraints", V1_3),
     ("item_type", V1_4),
     ("display_label", V1_3),
     ("hidden", V1_3),
@@ -583,7 +593,8 @@ impl<'d> Reader<'d> {
     }
 
     fn property_schema(&mut self, n: &Node, doc: &Doc, what: &str) -> PropertySchema {
-        let e = self.fields(n, PROPERTY_KEYS, &format!("a {what} definition"), doc);
+        let keys = if what == "property" { PROPERTY_KEYS } else { INPUT_KEYS };
+        let e = self.fields(n, keys, &format!("a {what} definition"), doc);
         let required = e.get("required").and_then(|r| self.boolean(r, "required")).unwrap_or(true);
         let constraints = match e.get("constraints") {
             Some(c) => super::constraints::read(c, self.diags),
