@@ -38,7 +38,11 @@ pub fn open_str(path: &Path, text: &str, given: &GivenInputs) -> Result<Blueprin
     finish(loaded, diags, given)
 }
 
-fn finish(loaded: load::Loaded, mut diags: Diagnostics, given: &GivenInputs) -> Result<Blueprint, Error> {
+fn finish(
+    loaded: load::Loaded,
+    mut diags: Diagnostics,
+    given: &GivenInputs,
+) -> Result<Blueprint, Error> {
     let compiled = dsl::compile(&loaded, given, &mut diags);
     // Planning checks structure (cycles, groups) even when compiling found errors, so the
     // user sees those too; it generates instances only for a clean blueprint.

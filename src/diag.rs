@@ -106,12 +106,19 @@ impl Report {
     pub fn plain(&self) -> String {
         let mut out = String::new();
         for d in &self.diagnostics {
-            out.push_str(&format!("{}: error: {}\n", self.sources.describe(d.loc), d.message));
+            out.push_str(&format!(
+                "{}: error: {}\n",
+                self.sources.describe(d.loc),
+                d.message
+            ));
             if let Some(help) = &d.help {
                 out.push_str(&format!("  help: {help}\n"));
             }
             for (loc, what) in &d.related {
-                out.push_str(&format!("  note: {}: {what}\n", self.sources.describe(*loc)));
+                out.push_str(&format!(
+                    "  note: {}: {what}\n",
+                    self.sources.describe(*loc)
+                ));
             }
         }
         out
@@ -216,13 +223,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }

@@ -11,7 +11,9 @@ use windlass::dsl::inputs;
 use windlass::plan::render;
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -24,7 +26,10 @@ fn corpus(dir: &str) -> Vec<PathBuf> {
 /// `# key: value` header lines.
 fn headers(text: &str, key: &str) -> Vec<String> {
     let prefix = format!("# {key}: ");
-    text.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect()
 }
 
 fn pairs(spec: &str) -> Vec<(String, usize)> {
@@ -55,28 +60,48 @@ fn valid_blueprints_plan_as_their_headers_say() {
         let mut distinct: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
         for inst in instances {
             let node = inst["node_id"].as_str().unwrap().to_string();
-            assert!(inst["id"].as_str().unwrap().starts_with(&format!("{node}_")));
+            assert!(
+                inst["id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{node}_"))
+            );
             *per_node.entry(node.clone()).or_default() += 1;
             for r in inst["relationships"].as_array().unwrap() {
                 let key = format!("{node}->{}", r["target_name"].as_str().unwrap());
                 *links.entry(key.clone()).or_default() += 1;
-                distinct.entry(key).or_default().insert(r["target_id"].as_str().unwrap().to_string());
+                distinct
+                    .entry(key)
+                    .or_default()
+                    .insert(r["target_id"].as_str().unwrap().to_string());
             }
         }
         let name = path.file_name().unwrap().to_string_lossy();
         for spec in headers(&text, "expect-instances") {
             for (node, n) in pairs(&spec) {
-                assert_eq!(per_node.get(&node).copied().unwrap_or(0), n, "{name}: instances of {node}");
+                assert_eq!(
+                    per_node.get(&node).copied().unwrap_or(0),
+                    n,
+                    "{name}: instances of {node}"
+                );
             }
         }
         for spec in headers(&text, "expect-links") {
             for (key, n) in pairs(&spec) {
-                assert_eq!(links.get(&key).copied().unwrap_or(0), n, "{name}: relationship instances {key}");
+                assert_eq!(
+                    links.get(&key).copied().unwrap_or(0),
+                    n,
+                    "{name}: relationship instances {key}"
+                );
             }
         }
         for spec in headers(&text, "expect-distinct-targets") {
             for (key, n) in pairs(&spec) {
-                assert_eq!(distinct.get(&key).map_or(0, |s| s.len()), n, "{name}: distinct targets {key}");
+                assert_eq!(
+                    distinct.get(&key).map_or(0, |s| s.len()),
+                    n,
+                    "{name}: distinct targets {key}"
+                );
             }
         }
         for spec in headers(&text, "expect-groups") {
@@ -84,7 +109,7 @@ fn valid_blueprints_plan_as_their_headers_say() {
                 let ids: std::collections::BTreeSet<&str> = instances
                     .iter()
                     .flat_map(|i| i["scaling_groups"].as_array().unwrap())
-                    .filter(|g| g["name"] == Json::from(group.as_str()))
+                    .filter(|g| g["name"] == group.as_str())
                     .map(|g| g["id"].as_str().unwrap())
                     .collect();
                 assert_eq!(ids.len(), n, "{name}: instances of scaling group {group}");
@@ -111,7 +136,14 @@ fn invalid_blueprints_report_every_error_with_its_location() {
             .diagnostics
             .iter()
             .map(|d| {
-                let file = report.sources.get(d.loc.file).name.rsplit('/').next().unwrap().to_string();
+                let file = report
+                    .sources
+                    .get(d.loc.file)
+                    .name
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string();
                 format!("{file}:{}:{}: {}", d.loc.line, d.loc.col, d.message)
             })
             .collect();
@@ -121,24 +153,64 @@ fn invalid_blueprints_report_every_error_with_its_location() {
 
 #[test]
 fn plan_json_has_the_documented_shape() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid/v12_scaling_group.yaml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid/v12_scaling_group.yaml");
     let bp = blueprint::open(&path, &Default::default()).unwrap();
     let plan = render::json(&bp.compiled, &bp.plan);
     let keys = |v: &Json| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
-    assert_eq!(keys(&plan), ["nodes", "node_instances", "scaling_groups", "workflows", "inputs", "outputs"]);
+    assert_eq!(
+        keys(&plan),
+        [
+            "nodes",
+            "node_instances",
+            "scaling_groups",
+            "workflows",
+            "inputs",
+            "outputs"
+        ]
+    );
     assert_eq!(
         keys(&plan["nodes"][0]),
         [
-            "id", "type", "type_hierarchy", "properties", "number_of_instances", "min_number_of_instances",
-            "max_number_of_instances", "host_id", "relationships"
+            "id",
+            "type",
+            "type_hierarchy",
+            "properties",
+            "number_of_instances",
+            "min_number_of_instances",
+            "max_number_of_instances",
+            "host_id",
+            "relationships"
         ]
     );
-    assert_eq!(keys(&plan["node_instances"][0]), ["id", "node_id", "host_id", "relationships", "scaling_groups"]);
-    let db = plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "db").unwrap();
+    assert_eq!(
+        keys(&plan["node_instances"][0]),
+        [
+            "id",
+            "node_id",
+            "host_id",
+            "relationships",
+            "scaling_groups"
+        ]
+    );
+    let db = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "db")
+        .unwrap();
     assert_eq!(db["host_id"], "vm");
     assert_eq!(db["type_hierarchy"][0], "cloudify.nodes.Root");
-    let rel = &plan["node_instances"].as_array().unwrap().iter().find(|n| n["node_id"] == "app").unwrap()["relationships"];
+    let rel = &plan["node_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == "app")
+        .unwrap()["relationships"];
     assert_eq!(keys(&rel[0]), ["type", "target_name", "target_id"]);
-    assert_eq!(plan["scaling_groups"]["g"]["properties"]["max_instances"], 5);
+    assert_eq!(
+        plan["scaling_groups"]["g"]["properties"]["max_instances"],
+        5
+    );
     assert!(plan["workflows"]["install"].is_object());
 }

@@ -18,7 +18,11 @@ use crate::blueprint::{self, Blueprint, Error};
 use crate::dsl::inputs;
 
 #[derive(Debug, Parser)]
-#[command(name = "windlass", version, about = "Plan and run Cloudify-DSL blueprints")]
+#[command(
+    name = "windlass",
+    version,
+    about = "Plan and run Cloudify-DSL blueprints"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -7,7 +7,9 @@
 //! over type and mapped to a plugin or a script; relationships, instance counts, groups,
 //! policies, workflows and outputs follow. Every problem is collected; none stops the rest.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::rc::Rc;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
@@ -25,7 +27,13 @@ use crate::load::yaml::{Key, Node, Value};
 
 const SCALING_POLICY: &str = "cloudify.policies.scaling";
 
-pub fn compile(model: &Model, given: &GivenInputs, root_dir: &Path, inputs_loc: Loc, diags: &mut Diagnostics) -> Compiled {
+pub fn compile(
+    model: &Model,
+    given: &GivenInputs,
+    root_dir: &Path,
+    inputs_loc: Loc,
+    diags: &mut Diagnostics,
+) -> Compiled {
     check_chains("node type", &model.node_types, diags);
     check_chains("relationship type", &model.relationships, diags);
     check_chains("data type", &model.data_types, diags);
@@ -35,20 +43,36 @@ pub fn compile(model: &Model, given: &GivenInputs, root_dir: &Path, inputs_loc: 
         .keys()
         .filter_map(|name| {
             let c = chain(name, &model.data_types)?;
-            Some((name.clone(), merged_properties(&c, &model.data_types, |d| &d.properties)))
+            Some((
+                name.clone(),
+                merged_properties(&c, &model.data_types, |d| &d.properties),
+            ))
         })
         .collect();
     check_declared_types(model, diags);
 
     let inputs = inputs::resolve(&model.inputs, given, &data_types, inputs_loc, diags);
-    let node_index: IndexMap<String, usize> =
-        model.node_templates.keys().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+    let node_index: IndexMap<String, usize> = model
+        .node_templates
+        .keys()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i))
+        .collect();
 
-    // Pass 1: merge every template's properties with its type's schema.
+    // Pass 1: merge every template's properties with its type's schema. Types are resolved
+    // once each and shared: thousands of templates typically use a handful of types.
+    let mut type_cache: HashMap<&str, Option<Rc<ResolvedType>>> = HashMap::new();
     let mut resolved_types = Vec::with_capacity(model.node_templates.len());
     let mut raw_properties = Vec::with_capacity(model.node_templates.len());
     for (name, template) in &model.node_templates {
-        let resolved = resolve_node_type(name, template, model, diags);
+        let resolved = match type_cache.get(template.ty.name.as_str()) {
+            Some(r) if r.is_some() => r.clone(),
+            _ => {
+                let r = resolve_node_type(name, template, model, diags).map(Rc::new);
+                type_cache.insert(&template.ty.name, r.clone());
+                r
+            }
+        };
         let schema = resolved.as_ref().map(|r| &r.properties);
         raw_properties.push(merge_properties(
             &format!("node `{name}`"),
@@ -63,9 +87,15 @@ pub fn compile(model: &Model, given: &GivenInputs, root_dir: &Path, inputs_loc: 
 
     // Pass 2: evaluate and check, now that get_property can see every node.
     let mut eval = Evaluator::new(model.version, &inputs, &node_index, &raw_properties);
-    let mut ctx = Ctx { model, root_dir, data_types: &data_types };
+    let mut ctx = Ctx {
+        model,
+        root_dir,
+        data_types: &data_types,
+    };
     let mut nodes = Vec::with_capacity(model.node_templates.len());
-    for (idx, ((name, template), resolved)) in model.node_templates.iter().zip(resolved_types).enumerate() {
+    for (idx, ((name, template), resolved)) in
+        model.node_templates.iter().zip(resolved_types).enumerate()
+    {
         let properties = ctx.properties(
             resolved.as_ref().map(|r| &r.properties),
             &raw_properties[idx],
@@ -74,17 +104,26 @@ pub fn compile(model: &Model, given: &GivenInputs, root_dir: &Path, inputs_loc: 
             diags,
         );
         let operations = match &resolved {
-            Some(r) => ctx.operations(&r.interfaces, &template.interfaces, &mut eval, Scope::Node(idx), diags),
+            Some(r) => ctx.operations(
+                &r.interfaces,
+                &template.interfaces,
+                &mut eval,
+                Scope::Node(idx),
+                diags,
+            ),
             None => Operations::new(),
         };
         let relationships = ctx.relationships(idx, name, template, &node_index, &mut eval, diags);
-        let contained_in = relationships.iter().find(|r| r.is_contained_in()).map(|r| r.target);
+        let contained_in = relationships
+            .iter()
+            .find(|r| r.is_contained_in())
+            .map(|r| r.target);
         let counts = ctx.counts(&template.scalable, template.loc, &mut eval, diags);
         nodes.push(CompiledNode {
             id: NodeId(name.clone()),
             loc: template.loc,
             type_name: template.ty.name.clone(),
-            type_hierarchy: resolved.map(|r| r.hierarchy).unwrap_or_default(),
+            type_hierarchy: resolved.map(|r| r.hierarchy.clone()).unwrap_or_default(),
             properties,
             operations,
             relationships,
@@ -146,12 +185,23 @@ struct ResolvedType {
     interfaces: Interfaces,
 }
 
-fn resolve_node_type(name: &str, template: &NodeTemplate, model: &Model, diags: &mut Diagnostics) -> Option<ResolvedType> {
+fn resolve_node_type(
+    name: &str,
+    template: &NodeTemplate,
+    model: &Model,
+    diags: &mut Diagnostics,
+) -> Option<ResolvedType> {
     let ty = &template.ty;
     if !model.node_types.contains_key(&ty.name) {
         diags.push(
-            Diagnostic::new(ty.loc, format!("node template `{name}` has the unknown type `{}`", ty.name))
-                .with_help_opt(did_you_mean(&ty.name, model.node_types.keys().map(String::as_str))),
+            Diagnostic::new(
+                ty.loc,
+                format!("node template `{name}` has the unknown type `{}`", ty.name),
+            )
+            .with_help_opt(did_you_mean(
+                &ty.name,
+                model.node_types.keys().map(String::as_str),
+            )),
         );
         return None;
     }
@@ -184,14 +234,25 @@ fn merge_properties(
             out.insert(k.name.clone(), v.clone());
         } else {
             diags.push(
-                Diagnostic::new(k.loc, format!("{owner} sets `{}`, which is not a property of its type", k.name))
-                    .with_help(did_you_mean(&k.name, schema.keys().map(String::as_str)).unwrap_or_else(|| {
+                Diagnostic::new(
+                    k.loc,
+                    format!(
+                        "{owner} sets `{}`, which is not a property of its type",
+                        k.name
+                    ),
+                )
+                .with_help(
+                    did_you_mean(&k.name, schema.keys().map(String::as_str)).unwrap_or_else(|| {
                         if schema.is_empty() {
                             "its type declares no properties".to_string()
                         } else {
-                            format!("its type declares: {}", schema.keys().cloned().collect::<Vec<_>>().join(", "))
+                            format!(
+                                "its type declares: {}",
+                                schema.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )
                         }
-                    })),
+                    }),
+                ),
             );
         }
     }
@@ -203,8 +264,11 @@ fn merge_properties(
             result.insert(k.clone(), d.clone());
         } else if s.required || version < DslVersion::V1_2 {
             diags.push(
-                Diagnostic::new(owner_loc, format!("{owner} is missing the required property `{k}`"))
-                    .with_related(s.loc, "declared here, without a default"),
+                Diagnostic::new(
+                    owner_loc,
+                    format!("{owner} is missing the required property `{k}`"),
+                )
+                .with_related(s.loc, "declared here, without a default"),
             );
         }
     }
@@ -215,21 +279,43 @@ fn check_declared_types(model: &Model, diags: &mut Diagnostics) {
     let mut check = |schema: &PropertySchema| {
         for t in [&schema.ty, &schema.item_type].into_iter().flatten() {
             if !SIMPLE_TYPES.contains(&t.name.as_str()) && !model.data_types.contains_key(&t.name) {
-                let candidates = SIMPLE_TYPES.iter().copied().chain(model.data_types.keys().map(String::as_str));
+                let candidates = SIMPLE_TYPES
+                    .iter()
+                    .copied()
+                    .chain(model.data_types.keys().map(String::as_str));
                 diags.push(
                     Diagnostic::new(t.loc, format!("unknown property type `{}`", t.name))
                         .with_help(did_you_mean(&t.name, candidates).unwrap_or_else(|| {
-                            format!("types are {} or a declared data type", SIMPLE_TYPES.join(", "))
+                            format!(
+                                "types are {} or a declared data type",
+                                SIMPLE_TYPES.join(", ")
+                            )
                         })),
                 );
             }
         }
     };
-    model.node_types.values().flat_map(|t| t.properties.values()).for_each(&mut check);
-    model.relationships.values().flat_map(|t| t.properties.values()).for_each(&mut check);
-    model.data_types.values().flat_map(|t| t.properties.values()).for_each(&mut check);
+    model
+        .node_types
+        .values()
+        .flat_map(|t| t.properties.values())
+        .for_each(&mut check);
+    model
+        .relationships
+        .values()
+        .flat_map(|t| t.properties.values())
+        .for_each(&mut check);
+    model
+        .data_types
+        .values()
+        .flat_map(|t| t.properties.values())
+        .for_each(&mut check);
     model.inputs.values().for_each(&mut check);
-    model.workflows.values().flat_map(|w| w.parameters.values()).for_each(&mut check);
+    model
+        .workflows
+        .values()
+        .flat_map(|w| w.parameters.values())
+        .for_each(&mut check);
 }
 
 struct Ctx<'a> {
@@ -259,13 +345,23 @@ impl Ctx<'_> {
                 Scope::Node(n) => eval.property_failed(n, k),
                 _ => false,
             };
-            if let Some(s) = schema.and_then(|s| s.get(k)).filter(|_| !failed && diags.len() == errors_before) {
-                values::fill_defaults(s.ty.as_ref().map(|t| t.name.as_str()), &mut value, self.data_types);
+            if let Some(s) = schema
+                .and_then(|s| s.get(k))
+                .filter(|_| !failed && diags.len() == errors_before)
+            {
+                values::fill_defaults(
+                    s.ty.as_ref().map(|t| t.name.as_str()),
+                    &mut value,
+                    self.data_types,
+                );
                 let problem = values::check(s, &value, self.data_types)
                     .err()
                     .or_else(|| super::constraints::check(&s.constraints, &value).err());
                 if let Some(why) = problem {
-                    diags.push(Diagnostic::new(node.loc, format!("property `{k}`: {why}")).with_related(s.loc, "declared here"));
+                    diags.push(
+                        Diagnostic::new(node.loc, format!("property `{k}`: {why}"))
+                            .with_related(s.loc, "declared here"),
+                    );
                 }
             }
             out.insert(k.clone(), value);
@@ -283,14 +379,11 @@ impl Ctx<'_> {
         diags: &mut Diagnostics,
     ) -> Operations {
         let mut out = Operations::new();
-        let mut names: Vec<(&String, &String)> = Vec::new();
-        for (iface, ops) in from_type.iter().chain(from_template.iter()) {
-            for op in ops.keys() {
-                if !names.contains(&(iface, op)) {
-                    names.push((iface, op));
-                }
-            }
-        }
+        let names: indexmap::IndexSet<(&String, &String)> = from_type
+            .iter()
+            .chain(from_template.iter())
+            .flat_map(|(iface, ops)| ops.keys().map(move |op| (iface, op)))
+            .collect();
         for (iface, op) in names {
             let t = from_type.get(iface).and_then(|o| o.get(op));
             let m = from_template.get(iface).and_then(|o| o.get(op));
@@ -300,12 +393,22 @@ impl Ctx<'_> {
                 (None, None) => continue,
             };
             let type_inputs = match (t, m) {
-                (Some(t), Some(m)) if m.implementation.is_some() && m.implementation.as_ref().map(|i| &i.name) != t.implementation.as_ref().map(|i| &i.name) => None,
+                (Some(t), Some(m))
+                    if m.implementation.is_some()
+                        && m.implementation.as_ref().map(|i| &i.name)
+                            != t.implementation.as_ref().map(|i| &i.name) =>
+                {
+                    None
+                }
                 (Some(t), _) => Some(&t.inputs),
                 _ => None,
             };
-            let Some(implementation) = &merged.implementation else { continue };
-            let Some((plugin, function, script)) = self.map_implementation(implementation, &format!("{iface}.{op}"), diags) else {
+            let Some(implementation) = &merged.implementation else {
+                continue;
+            };
+            let Some((plugin, function, script)) =
+                self.map_implementation(implementation, &format!("{iface}.{op}"), diags)
+            else {
                 continue;
             };
             let mut inputs = Map::new();
@@ -340,7 +443,12 @@ impl Ctx<'_> {
     }
 
     /// `plugin.module.function` or a script path → (plugin, function, script path).
-    fn map_implementation(&self, implementation: &Name, op: &str, diags: &mut Diagnostics) -> Option<(String, String, Option<String>)> {
+    fn map_implementation(
+        &self,
+        implementation: &Name,
+        op: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<(String, String, Option<String>)> {
         let text = implementation.name.as_str();
         if let Some((plugin, function)) = text.split_once('.')
             && self.model.plugins.contains_key(plugin)
@@ -349,24 +457,44 @@ impl Ctx<'_> {
             return Some((plugin.to_string(), function.to_string(), None));
         }
         if self.root_dir.join(text).is_file() {
-            return Some(("script".to_string(), "script_runner.tasks.run".to_string(), Some(text.to_string())));
+            return Some((
+                "script".to_string(),
+                "script_runner.tasks.run".to_string(),
+                Some(text.to_string()),
+            ));
         }
         let prefix = text.split('.').next().unwrap_or(text);
         let looks_like_path = text.contains('/') || text.ends_with(".sh") || text.ends_with(".py");
         let mut d = Diagnostic::new(
             implementation.loc,
             if looks_like_path {
-                format!("operation `{op}` runs the script `{text}`, which does not exist relative to the blueprint")
+                format!(
+                    "operation `{op}` runs the script `{text}`, which does not exist relative to the blueprint"
+                )
             } else {
-                format!("operation `{op}` maps to `{text}`, but no plugin `{prefix}` is declared and no such file exists")
+                format!(
+                    "operation `{op}` maps to `{text}`, but no plugin `{prefix}` is declared and no such file exists"
+                )
             },
         );
         if looks_like_path {
             d = d.with_help(format!("looked for {}", self.root_dir.join(text).display()));
         } else {
-            d = d.with_help(did_you_mean(prefix, self.model.plugins.keys().map(String::as_str)).unwrap_or_else(|| {
-                format!("declared plugins: {}", self.model.plugins.keys().cloned().collect::<Vec<_>>().join(", "))
-            }));
+            d = d.with_help(
+                did_you_mean(prefix, self.model.plugins.keys().map(String::as_str)).unwrap_or_else(
+                    || {
+                        format!(
+                            "declared plugins: {}",
+                            self.model
+                                .plugins
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                ),
+            );
         }
         diags.push(d);
         None
@@ -386,26 +514,56 @@ impl Ctx<'_> {
         for rel in &template.relationships {
             let Some(target) = node_index.get(&rel.target.name).copied() else {
                 diags.push(
-                    Diagnostic::new(rel.target.loc, format!("relationship target `{}` of node `{name}` is not a node template", rel.target.name))
-                        .with_help_opt(did_you_mean(&rel.target.name, node_index.keys().map(String::as_str))),
+                    Diagnostic::new(
+                        rel.target.loc,
+                        format!(
+                            "relationship target `{}` of node `{name}` is not a node template",
+                            rel.target.name
+                        ),
+                    )
+                    .with_help_opt(did_you_mean(
+                        &rel.target.name,
+                        node_index.keys().map(String::as_str),
+                    )),
                 );
                 continue;
             };
             if target == idx {
-                diags.error(rel.target.loc, format!("node `{name}` has a relationship to itself"));
+                diags.error(
+                    rel.target.loc,
+                    format!("node `{name}` has a relationship to itself"),
+                );
                 continue;
             }
             if !self.model.relationships.contains_key(&rel.ty.name) {
                 diags.push(
-                    Diagnostic::new(rel.ty.loc, format!("unknown relationship type `{}`", rel.ty.name))
-                        .with_help_opt(did_you_mean(&rel.ty.name, self.model.relationships.keys().map(String::as_str))),
+                    Diagnostic::new(
+                        rel.ty.loc,
+                        format!("unknown relationship type `{}`", rel.ty.name),
+                    )
+                    .with_help_opt(did_you_mean(
+                        &rel.ty.name,
+                        self.model.relationships.keys().map(String::as_str),
+                    )),
                 );
                 continue;
             }
-            let Some(c) = chain(&rel.ty.name, &self.model.relationships) else { continue };
+            let Some(c) = chain(&rel.ty.name, &self.model.relationships) else {
+                continue;
+            };
             let schema = merged_properties(&c, &self.model.relationships, |r| &r.properties);
-            let scope = Scope::Relationship { source: idx, target };
-            let raw = merge_properties(&format!("a relationship of node `{name}`"), rel.loc, Some(&schema), &rel.properties, self.model.version, diags);
+            let scope = Scope::Relationship {
+                source: idx,
+                target,
+            };
+            let raw = merge_properties(
+                &format!("a relationship of node `{name}`"),
+                rel.loc,
+                Some(&schema),
+                &rel.properties,
+                self.model.version,
+                diags,
+            );
             let properties = self.properties(Some(&schema), &raw, eval, scope, diags);
             let connection = match properties.get("connection_type").and_then(Json::as_str) {
                 None | Some("all_to_all") => ConnectionType::AllToAll,
@@ -414,17 +572,28 @@ impl Ctx<'_> {
                     let loc = raw.get("connection_type").map_or(rel.loc, |n| n.loc);
                     diags.push(
                         Diagnostic::new(loc, format!("unknown connection_type `{other}`"))
-                            .with_help(did_you_mean(other, ["all_to_all", "all_to_one"]).unwrap_or_else(|| "use `all_to_all` or `all_to_one`".to_string())),
+                            .with_help(
+                                did_you_mean(other, ["all_to_all", "all_to_one"]).unwrap_or_else(
+                                    || "use `all_to_all` or `all_to_one`".to_string(),
+                                ),
+                            ),
                     );
                     ConnectionType::AllToAll
                 }
             };
-            let src_type = merged_interfaces(&c, &self.model.relationships, |r| &r.source_interfaces);
-            let tgt_type = merged_interfaces(&c, &self.model.relationships, |r| &r.target_interfaces);
-            let source_operations = self.operations(&src_type, &rel.source_interfaces, eval, scope, diags);
-            let target_operations = self.operations(&tgt_type, &rel.target_interfaces, eval, scope, diags);
+            let src_type =
+                merged_interfaces(&c, &self.model.relationships, |r| &r.source_interfaces);
+            let tgt_type =
+                merged_interfaces(&c, &self.model.relationships, |r| &r.target_interfaces);
+            let source_operations =
+                self.operations(&src_type, &rel.source_interfaces, eval, scope, diags);
+            let target_operations =
+                self.operations(&tgt_type, &rel.target_interfaces, eval, scope, diags);
             let hierarchy: Vec<String> = c.iter().map(|s| s.to_string()).collect();
-            if hierarchy.iter().any(|t| t == "cloudify.relationships.contained_in") {
+            if hierarchy
+                .iter()
+                .any(|t| t == "cloudify.relationships.contained_in")
+            {
                 contained.push(rel.loc);
             }
             out.push(CompiledRelationship {
@@ -439,16 +608,29 @@ impl Ctx<'_> {
             });
         }
         if contained.len() > 1 {
-            let mut d = Diagnostic::new(contained[1], format!("node `{name}` has more than one relationship derived from contained_in"))
-                .with_help("a node can be contained in one node only; use connected_to for the others");
+            let mut d = Diagnostic::new(
+                contained[1],
+                format!("node `{name}` has more than one relationship derived from contained_in"),
+            )
+            .with_help("a node can be contained in one node only; use connected_to for the others");
             d = d.with_related(contained[0], "first contained_in here");
             diags.push(d);
         }
         out
     }
 
-    fn counts(&mut self, spec: &ScalableSpec, loc: Loc, eval: &mut Evaluator, diags: &mut Diagnostics) -> Counts {
-        let mut read = |node: &Option<Node>, what: &str, unbounded_ok: bool, diags: &mut Diagnostics| -> Option<Option<u32>> {
+    fn counts(
+        &mut self,
+        spec: &ScalableSpec,
+        loc: Loc,
+        eval: &mut Evaluator,
+        diags: &mut Diagnostics,
+    ) -> Counts {
+        let mut read = |node: &Option<Node>,
+                        what: &str,
+                        unbounded_ok: bool,
+                        diags: &mut Diagnostics|
+         -> Option<Option<u32>> {
             let node = node.as_ref()?;
             let value = eval.eval(node, Scope::Global, diags);
             match &value {
@@ -457,12 +639,24 @@ impl Ctx<'_> {
                 Json::Number(n) => match n.as_u64().and_then(|v| u32::try_from(v).ok()) {
                     Some(v) => Some(Some(v)),
                     None => {
-                        diags.error(node.loc, format!("`{what}` must be a non-negative integer, found {}", values::describe(&value)));
+                        diags.error(
+                            node.loc,
+                            format!(
+                                "`{what}` must be a non-negative integer, found {}",
+                                values::describe(&value)
+                            ),
+                        );
                         None
                     }
                 },
                 _ => {
-                    diags.error(node.loc, format!("`{what}` must be a non-negative integer, found {}", values::describe(&value)));
+                    diags.error(
+                        node.loc,
+                        format!(
+                            "`{what}` must be a non-negative integer, found {}",
+                            values::describe(&value)
+                        ),
+                    );
                     None
                 }
             }
@@ -470,30 +664,62 @@ impl Ctx<'_> {
         let default = read(&spec.default, "default_instances", false, diags).flatten();
         let min = read(&spec.min, "min_instances", false, diags).flatten();
         let max = read(&spec.max, "max_instances", true, diags);
-        let counts = Counts { default: default.unwrap_or(1), min: min.unwrap_or(0), max: max.flatten() };
+        let counts = Counts {
+            default: default.unwrap_or(1),
+            min: min.unwrap_or(0),
+            max: max.flatten(),
+        };
         check_counts(counts, spec.default.as_ref().map_or(loc, |n| n.loc), diags);
         counts
     }
 
-    fn policies(&mut self, eval: &mut Evaluator, diags: &mut Diagnostics) -> (IndexMap<String, ScalingPolicy>, IndexMap<String, Json>) {
+    fn policies(
+        &mut self,
+        eval: &mut Evaluator,
+        diags: &mut Diagnostics,
+    ) -> (IndexMap<String, ScalingPolicy>, IndexMap<String, Json>) {
         let mut scaling = IndexMap::new();
         let mut others = IndexMap::new();
         for (name, p) in &self.model.policies {
             for t in &p.targets {
                 if !self.model.groups.contains_key(&t.name) {
                     diags.push(
-                        Diagnostic::new(t.loc, format!("target `{}` of policy `{name}` is not a group", t.name))
-                            .with_help_opt(did_you_mean(&t.name, self.model.groups.keys().map(String::as_str))),
+                        Diagnostic::new(
+                            t.loc,
+                            format!("target `{}` of policy `{name}` is not a group", t.name),
+                        )
+                        .with_help_opt(did_you_mean(
+                            &t.name,
+                            self.model.groups.keys().map(String::as_str),
+                        )),
                     );
                 }
             }
-            let props: IndexMap<String, Node> = p.properties.iter().map(|(k, v)| (k.name.clone(), v.clone())).collect();
+            let props: IndexMap<String, Node> = p
+                .properties
+                .iter()
+                .map(|(k, v)| (k.name.clone(), v.clone()))
+                .collect();
             if p.ty.name == SCALING_POLICY {
                 for (k, _) in &p.properties {
-                    if !["default_instances", "min_instances", "max_instances", "current_instances", "planned_instances"].contains(&k.name.as_str()) {
+                    if ![
+                        "default_instances",
+                        "min_instances",
+                        "max_instances",
+                        "current_instances",
+                        "planned_instances",
+                    ]
+                    .contains(&k.name.as_str())
+                    {
                         diags.push(
-                            Diagnostic::new(k.loc, format!("unknown property `{}` of a scaling policy", k.name))
-                                .with_help_opt(did_you_mean(&k.name, ["default_instances", "min_instances", "max_instances"])),
+                            Diagnostic::new(
+                                k.loc,
+                                format!("unknown property `{}` of a scaling policy", k.name),
+                            )
+                            .with_help_opt(did_you_mean(
+                                &k.name,
+                                ["default_instances", "min_instances", "max_instances"],
+                            )),
                         );
                     }
                 }
@@ -503,9 +729,19 @@ impl Ctx<'_> {
                     max: props.get("max_instances").cloned(),
                 };
                 let counts = self.counts(&spec, p.loc, eval, diags);
-                scaling.insert(name.clone(), ScalingPolicy { loc: p.loc, targets: p.targets.iter().map(|t| (t.name.clone(), t.loc)).collect(), counts });
+                scaling.insert(
+                    name.clone(),
+                    ScalingPolicy {
+                        loc: p.loc,
+                        targets: p.targets.iter().map(|t| (t.name.clone(), t.loc)).collect(),
+                        counts,
+                    },
+                );
             } else if self.model.policy_types.contains_key(&p.ty.name) {
-                let properties: Map<String, Json> = props.iter().map(|(k, v)| (k.clone(), eval.eval(v, Scope::Global, diags))).collect();
+                let properties: Map<String, Json> = props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), eval.eval(v, Scope::Global, diags)))
+                    .collect();
                 others.insert(
                     name.clone(),
                     serde_json::json!({
@@ -515,10 +751,18 @@ impl Ctx<'_> {
                     }),
                 );
             } else {
-                let candidates = std::iter::once(SCALING_POLICY).chain(self.model.policy_types.keys().map(String::as_str));
+                let candidates = std::iter::once(SCALING_POLICY)
+                    .chain(self.model.policy_types.keys().map(String::as_str));
                 diags.push(
-                    Diagnostic::new(p.ty.loc, format!("policy `{name}` has the unknown type `{}`", p.ty.name))
-                        .with_help(did_you_mean(&p.ty.name, candidates).unwrap_or_else(|| format!("use `{SCALING_POLICY}` or a type declared in policy_types"))),
+                    Diagnostic::new(
+                        p.ty.loc,
+                        format!("policy `{name}` has the unknown type `{}`", p.ty.name),
+                    )
+                    .with_help(
+                        did_you_mean(&p.ty.name, candidates).unwrap_or_else(|| {
+                            format!("use `{SCALING_POLICY}` or a type declared in policy_types")
+                        }),
+                    ),
                 );
             }
         }
@@ -530,7 +774,9 @@ impl Ctx<'_> {
         for (name, w) in &self.model.workflows {
             let text = w.mapping.name.as_str();
             let (plugin, operation) = match text.split_once('.') {
-                Some((p, op)) if self.model.plugins.contains_key(p) && !op.is_empty() => (p.to_string(), op.to_string()),
+                Some((p, op)) if self.model.plugins.contains_key(p) && !op.is_empty() => {
+                    (p.to_string(), op.to_string())
+                }
                 _ if self.root_dir.join(text).is_file() => ("script".to_string(), text.to_string()),
                 _ => {
                     let prefix = text.split('.').next().unwrap_or(text);
@@ -556,7 +802,14 @@ impl Ctx<'_> {
                     )
                 })
                 .collect();
-            out.insert(name.clone(), CompiledWorkflow { plugin, operation, parameters });
+            out.insert(
+                name.clone(),
+                CompiledWorkflow {
+                    plugin,
+                    operation,
+                    parameters,
+                },
+            );
         }
         out
     }
@@ -565,14 +818,29 @@ impl Ctx<'_> {
 /// min ≤ default ≤ max, with a message that shows the numbers.
 pub fn check_counts(c: Counts, loc: Loc, diags: &mut Diagnostics) {
     if c.default < c.min {
-        diags.error(loc, format!("default_instances {} is below min_instances {}", c.default, c.min));
+        diags.error(
+            loc,
+            format!(
+                "default_instances {} is below min_instances {}",
+                c.default, c.min
+            ),
+        );
     }
     if let Some(max) = c.max {
         if c.default > max {
-            diags.error(loc, format!("default_instances {} is above max_instances {max}", c.default));
+            diags.error(
+                loc,
+                format!(
+                    "default_instances {} is above max_instances {max}",
+                    c.default
+                ),
+            );
         }
         if c.min > max {
-            diags.error(loc, format!("min_instances {} is above max_instances {max}", c.min));
+            diags.error(
+                loc,
+                format!("min_instances {} is above max_instances {max}", c.min),
+            );
         }
     }
 }
@@ -582,7 +850,9 @@ fn input_default(schema: &Node) -> Option<&Node> {
     match &schema.value {
         Value::Map(entries)
             if !entries.is_empty()
-                && entries.iter().all(|(k, _)| ["type", "default", "description", "required"].contains(&k.name.as_str())) =>
+                && entries.iter().all(|(k, _)| {
+                    ["type", "default", "description", "required"].contains(&k.name.as_str())
+                }) =>
         {
             schema.get("default")
         }
@@ -594,10 +864,15 @@ fn input_default(schema: &Node) -> Option<&Node> {
 /// implementation (inputs are laid over in `operations`); retries and timeouts come from the
 /// template when set.
 fn merge_operation(t: &OperationDef, m: &OperationDef) -> OperationDef {
-    let same = m.implementation.is_none() || m.implementation.as_ref().map(|i| &i.name) == t.implementation.as_ref().map(|i| &i.name);
+    let same = m.implementation.is_none()
+        || m.implementation.as_ref().map(|i| &i.name) == t.implementation.as_ref().map(|i| &i.name);
     OperationDef {
         loc: m.loc,
-        implementation: if same { t.implementation.clone() } else { m.implementation.clone() },
+        implementation: if same {
+            t.implementation.clone()
+        } else {
+            m.implementation.clone()
+        },
         inputs: m.inputs.clone(),
         executor: m.executor.clone().or_else(|| t.executor.clone()),
         max_retries: m.max_retries.or(t.max_retries),

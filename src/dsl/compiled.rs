@@ -36,7 +36,11 @@ pub struct Counts {
 
 impl Default for Counts {
     fn default() -> Self {
-        Counts { default: 1, min: 0, max: None }
+        Counts {
+            default: 1,
+            min: 0,
+            max: None,
+        }
     }
 }
 
@@ -101,7 +105,9 @@ pub struct CompiledNode {
 
 impl CompiledNode {
     pub fn is_compute(&self) -> bool {
-        self.type_hierarchy.iter().any(|t| t == "cloudify.nodes.Compute")
+        self.type_hierarchy
+            .iter()
+            .any(|t| t == "cloudify.nodes.Compute")
     }
 }
 

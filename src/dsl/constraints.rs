@@ -26,12 +26,18 @@ pub fn read(node: &Node, diags: &mut Diagnostics) -> Vec<Constraint> {
         diags.error(node.loc, "`constraints` must be a list of one-key mappings");
         return Vec::new();
     };
-    items.iter().filter_map(|item| read_one(item, diags)).collect()
+    items
+        .iter()
+        .filter_map(|item| read_one(item, diags))
+        .collect()
 }
 
 fn read_one(item: &Node, diags: &mut Diagnostics) -> Option<Constraint> {
     let Some([(key, arg)]) = item.as_map() else {
-        diags.error(item.loc, "a constraint must be a mapping with exactly one key, such as `{ max_length: 8 }`");
+        diags.error(
+            item.loc,
+            "a constraint must be a mapping with exactly one key, such as `{ max_length: 8 }`",
+        );
         return None;
     };
     let number = |diags: &mut Diagnostics| match arg.value {
@@ -45,7 +51,10 @@ fn read_one(item: &Node, diags: &mut Diagnostics) -> Option<Constraint> {
     let length = |diags: &mut Diagnostics| match arg.value {
         Value::Int(i) if i >= 0 => Some(i as usize),
         _ => {
-            diags.error(arg.loc, format!("`{}` takes a non-negative integer", key.name));
+            diags.error(
+                arg.loc,
+                format!("`{}` takes a non-negative integer", key.name),
+            );
             None
         }
     };
@@ -69,7 +78,10 @@ fn read_one(item: &Node, diags: &mut Diagnostics) -> Option<Constraint> {
             match bounds.as_slice() {
                 [lo, hi] if lo <= hi => ConstraintKind::InRange(*lo, *hi),
                 _ => {
-                    diags.error(arg.loc, "`in_range` takes a list of two numbers, lower bound first");
+                    diags.error(
+                        arg.loc,
+                        "`in_range` takes a list of two numbers, lower bound first",
+                    );
                     return None;
                 }
             }
@@ -149,7 +161,10 @@ fn violation(kind: &ConstraintKind, value: &Json) -> Option<String> {
             ConstraintKind::InRange(lo, hi) => format!("must be in the range {lo}..={hi}"),
             ConstraintKind::ValidValues(vs) => format!(
                 "must be one of {}",
-                vs.iter().map(Json::to_string).collect::<Vec<_>>().join(", ")
+                vs.iter()
+                    .map(Json::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             ConstraintKind::Length(l) => format!("must have length {l}"),
             ConstraintKind::MinLength(l) => format!("must have length at least {l}"),
@@ -184,8 +199,16 @@ mod tests {
         assert!(check(&c, &Json::from(11)).unwrap_err().contains("range"));
         let c = constraints("- pattern: 'ab+'\n- max_length: 3\n");
         assert!(check(&c, &Json::from("abb")).is_ok());
-        assert!(check(&c, &Json::from("abbb")).unwrap_err().contains("at most 3"));
-        assert!(check(&c, &Json::from("xabb")).unwrap_err().contains("`ab+`"));
+        assert!(
+            check(&c, &Json::from("abbb"))
+                .unwrap_err()
+                .contains("at most 3")
+        );
+        assert!(
+            check(&c, &Json::from("xabb"))
+                .unwrap_err()
+                .contains("`ab+`")
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub const RUNTIME: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Node(usize),
-    Relationship { source: usize, target: usize },
+    Relationship {
+        source: usize,
+        target: usize,
+    },
     /// Outputs, capabilities, policies: no SELF/SOURCE/TARGET.
     Global,
 }
@@ -93,7 +96,9 @@ impl<'a> Evaluator<'a> {
     }
 
     fn node_name(&self, idx: usize) -> &str {
-        self.node_names.get_index(idx).map_or("?", |(n, _)| n.as_str())
+        self.node_names
+            .get_index(idx)
+            .map_or("?", |(n, _)| n.as_str())
     }
 
     /// The evaluated value of a node's property, or `None` when it has no such property.
@@ -135,7 +140,9 @@ impl<'a> Evaluator<'a> {
     /// Evaluate a value: plan-time functions are applied, runtime ones kept.
     pub fn eval(&mut self, node: &Node, scope: Scope, diags: &mut Diagnostics) -> Json {
         match &node.value {
-            Value::Seq(items) => Json::Array(items.iter().map(|n| self.eval(n, scope, diags)).collect()),
+            Value::Seq(items) => {
+                Json::Array(items.iter().map(|n| self.eval(n, scope, diags)).collect())
+            }
             Value::Map(entries) => {
                 if let [(key, arg)] = entries.as_slice() {
                     let name = key.name.as_str();
@@ -157,7 +164,14 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn plan_time(&mut self, name: &str, loc: Loc, arg: &Node, scope: Scope, diags: &mut Diagnostics) -> Json {
+    fn plan_time(
+        &mut self,
+        name: &str,
+        loc: Loc,
+        arg: &Node,
+        scope: Scope,
+        diags: &mut Diagnostics,
+    ) -> Json {
         let gate = match name {
             "concat" => Some(DslVersion::V1_1),
             "merge" => Some(DslVersion::V1_3),
@@ -167,8 +181,14 @@ impl<'a> Evaluator<'a> {
             && self.version < since
         {
             diags.push(
-                Diagnostic::new(loc, format!("`{name}` requires {since} or later; this blueprint is {}", self.version))
-                    .with_help(format!("declare `tosca_definitions_version: {since}`")),
+                Diagnostic::new(
+                    loc,
+                    format!(
+                        "`{name}` requires {since} or later; this blueprint is {}",
+                        self.version
+                    ),
+                )
+                .with_help(format!("declare `tosca_definitions_version: {since}`")),
             );
             return Json::Null;
         }
@@ -203,14 +223,20 @@ impl<'a> Evaluator<'a> {
             _ => vec![self.eval(arg, scope, diags)],
         };
         let Some(Json::String(input)) = path.first() else {
-            diags.error(arg.loc, "`get_input` takes an input name, or a list of the name and keys/indexes into it");
+            diags.error(
+                arg.loc,
+                "`get_input` takes an input name, or a list of the name and keys/indexes into it",
+            );
             return Json::Null;
         };
         let Some(value) = self.inputs.get(input) else {
             diags.push(
-                Diagnostic::new(arg.loc, format!("`get_input` refers to the unknown input `{input}`"))
-                    .with_help_opt(did_you_mean(input, self.inputs.keys().map(String::as_str)))
-                    .with_related(loc, "in this get_input"),
+                Diagnostic::new(
+                    arg.loc,
+                    format!("`get_input` refers to the unknown input `{input}`"),
+                )
+                .with_help_opt(did_you_mean(input, self.inputs.keys().map(String::as_str)))
+                .with_related(loc, "in this get_input"),
             );
             return Json::Null;
         };
@@ -223,7 +249,13 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn get_property(&mut self, loc: Loc, arg: &Node, scope: Scope, diags: &mut Diagnostics) -> Json {
+    fn get_property(
+        &mut self,
+        loc: Loc,
+        arg: &Node,
+        scope: Scope,
+        diags: &mut Diagnostics,
+    ) -> Json {
         let args: Vec<Json> = match &arg.value {
             Value::Seq(items) => items.iter().map(|n| self.eval(n, scope, diags)).collect(),
             _ => Vec::new(),
@@ -233,28 +265,40 @@ impl<'a> Evaluator<'a> {
             return Json::Null;
         }
         let Some(Json::String(who)) = args.first() else {
-            diags.error(arg.loc, "the first argument of `get_property` must be SELF, SOURCE, TARGET or a node name");
+            diags.error(
+                arg.loc,
+                "the first argument of `get_property` must be SELF, SOURCE, TARGET or a node name",
+            );
             return Json::Null;
         };
         let Some(node) = self.resolve_node(who, loc, arg, scope, "get_property", diags) else {
             return Json::Null;
         };
         let Some(Json::String(prop)) = args.get(1) else {
-            diags.error(arg.loc, "the property name of `get_property` must be a string");
+            diags.error(
+                arg.loc,
+                "the property name of `get_property` must be a string",
+            );
             return Json::Null;
         };
         let Some(value) = self.property(node, prop, diags) else {
             let known = self.properties[node].keys().map(String::as_str);
             diags.push(
-                Diagnostic::new(arg.loc, format!("node `{}` has no property `{prop}`", self.node_name(node)))
-                    .with_help_opt(did_you_mean(prop, known)),
+                Diagnostic::new(
+                    arg.loc,
+                    format!("node `{}` has no property `{prop}`", self.node_name(node)),
+                )
+                .with_help_opt(did_you_mean(prop, known)),
             );
             return Json::Null;
         };
         match walk(&value, &args[2..]) {
             Ok(v) => v.clone(),
             Err(why) => {
-                diags.error(arg.loc, format!("`get_property` of `{}.{prop}`: {why}", self.node_name(node)));
+                diags.error(
+                    arg.loc,
+                    format!("`get_property` of `{}.{prop}`: {why}", self.node_name(node)),
+                );
                 Json::Null
             }
         }
@@ -271,7 +315,10 @@ impl<'a> Evaluator<'a> {
         diags: &mut Diagnostics,
     ) -> Option<usize> {
         let misplaced = |diags: &mut Diagnostics, rule: &str| {
-            diags.push(Diagnostic::new(loc, format!("`{function}` uses {who}, which {rule}")));
+            diags.push(Diagnostic::new(
+                loc,
+                format!("`{function}` uses {who}, which {rule}"),
+            ));
             None
         };
         match (who, scope) {
@@ -284,8 +331,14 @@ impl<'a> Evaluator<'a> {
                 Some(i) => Some(*i),
                 None => {
                     diags.push(
-                        Diagnostic::new(arg.loc, format!("`{function}` refers to the unknown node `{name}`"))
-                            .with_help_opt(did_you_mean(name, self.node_names.keys().map(String::as_str))),
+                        Diagnostic::new(
+                            arg.loc,
+                            format!("`{function}` refers to the unknown node `{name}`"),
+                        )
+                        .with_help_opt(did_you_mean(
+                            name,
+                            self.node_names.keys().map(String::as_str),
+                        )),
                     );
                     None
                 }
@@ -293,28 +346,46 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn runtime(&mut self, name: &str, loc: Loc, arg: &Node, scope: Scope, diags: &mut Diagnostics) -> Json {
+    fn runtime(
+        &mut self,
+        name: &str,
+        loc: Loc,
+        arg: &Node,
+        scope: Scope,
+        diags: &mut Diagnostics,
+    ) -> Json {
         let evaluated = self.eval(arg, scope, diags);
         let args: Vec<Json> = match &evaluated {
             Json::Array(a) => a.clone(),
             other => vec![other.clone()],
         };
-        let needs_node = matches!(name, "get_attribute" | "get_attributes_list" | "get_attributes_dict");
+        let needs_node = matches!(
+            name,
+            "get_attribute" | "get_attributes_list" | "get_attributes_dict"
+        );
         if needs_node {
-            let min = if name == "get_attribute" { 2 } else { 2 };
-            if args.len() < min || !matches!(evaluated, Json::Array(_)) {
+            if args.len() < 2 || !matches!(evaluated, Json::Array(_)) {
                 diags.error(arg.loc, format!("`{name}` takes a list: [SELF|SOURCE|TARGET|node name, attribute, nested keys…]"));
             } else if let Some(Json::String(who)) = args.first() {
                 if name == "get_attribute" {
                     self.resolve_node(who, loc, arg, scope, name, diags);
                 } else if self.node_names.get(who.as_str()).is_none() {
                     diags.push(
-                        Diagnostic::new(arg.loc, format!("`{name}` refers to the unknown node `{who}`"))
-                            .with_help_opt(did_you_mean(who, self.node_names.keys().map(String::as_str))),
+                        Diagnostic::new(
+                            arg.loc,
+                            format!("`{name}` refers to the unknown node `{who}`"),
+                        )
+                        .with_help_opt(did_you_mean(
+                            who,
+                            self.node_names.keys().map(String::as_str),
+                        )),
                     );
                 }
             } else if !is_runtime_function(&args[0]) {
-                diags.error(arg.loc, format!("the first argument of `{name}` must be a node name"));
+                diags.error(
+                    arg.loc,
+                    format!("the first argument of `{name}` must be a node name"),
+                );
             }
         } else if args.is_empty() || args.iter().all(Json::is_null) {
             diags.error(arg.loc, format!("`{name}` needs an argument"));
@@ -329,12 +400,22 @@ impl<'a> Evaluator<'a> {
 fn walk<'v>(mut value: &'v Json, path: &[Json]) -> Result<&'v Json, String> {
     for step in path {
         value = match (value, step) {
-            (Json::Object(m), Json::String(k)) => m.get(k).ok_or_else(|| format!("no key `{k}`"))?,
-            (Json::Array(a), Json::Number(n)) => {
-                let i = n.as_u64().ok_or_else(|| format!("`{n}` is not a list index"))?;
-                a.get(i as usize).ok_or_else(|| format!("index {i} is out of range (length {})", a.len()))?
+            (Json::Object(m), Json::String(k)) => {
+                m.get(k).ok_or_else(|| format!("no key `{k}`"))?
             }
-            (v, s) => return Err(format!("cannot look up {s} in {}", super::values::describe(v))),
+            (Json::Array(a), Json::Number(n)) => {
+                let i = n
+                    .as_u64()
+                    .ok_or_else(|| format!("`{n}` is not a list index"))?;
+                a.get(i as usize)
+                    .ok_or_else(|| format!("index {i} is out of range (length {})", a.len()))?
+            }
+            (v, s) => {
+                return Err(format!(
+                    "cannot look up {s} in {}",
+                    super::values::describe(v)
+                ));
+            }
         };
     }
     Ok(value)
@@ -357,7 +438,11 @@ fn apply(name: &str, args: &[Json]) -> Result<Json, String> {
         match args.get(i) {
             Some(Json::String(s)) => Ok(s.clone()),
             Some(Json::Number(n)) => Ok(n.to_string()),
-            Some(other) => Err(format!("argument {} must be a string, found {}", i + 1, super::values::describe(other))),
+            Some(other) => Err(format!(
+                "argument {} must be a string, found {}",
+                i + 1,
+                super::values::describe(other)
+            )),
             None => Err(format!("argument {} is missing", i + 1)),
         }
     };
@@ -369,7 +454,11 @@ fn apply(name: &str, args: &[Json]) -> Result<Json, String> {
                 match a {
                     Json::Object(m) => out.extend(m.clone()),
                     other => {
-                        return Err(format!("argument {} must be a mapping, found {}", i + 1, super::values::describe(other)));
+                        return Err(format!(
+                            "argument {} must be a mapping, found {}",
+                            i + 1,
+                            super::values::describe(other)
+                        ));
                     }
                 }
             }
@@ -379,12 +468,17 @@ fn apply(name: &str, args: &[Json]) -> Result<Json, String> {
         "string_upper" => Ok(Json::String(string(0)?.to_uppercase())),
         "string_find" => {
             let (hay, needle) = (string(0)?, string(1)?);
-            Ok(Json::from(hay.find(&needle).map_or(-1, |b| hay[..b].chars().count() as i64)))
+            Ok(Json::from(
+                hay.find(&needle)
+                    .map_or(-1, |b| hay[..b].chars().count() as i64),
+            ))
         }
         "string_replace" => {
             let (s, old, new) = (string(0)?, string(1)?, string(2)?);
             match args.get(3).and_then(Json::as_i64) {
-                Some(count) if count >= 0 => Ok(Json::String(s.replacen(&old, &new, count as usize))),
+                Some(count) if count >= 0 => {
+                    Ok(Json::String(s.replacen(&old, &new, count as usize)))
+                }
                 _ => Ok(Json::String(s.replace(&old, &new))),
             }
         }
@@ -393,11 +487,17 @@ fn apply(name: &str, args: &[Json]) -> Result<Json, String> {
             if sep.is_empty() {
                 return Err("the separator must not be empty".to_string());
             }
-            let parts: Vec<Json> = s.split(sep.as_str()).map(|p| Json::String(p.to_string())).collect();
+            let parts: Vec<Json> = s
+                .split(sep.as_str())
+                .map(|p| Json::String(p.to_string()))
+                .collect();
             match args.get(2) {
                 None => Ok(Json::Array(parts)),
                 Some(Json::Number(n)) => {
-                    let i = n.as_u64().ok_or("the index must be a non-negative integer")? as usize;
+                    let i = n
+                        .as_u64()
+                        .ok_or("the index must be a non-negative integer")?
+                        as usize;
                     parts
                         .get(i)
                         .cloned()
@@ -418,9 +518,13 @@ mod tests {
     use serde_json::json;
 
     fn eval_with(text: &str, props: &[(&str, &str)]) -> (Json, Diagnostics) {
-        let inputs: IndexMap<String, Json> =
-            [("port".to_string(), json!(8080)), ("cfg".to_string(), json!({"a": [1, 2]}))].into();
-        let node_names: IndexMap<String, usize> = [("a".to_string(), 0), ("b".to_string(), 1)].into();
+        let inputs: IndexMap<String, Json> = [
+            ("port".to_string(), json!(8080)),
+            ("cfg".to_string(), json!({"a": [1, 2]})),
+        ]
+        .into();
+        let node_names: IndexMap<String, usize> =
+            [("a".to_string(), 0), ("b".to_string(), 1)].into();
         let mut properties = vec![IndexMap::new(), IndexMap::new()];
         for (i, (k, v)) in props.iter().enumerate() {
             properties[i % 2].insert(k.to_string(), parse(FileId(0), v).unwrap());
@@ -433,7 +537,10 @@ mod tests {
 
     #[test]
     fn nested_functions_evaluate_innermost_first() {
-        let (v, d) = eval_with("{concat: [{string_upper: x}, '-', {get_input: port}, '-', {get_input: [cfg, a, 1]}]}", &[]);
+        let (v, d) = eval_with(
+            "{concat: [{string_upper: x}, '-', {get_input: port}, '-', {get_input: [cfg, a, 1]}]}",
+            &[],
+        );
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(v, json!("X-8080-2"));
         let (v, _) = eval_with("{merge: [{a: 1, b: 1}, {b: 2}]}", &[]);
@@ -448,27 +555,43 @@ mod tests {
 
     #[test]
     fn get_property_reads_other_nodes_and_finds_cycles() {
-        let (v, d) = eval_with("{get_property: [b, y]}", &[("x", "7"), ("y", "{get_property: [a, x]}")]);
+        let (v, d) = eval_with(
+            "{get_property: [b, y]}",
+            &[("x", "7"), ("y", "{get_property: [a, x]}")],
+        );
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(v, json!(7));
         let (_, d) = eval_with(
             "{get_property: [SELF, x]}",
-            &[("x", "{get_property: [b, y]}"), ("y", "{get_property: [a, x]}")],
+            &[
+                ("x", "{get_property: [b, y]}"),
+                ("y", "{get_property: [a, x]}"),
+            ],
         );
         let msgs: Vec<String> = d.into_sorted().into_iter().map(|d| d.message).collect();
-        assert!(msgs.iter().any(|m| m.contains("a.x -> b.y -> a.x")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("a.x -> b.y -> a.x")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
     fn runtime_functions_are_kept_and_unknown_inputs_reported() {
         let (v, d) = eval_with("{concat: [http://, {get_attribute: [SELF, ip]}]}", &[]);
         assert!(d.is_empty(), "{d:?}");
-        assert_eq!(v, json!({"concat": ["http://", {"get_attribute": ["SELF", "ip"]}]}));
+        assert_eq!(
+            v,
+            json!({"concat": ["http://", {"get_attribute": ["SELF", "ip"]}]})
+        );
         let (_, d) = eval_with("{get_input: prot}", &[]);
         let d = d.into_sorted();
         assert!(d[0].message.contains("unknown input `prot`"));
         assert_eq!(d[0].help.as_deref(), Some("did you mean `port`?"));
         let (_, d) = eval_with("{get_property: [TARGET, x]}", &[]);
-        assert!(d.into_sorted()[0].message.contains("only be used in a relationship"));
+        assert!(
+            d.into_sorted()[0]
+                .message
+                .contains("only be used in a relationship")
+        );
     }
 }

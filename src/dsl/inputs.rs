@@ -29,10 +29,15 @@ pub type GivenInputs = IndexMap<String, Given>;
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read inputs file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("inputs file {path} is not a mapping of input names to values: {why}")]
     NotAMapping { path: String, why: String },
-    #[error("invalid inputs `{0}`: expected key=value, 'k1=v1;k2=v2', a YAML/JSON file or a JSON object")]
+    #[error(
+        "invalid inputs `{0}`: expected key=value, 'k1=v1;k2=v2', a YAML/JSON file or a JSON object"
+    )]
     Malformed(String),
 }
 
@@ -48,7 +53,8 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<GivenInputs, InputError> 
 fn parse_one(arg: &str, out: &mut GivenInputs) -> Result<(), InputError> {
     let trimmed = arg.trim();
     if trimmed.starts_with('{') {
-        let value: Json = serde_json::from_str(trimmed).map_err(|_| InputError::Malformed(arg.to_string()))?;
+        let value: Json =
+            serde_json::from_str(trimmed).map_err(|_| InputError::Malformed(arg.to_string()))?;
         return insert_mapping(value, out, arg);
     }
     if Path::new(trimmed).is_file() {
@@ -56,10 +62,11 @@ fn parse_one(arg: &str, out: &mut GivenInputs) -> Result<(), InputError> {
             path: trimmed.to_string(),
             source,
         })?;
-        let node = crate::load::yaml::parse(FileId(0), &text).map_err(|e| InputError::NotAMapping {
-            path: trimmed.to_string(),
-            why: format!("line {}: {}", e.loc.line, e.message),
-        })?;
+        let node =
+            crate::load::yaml::parse(FileId(0), &text).map_err(|e| InputError::NotAMapping {
+                path: trimmed.to_string(),
+                why: format!("line {}: {}", e.loc.line, e.message),
+            })?;
         return insert_mapping(node.to_json(), out, trimmed).map_err(|_| InputError::NotAMapping {
             path: trimmed.to_string(),
             why: format!("found a {}", node.value.kind_name()),
@@ -87,7 +94,13 @@ fn insert_mapping(value: Json, out: &mut GivenInputs, arg: &str) -> Result<(), I
     match value {
         Json::Object(m) => {
             for (k, v) in m {
-                out.insert(k, Given { value: v, from_text: false });
+                out.insert(
+                    k,
+                    Given {
+                        value: v,
+                        from_text: false,
+                    },
+                );
             }
             Ok(())
         }
@@ -124,8 +137,8 @@ pub fn resolve(
     for name in given.keys() {
         if !declared.contains_key(name) {
             diags.push(
-                Diagnostic::new(section, format!("unknown input `{name}` was given"))
-                    .with_help(did_you_mean(name, declared.keys().map(String::as_str)).unwrap_or_else(|| {
+                Diagnostic::new(section, format!("unknown input `{name}` was given")).with_help(
+                    did_you_mean(name, declared.keys().map(String::as_str)).unwrap_or_else(|| {
                         format!(
                             "declared inputs: {}",
                             if declared.is_empty() {
@@ -134,7 +147,8 @@ pub fn resolve(
                                 declared.keys().cloned().collect::<Vec<_>>().join(", ")
                             }
                         )
-                    })),
+                    }),
+                ),
             );
         }
     }
@@ -160,7 +174,10 @@ pub fn resolve(
             .err()
             .or_else(|| super::constraints::check(&schema.constraints, &value).err());
         if let Some(why) = problem {
-            diags.push(Diagnostic::new(schema.loc, format!("input `{name}`: {why}")));
+            diags.push(Diagnostic::new(
+                schema.loc,
+                format!("input `{name}`: {why}"),
+            ));
         }
         values.insert(name.clone(), value);
     }
@@ -168,9 +185,24 @@ pub fn resolve(
         let names: Vec<&str> = missing.iter().map(|(n, _)| *n).collect();
         let mut d = Diagnostic::new(
             *first,
-            format!("missing required input{} {}", if names.len() > 1 { "s" } else { "" }, names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "missing required input{} {}",
+                if names.len() > 1 { "s" } else { "" },
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
-        .with_help(format!("pass them with -i, e.g. -i '{}'", names.iter().map(|n| format!("{n}=…")).collect::<Vec<_>>().join(";")));
+        .with_help(format!(
+            "pass them with -i, e.g. -i '{}'",
+            names
+                .iter()
+                .map(|n| format!("{n}=…"))
+                .collect::<Vec<_>>()
+                .join(";")
+        ));
         for (n, loc) in missing.iter().skip(1) {
             d = d.with_related(*loc, format!("`{n}` is declared here"));
         }

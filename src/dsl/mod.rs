@@ -39,5 +39,11 @@ pub fn compile(loaded: &Loaded, given: &GivenInputs, diags: &mut Diagnostics) ->
         .as_map()
         .and_then(|m| m.iter().find(|(k, _)| k.name == "inputs"))
         .map_or(main.root.loc, |(k, _)| k.loc);
-    Some(compile::compile(&model, given, &loaded.root_dir, inputs_loc, diags))
+    Some(compile::compile(
+        &model,
+        given,
+        &loaded.root_dir,
+        inputs_loc,
+        diags,
+    ))
 }

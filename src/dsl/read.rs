@@ -185,7 +185,10 @@ impl<'d> Reader<'d> {
             other => {
                 self.diags.error(
                     root.loc,
-                    format!("a blueprint must be a mapping, found a {}", other.kind_name()),
+                    format!(
+                        "a blueprint must be a mapping, found a {}",
+                        other.kind_name()
+                    ),
                 );
                 return;
             }
@@ -207,16 +210,22 @@ impl<'d> Reader<'d> {
         }
         for (key, value) in entries {
             match key.name.as_str() {
-                "description" => {
-                    if !self.description_set {
-                        self.description_set = true;
-                        self.model.description = value.as_str().map(str::to_string);
-                    }
+                "description" if !self.description_set => {
+                    self.description_set = true;
+                    self.model.description = value.as_str().map(str::to_string);
                 }
                 "inputs" => {
                     for (name, n) in self.entries(value, "inputs") {
                         let schema = self.property_schema(n, &doc, "input");
-                        put_multi(self.diags, self.version, "input", &mut self.model.inputs, name, schema, &doc);
+                        put_multi(
+                            self.diags,
+                            self.version,
+                            "input",
+                            &mut self.model.inputs,
+                            name,
+                            schema,
+                            &doc,
+                        );
                     }
                 }
                 "data_types" => self.data_types(value, &doc),
@@ -243,24 +252,51 @@ impl<'d> Reader<'d> {
 
     fn data_types(&mut self, section: &Node, doc: &Doc) {
         for (name, n) in self.entries(section, "data_types") {
-            let e = self.fields(n, &[("derived_from", V1_0), ("properties", V1_0), ("description", V1_0), ("version", V1_0)], "a data type", doc);
+            let e = self.fields(
+                n,
+                &[
+                    ("derived_from", V1_0),
+                    ("properties", V1_0),
+                    ("description", V1_0),
+                    ("version", V1_0),
+                ],
+                "a data type",
+                doc,
+            );
             let dt = DataType {
                 loc: name.loc,
                 derived_from: e.get("derived_from").and_then(|d| self.name(d, doc)),
                 properties: self.schemas(e.get("properties"), doc, "property"),
             };
             let key = doc.ns_name(name);
-            put_unique(self.diags, "data type", &mut self.model.data_types, &key, dt, |d| d.loc);
+            put_unique(
+                self.diags,
+                "data type",
+                &mut self.model.data_types,
+                &key,
+                dt,
+                |d| d.loc,
+            );
         }
     }
 
     fn plugins(&mut self, section: &Node, doc: &Doc) {
         const KEYS: &[(&str, DslVersion)] = &[
-            ("executor", V1_0), ("source", V1_0), ("install", V1_0), ("install_arguments", V1_0),
-            ("package_name", V1_0), ("package_version", V1_0), ("supported_platform", V1_0),
-            ("distribution", V1_0), ("distribution_version", V1_0), ("distribution_release", V1_0),
-            ("properties", V1_0), ("properties_description", V1_0), ("blueprint_labels", V1_0),
-            ("labels", V1_0), ("resource_tags", V1_0),
+            ("executor", V1_0),
+            ("source", V1_0),
+            ("install", V1_0),
+            ("install_arguments", V1_0),
+            ("package_name", V1_0),
+            ("package_version", V1_0),
+            ("supported_platform", V1_0),
+            ("distribution", V1_0),
+            ("distribution_version", V1_0),
+            ("distribution_release", V1_0),
+            ("properties", V1_0),
+            ("properties_description", V1_0),
+            ("blueprint_labels", V1_0),
+            ("labels", V1_0),
+            ("resource_tags", V1_0),
         ];
         for (name, n) in self.entries(section, "plugins") {
             let e = self.fields(n, KEYS, "a plugin", doc);
@@ -283,7 +319,10 @@ impl<'d> Reader<'d> {
             };
             match self.model.plugins.entry(name.name.clone()) {
                 Entry::Occupied(o) if o.get().raw == def.raw => {}
-                Entry::Occupied(o) => self.diags.push(conflict("plugin", &name.name, name.loc, o.get().loc)),
+                Entry::Occupied(o) => {
+                    self.diags
+                        .push(conflict("plugin", &name.name, name.loc, o.get().loc))
+                }
                 Entry::Vacant(v) => {
                     v.insert(def);
                 }
@@ -295,7 +334,14 @@ impl<'d> Reader<'d> {
         for (name, n) in self.entries(section, "node_types") {
             let e = self.fields(
                 n,
-                &[("derived_from", V1_0), ("properties", V1_0), ("interfaces", V1_0), ("description", V1_2), ("runtime_properties", V1_5), ("metadata", V1_3)],
+                &[
+                    ("derived_from", V1_0),
+                    ("properties", V1_0),
+                    ("interfaces", V1_0),
+                    ("description", V1_2),
+                    ("runtime_properties", V1_5),
+                    ("metadata", V1_3),
+                ],
                 "a node type",
                 doc,
             );
@@ -306,7 +352,14 @@ impl<'d> Reader<'d> {
                 interfaces: self.interfaces(e.get("interfaces"), doc),
             };
             let key = doc.ns_name(name);
-            put_unique(self.diags, "node type", &mut self.model.node_types, &key, t, |t| t.loc);
+            put_unique(
+                self.diags,
+                "node type",
+                &mut self.model.node_types,
+                &key,
+                t,
+                |t| t.loc,
+            );
         }
     }
 
@@ -314,7 +367,13 @@ impl<'d> Reader<'d> {
         for (name, n) in self.entries(section, "relationships") {
             let e = self.fields(
                 n,
-                &[("derived_from", V1_0), ("properties", V1_0), ("source_interfaces", V1_0), ("target_interfaces", V1_0), ("description", V1_2)],
+                &[
+                    ("derived_from", V1_0),
+                    ("properties", V1_0),
+                    ("source_interfaces", V1_0),
+                    ("target_interfaces", V1_0),
+                    ("description", V1_2),
+                ],
                 "a relationship type",
                 doc,
             );
@@ -326,7 +385,14 @@ impl<'d> Reader<'d> {
                 target_interfaces: self.interfaces(e.get("target_interfaces"), doc),
             };
             let key = doc.ns_name(name);
-            put_unique(self.diags, "relationship type", &mut self.model.relationships, &key, t, |t| t.loc);
+            put_unique(
+                self.diags,
+                "relationship type",
+                &mut self.model.relationships,
+                &key,
+                t,
+                |t| t.loc,
+            );
         }
     }
 
@@ -334,18 +400,33 @@ impl<'d> Reader<'d> {
         for (name, n) in self.entries(section, "node_templates") {
             let e = self.fields(
                 n,
-                &[("type", V1_0), ("properties", V1_0), ("interfaces", V1_0), ("relationships", V1_0), ("instances", V1_0), ("capabilities", V1_3), ("description", V1_2)],
+                &[
+                    ("type", V1_0),
+                    ("properties", V1_0),
+                    ("interfaces", V1_0),
+                    ("relationships", V1_0),
+                    ("instances", V1_0),
+                    ("capabilities", V1_3),
+                    ("description", V1_2),
+                ],
                 "a node template",
                 doc,
             );
-            let Some(ty) = e.required("type", n.loc, &format!("node template `{}`", name.name), self.diags)
+            let Some(ty) = e
+                .required(
+                    "type",
+                    n.loc,
+                    &format!("node template `{}`", name.name),
+                    self.diags,
+                )
                 .and_then(|t| self.name(t, doc))
             else {
                 continue;
             };
             let relationships = match e.get("relationships") {
                 None => Vec::new(),
-                Some(r) => self.seq(r, "relationships")
+                Some(r) => self
+                    .seq(r, "relationships")
                     .iter()
                     .filter_map(|r| self.relationship_template(r, doc))
                     .collect(),
@@ -353,35 +434,64 @@ impl<'d> Reader<'d> {
             let template = NodeTemplate {
                 loc: name.loc,
                 ty,
-                properties: namespaced_values(self.entries(e.get("properties").unwrap_or(&NULL), "properties"), doc),
+                properties: namespaced_values(
+                    self.entries(e.get("properties").unwrap_or(&NULL), "properties"),
+                    doc,
+                ),
                 interfaces: self.interfaces(e.get("interfaces"), doc),
                 relationships,
                 scalable: self.scalable(e.get("instances"), e.get("capabilities"), doc),
             };
-            put_multi(self.diags, self.version, "node template", &mut self.model.node_templates, name, template, doc);
+            put_multi(
+                self.diags,
+                self.version,
+                "node template",
+                &mut self.model.node_templates,
+                name,
+                template,
+                doc,
+            );
         }
     }
 
     fn relationship_template(&mut self, n: &Node, doc: &Doc) -> Option<RelationshipTemplate> {
         let e = self.fields(
             n,
-            &[("type", V1_0), ("target", V1_0), ("properties", V1_0), ("source_interfaces", V1_0), ("target_interfaces", V1_0)],
+            &[
+                ("type", V1_0),
+                ("target", V1_0),
+                ("properties", V1_0),
+                ("source_interfaces", V1_0),
+                ("target_interfaces", V1_0),
+            ],
             "a relationship",
             doc,
         );
-        let ty = e.required("type", n.loc, "a relationship", self.diags).and_then(|t| self.name(t, doc));
-        let target = e.required("target", n.loc, "a relationship", self.diags).and_then(|t| self.name(t, doc));
+        let ty = e
+            .required("type", n.loc, "a relationship", self.diags)
+            .and_then(|t| self.name(t, doc));
+        let target = e
+            .required("target", n.loc, "a relationship", self.diags)
+            .and_then(|t| self.name(t, doc));
         Some(RelationshipTemplate {
             loc: n.loc,
             ty: ty?,
             target: target?,
-            properties: namespaced_values(self.entries(e.get("properties").unwrap_or(&NULL), "properties"), doc),
+            properties: namespaced_values(
+                self.entries(e.get("properties").unwrap_or(&NULL), "properties"),
+                doc,
+            ),
             source_interfaces: self.interfaces(e.get("source_interfaces"), doc),
             target_interfaces: self.interfaces(e.get("target_interfaces"), doc),
         })
     }
 
-    fn scalable(&mut self, instances: Option<&Node>, capabilities: Option<&Node>, doc: &Doc) -> ScalableSpec {
+    fn scalable(
+        &mut self,
+        instances: Option<&Node>,
+        capabilities: Option<&Node>,
+        doc: &Doc,
+    ) -> ScalableSpec {
         let mut spec = ScalableSpec::default();
         if let Some(inst) = instances {
             let e = self.fields(inst, &[("deploy", V1_0)], "`instances`", doc);
@@ -390,11 +500,22 @@ impl<'d> Reader<'d> {
         if let Some(caps) = capabilities {
             let e = self.fields(caps, &[("scalable", V1_3)], "`capabilities`", doc);
             if let Some(scalable) = e.get("scalable") {
-                let s = self.fields(scalable, &[("properties", V1_3)], "`capabilities.scalable`", doc);
+                let s = self.fields(
+                    scalable,
+                    &[("properties", V1_3)],
+                    "`capabilities.scalable`",
+                    doc,
+                );
                 if let Some(props) = s.get("properties") {
                     let p = self.fields(
                         props,
-                        &[("default_instances", V1_3), ("min_instances", V1_3), ("max_instances", V1_3), ("current_instances", V1_3), ("planned_instances", V1_3)],
+                        &[
+                            ("default_instances", V1_3),
+                            ("min_instances", V1_3),
+                            ("max_instances", V1_3),
+                            ("current_instances", V1_3),
+                            ("planned_instances", V1_3),
+                        ],
                         "scalable properties",
                         doc,
                     );
@@ -419,35 +540,70 @@ impl<'d> Reader<'d> {
     fn groups(&mut self, section: &Node, doc: &Doc) {
         for (name, n) in self.entries(section, "groups") {
             let e = self.fields(n, &[("members", V1_0), ("policies", V1_0)], "a group", doc);
-            let members = match e.required("members", n.loc, &format!("group `{}`", name.name), self.diags) {
-                Some(m) => self.seq(m, "members").iter().filter_map(|m| self.name(m, doc)).collect(),
+            let members = match e.required(
+                "members",
+                n.loc,
+                &format!("group `{}`", name.name),
+                self.diags,
+            ) {
+                Some(m) => self
+                    .seq(m, "members")
+                    .iter()
+                    .filter_map(|m| self.name(m, doc))
+                    .collect(),
                 None => Vec::new(),
             };
-            let g = Group { loc: name.loc, members };
+            let g = Group {
+                loc: name.loc,
+                members,
+            };
             let key = doc.ns_name(name);
-            put_unique(self.diags, "group", &mut self.model.groups, &key, g, |g| g.loc);
+            put_unique(self.diags, "group", &mut self.model.groups, &key, g, |g| {
+                g.loc
+            });
         }
     }
 
     fn policies(&mut self, section: &Node, doc: &Doc) {
         for (name, n) in self.entries(section, "policies") {
-            let e = self.fields(n, &[("type", V1_3), ("properties", V1_3), ("targets", V1_3)], "a policy", doc);
+            let e = self.fields(
+                n,
+                &[("type", V1_3), ("properties", V1_3), ("targets", V1_3)],
+                "a policy",
+                doc,
+            );
             let what = format!("policy `{}`", name.name);
-            let Some(ty) = e.required("type", n.loc, &what, self.diags).and_then(|t| self.name(t, doc)) else {
+            let Some(ty) = e
+                .required("type", n.loc, &what, self.diags)
+                .and_then(|t| self.name(t, doc))
+            else {
                 continue;
             };
             let targets = match e.required("targets", n.loc, &what, self.diags) {
-                Some(t) => self.seq(t, "targets").iter().filter_map(|t| self.name(t, doc)).collect(),
+                Some(t) => self
+                    .seq(t, "targets")
+                    .iter()
+                    .filter_map(|t| self.name(t, doc))
+                    .collect(),
                 None => Vec::new(),
             };
             let p = Policy {
                 loc: name.loc,
                 ty,
-                properties: self.entries(e.get("properties").unwrap_or(&NULL), "properties").to_vec(),
+                properties: self
+                    .entries(e.get("properties").unwrap_or(&NULL), "properties")
+                    .to_vec(),
                 targets,
             };
             let key = doc.ns_name(name);
-            put_unique(self.diags, "policy", &mut self.model.policies, &key, p, |p| p.loc);
+            put_unique(
+                self.diags,
+                "policy",
+                &mut self.model.policies,
+                &key,
+                p,
+                |p| p.loc,
+            );
         }
     }
 
@@ -463,7 +619,9 @@ impl<'d> Reader<'d> {
         };
         for (name, n) in &entries {
             let key = doc.ns_name(name);
-            put_unique(self.diags, what, map, &key, (name.loc, n.to_json()), |d| d.0);
+            put_unique(self.diags, what, map, &key, (name.loc, n.to_json()), |d| {
+                d.0
+            });
         }
     }
 
@@ -472,18 +630,31 @@ impl<'d> Reader<'d> {
             let def = match &n.value {
                 Value::Str(s) => WorkflowDef {
                     loc: name.loc,
-                    mapping: Key { name: s.clone(), loc: n.loc },
+                    mapping: Key {
+                        name: s.clone(),
+                        loc: n.loc,
+                    },
                     parameters: IndexMap::new(),
                 },
                 _ => {
                     let e = self.fields(
                         n,
-                        &[("mapping", V1_0), ("parameters", V1_0), ("is_cascading", V1_3), ("availability_rules", V1_3)],
+                        &[
+                            ("mapping", V1_0),
+                            ("parameters", V1_0),
+                            ("is_cascading", V1_3),
+                            ("availability_rules", V1_3),
+                        ],
                         "a workflow",
                         doc,
                     );
                     let Some(mapping) = e
-                        .required("mapping", n.loc, &format!("workflow `{}`", name.name), self.diags)
+                        .required(
+                            "mapping",
+                            n.loc,
+                            &format!("workflow `{}`", name.name),
+                            self.diags,
+                        )
                         .and_then(|m| self.name(m, doc_without_ns()))
                     else {
                         continue;
@@ -501,10 +672,24 @@ impl<'d> Reader<'d> {
     }
 
     fn outputs(&mut self, section_key: &Key, section: &Node, doc: &Doc) {
-        let what = if section_key.name == "outputs" { "output" } else { "capability" };
+        let what = if section_key.name == "outputs" {
+            "output"
+        } else {
+            "capability"
+        };
         for (name, n) in self.entries(section, &section_key.name) {
-            let e = self.fields(n, &[("value", V1_0), ("description", V1_0)], &format!("an {what}"), doc);
-            let Some(value) = e.required("value", n.loc, &format!("{what} `{}`", name.name), self.diags) else {
+            let e = self.fields(
+                n,
+                &[("value", V1_0), ("description", V1_0)],
+                &format!("an {what}"),
+                doc,
+            );
+            let Some(value) = e.required(
+                "value",
+                n.loc,
+                &format!("{what} `{}`", name.name),
+                self.diags,
+            ) else {
                 continue;
             };
             let def = OutputDef {
@@ -512,7 +697,11 @@ impl<'d> Reader<'d> {
                 value: namespace_functions(value.clone(), doc),
                 description: e.str("description"),
             };
-            let map = if what == "output" { &mut self.model.outputs } else { &mut self.model.capabilities };
+            let map = if what == "output" {
+                &mut self.model.outputs
+            } else {
+                &mut self.model.capabilities
+            };
             put_multi(self.diags, self.version, what, map, name, def, doc);
         }
     }
@@ -547,7 +736,10 @@ impl<'d> Reader<'d> {
         match &def.value {
             Value::Str(s) => {
                 if !s.is_empty() {
-                    op.implementation = Some(Key { name: s.clone(), loc: def.loc });
+                    op.implementation = Some(Key {
+                        name: s.clone(),
+                        loc: def.loc,
+                    });
                 }
             }
             Value::Null => {}
@@ -557,12 +749,21 @@ impl<'d> Reader<'d> {
                     .get("implementation")
                     .and_then(|i| self.name(i, doc_without_ns()))
                     .filter(|i| !i.name.is_empty());
-                op.inputs = namespaced_values(self.entries(e.get("inputs").unwrap_or(&NULL), "inputs"), doc);
+                op.inputs = namespaced_values(
+                    self.entries(e.get("inputs").unwrap_or(&NULL), "inputs"),
+                    doc,
+                );
                 op.executor = e.str("executor");
-                op.max_retries = e.get("max_retries").and_then(|n| self.int(n, "max_retries"));
-                op.retry_interval = e.get("retry_interval").and_then(|n| self.number(n, "retry_interval"));
+                op.max_retries = e
+                    .get("max_retries")
+                    .and_then(|n| self.int(n, "max_retries"));
+                op.retry_interval = e
+                    .get("retry_interval")
+                    .and_then(|n| self.number(n, "retry_interval"));
                 op.timeout = e.get("timeout").and_then(|n| self.number(n, "timeout"));
-                op.timeout_recoverable = e.get("timeout_recoverable").and_then(|n| self.boolean(n, "timeout_recoverable"));
+                op.timeout_recoverable = e
+                    .get("timeout_recoverable")
+                    .and_then(|n| self.boolean(n, "timeout_recoverable"));
                 if let Some(ex) = &op.executor
                     && ex != "central_deployment_agent"
                     && ex != "host_agent"
@@ -576,13 +777,21 @@ impl<'d> Reader<'d> {
             }
             other => self.diags.error(
                 def.loc,
-                format!("an operation must be a string or a mapping, found a {}", other.kind_name()),
+                format!(
+                    "an operation must be a string or a mapping, found a {}",
+                    other.kind_name()
+                ),
             ),
         }
         op
     }
 
-    fn schemas(&mut self, node: Option<&Node>, doc: &Doc, what: &str) -> IndexMap<String, PropertySchema> {
+    fn schemas(
+        &mut self,
+        node: Option<&Node>,
+        doc: &Doc,
+        what: &str,
+    ) -> IndexMap<String, PropertySchema> {
         let mut out = IndexMap::new();
         let Some(node) = node else { return out };
         for (name, n) in self.entries(node, &format!("{what} definitions")) {
@@ -593,18 +802,33 @@ impl<'d> Reader<'d> {
     }
 
     fn property_schema(&mut self, n: &Node, doc: &Doc, what: &str) -> PropertySchema {
-        let keys = if what == "property" { PROPERTY_KEYS } else { INPUT_KEYS };
+        let keys = if what == "property" {
+            PROPERTY_KEYS
+        } else {
+            INPUT_KEYS
+        };
         let e = self.fields(n, keys, &format!("a {what} definition"), doc);
-        let required = e.get("required").and_then(|r| self.boolean(r, "required")).unwrap_or(true);
+        let required = e
+            .get("required")
+            .and_then(|r| self.boolean(r, "required"))
+            .unwrap_or(true);
         let constraints = match e.get("constraints") {
             Some(c) => super::constraints::read(c, self.diags),
             None => Vec::new(),
         };
         PropertySchema {
             loc: n.loc,
-            ty: e.get("type").and_then(|t| self.name(t, doc)).map(|t| builtin_type_name(t, doc)),
-            item_type: e.get("item_type").and_then(|t| self.name(t, doc)).map(|t| builtin_type_name(t, doc)),
-            default: e.get("default").map(|d| namespace_functions(d.clone(), doc)),
+            ty: e
+                .get("type")
+                .and_then(|t| self.name(t, doc))
+                .map(|t| builtin_type_name(t, doc)),
+            item_type: e
+                .get("item_type")
+                .and_then(|t| self.name(t, doc))
+                .map(|t| builtin_type_name(t, doc)),
+            default: e
+                .get("default")
+                .map(|d| namespace_functions(d.clone(), doc)),
             required,
             description: e.str("description"),
             constraints,
@@ -616,7 +840,10 @@ impl<'d> Reader<'d> {
             Value::Map(m) => m,
             Value::Null => &[],
             other => {
-                self.diags.error(node.loc, format!("`{what}` must be a mapping, found a {}", other.kind_name()));
+                self.diags.error(
+                    node.loc,
+                    format!("`{what}` must be a mapping, found a {}", other.kind_name()),
+                );
                 &[]
             }
         }
@@ -627,18 +854,30 @@ impl<'d> Reader<'d> {
             Value::Seq(s) => s,
             Value::Null => &[],
             other => {
-                self.diags.error(node.loc, format!("`{what}` must be a list, found a {}", other.kind_name()));
+                self.diags.error(
+                    node.loc,
+                    format!("`{what}` must be a list, found a {}", other.kind_name()),
+                );
                 &[]
             }
         }
     }
 
-    fn fields<'n>(&mut self, node: &'n Node, allowed: &[(&str, DslVersion)], what: &str, doc: &Doc) -> Fields<'n> {
+    fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        allowed: &[(&str, DslVersion)],
+        what: &str,
+        doc: &Doc,
+    ) -> Fields<'n> {
         let entries = match &node.value {
             Value::Map(m) => m.as_slice(),
             Value::Null => &[],
             other => {
-                self.diags.error(node.loc, format!("{what} must be a mapping, found a {}", other.kind_name()));
+                self.diags.error(
+                    node.loc,
+                    format!("{what} must be a mapping, found a {}", other.kind_name()),
+                );
                 &[]
             }
         };
@@ -646,23 +885,38 @@ impl<'d> Reader<'d> {
         Fields { entries }
     }
 
-    fn check_keys(&mut self, entries: &[(Key, Node)], allowed: &[(&str, DslVersion)], what: &str, doc: &Doc) {
+    fn check_keys(
+        &mut self,
+        entries: &[(Key, Node)],
+        allowed: &[(&str, DslVersion)],
+        what: &str,
+        doc: &Doc,
+    ) {
         for (key, _) in entries {
             match allowed.iter().find(|(k, _)| *k == key.name) {
                 None => self.diags.push(
-                    Diagnostic::new(key.loc, format!("unknown key `{}` in {what}", key.name)).with_help(
-                        did_you_mean(&key.name, allowed.iter().map(|(k, _)| *k)).unwrap_or_else(|| {
-                            format!(
-                                "allowed keys: {}",
-                                allowed.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
-                            )
-                        }),
-                    ),
+                    Diagnostic::new(key.loc, format!("unknown key `{}` in {what}", key.name))
+                        .with_help(
+                            did_you_mean(&key.name, allowed.iter().map(|(k, _)| *k))
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "allowed keys: {}",
+                                        allowed
+                                            .iter()
+                                            .map(|(k, _)| *k)
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    )
+                                }),
+                        ),
                 ),
                 Some((_, since)) if !doc.builtin && *since > self.version => self.diags.push(
                     Diagnostic::new(
                         key.loc,
-                        format!("`{}` in {what} requires {since} or later; this blueprint is {}", key.name, self.version),
+                        format!(
+                            "`{}` in {what} requires {since} or later; this blueprint is {}",
+                            key.name, self.version
+                        ),
                     )
                     .with_help(format!("declare `tosca_definitions_version: {since}`")),
                 ),
@@ -673,9 +927,15 @@ impl<'d> Reader<'d> {
 
     fn name(&mut self, node: &Node, doc: &Doc) -> Option<Name> {
         match node.as_str() {
-            Some(s) => Some(doc.ns_name(&Key { name: s.to_string(), loc: node.loc })),
+            Some(s) => Some(doc.ns_name(&Key {
+                name: s.to_string(),
+                loc: node.loc,
+            })),
             None => {
-                self.diags.error(node.loc, format!("expected a name, found a {}", node.value.kind_name()));
+                self.diags.error(
+                    node.loc,
+                    format!("expected a name, found a {}", node.value.kind_name()),
+                );
                 None
             }
         }
@@ -685,7 +945,13 @@ impl<'d> Reader<'d> {
         match node.value {
             Value::Int(i) => Some(i),
             _ => {
-                self.diags.error(node.loc, format!("`{what}` must be an integer, found a {}", node.value.kind_name()));
+                self.diags.error(
+                    node.loc,
+                    format!(
+                        "`{what}` must be an integer, found a {}",
+                        node.value.kind_name()
+                    ),
+                );
                 None
             }
         }
@@ -696,7 +962,13 @@ impl<'d> Reader<'d> {
             Value::Int(i) => Some(i as f64),
             Value::Float(f) => Some(f),
             _ => {
-                self.diags.error(node.loc, format!("`{what}` must be a number, found a {}", node.value.kind_name()));
+                self.diags.error(
+                    node.loc,
+                    format!(
+                        "`{what}` must be a number, found a {}",
+                        node.value.kind_name()
+                    ),
+                );
                 None
             }
         }
@@ -706,7 +978,13 @@ impl<'d> Reader<'d> {
         match node.value {
             Value::Bool(b) => Some(b),
             _ => {
-                self.diags.error(node.loc, format!("`{what}` must be true or false, found a {}", node.value.kind_name()));
+                self.diags.error(
+                    node.loc,
+                    format!(
+                        "`{what}` must be true or false, found a {}",
+                        node.value.kind_name()
+                    ),
+                );
                 None
             }
         }
@@ -715,12 +993,22 @@ impl<'d> Reader<'d> {
 
 static NULL: Node = Node {
     value: Value::Null,
-    loc: Loc { file: crate::load::source::FileId(0), line: 0, col: 0, offset: 0, len: 0 },
+    loc: Loc {
+        file: crate::load::source::FileId(0),
+        line: 0,
+        col: 0,
+        offset: 0,
+        len: 0,
+    },
 };
 
 /// A document context with no namespace, for names that are never namespaced (mappings).
 fn doc_without_ns() -> &'static Doc<'static> {
-    static PLAIN: Doc<'static> = Doc { namespace: None, builtin: true, is_main: false };
+    static PLAIN: Doc<'static> = Doc {
+        namespace: None,
+        builtin: true,
+        is_main: false,
+    };
     &PLAIN
 }
 
@@ -744,14 +1032,23 @@ struct Fields<'n> {
 
 impl<'n> Fields<'n> {
     fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 
     fn str(&self, key: &str) -> Option<String> {
         self.get(key).and_then(Node::as_str).map(str::to_string)
     }
 
-    fn required(&self, key: &str, loc: Loc, what: &str, diags: &mut Diagnostics) -> Option<&'n Node> {
+    fn required(
+        &self,
+        key: &str,
+        loc: Loc,
+        what: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<&'n Node> {
         let found = self.get(key);
         if found.is_none() {
             diags.error(loc, format!("{what} is missing the required key `{key}`"));
@@ -798,7 +1095,14 @@ impl HasLoc for OutputDef {
     }
 }
 
-fn put_unique<T>(diags: &mut Diagnostics, what: &str, map: &mut IndexMap<String, T>, name: &Key, value: T, loc: fn(&T) -> Loc) {
+fn put_unique<T>(
+    diags: &mut Diagnostics,
+    what: &str,
+    map: &mut IndexMap<String, T>,
+    name: &Key,
+    value: T,
+    loc: fn(&T) -> Loc,
+) {
     match map.entry(name.name.clone()) {
         Entry::Occupied(o) => diags.push(conflict(what, &name.name, name.loc, loc(o.get()))),
         Entry::Vacant(v) => {
@@ -810,7 +1114,9 @@ fn put_unique<T>(diags: &mut Diagnostics, what: &str, map: &mut IndexMap<String,
 fn conflict(what: &str, name: &str, loc: Loc, first: Loc) -> Diagnostic {
     Diagnostic::new(loc, format!("{what} `{name}` is defined twice"))
         .with_related(first, "first defined here")
-        .with_help(format!("rename one of them, or import the file that defines `{name}` only once"))
+        .with_help(format!(
+            "rename one of them, or import the file that defines `{name}` only once"
+        ))
 }
 
 fn scalar_text(n: &Node) -> String {
@@ -837,7 +1143,9 @@ fn namespace_functions(mut node: Node, doc: &Doc) -> Node {
 
 fn rename_function_targets(node: &mut Node, doc: &Doc) {
     match &mut node.value {
-        Value::Seq(items) => items.iter_mut().for_each(|n| rename_function_targets(n, doc)),
+        Value::Seq(items) => items
+            .iter_mut()
+            .for_each(|n| rename_function_targets(n, doc)),
         Value::Map(entries) => {
             if entries.len() == 1 {
                 let (k, v) = &mut entries[0];
@@ -848,7 +1156,11 @@ fn rename_function_targets(node: &mut Node, doc: &Doc) {
                 };
                 let renames = matches!(
                     k.name.as_str(),
-                    "get_input" | "get_property" | "get_attribute" | "get_attributes_list" | "get_attributes_dict"
+                    "get_input"
+                        | "get_property"
+                        | "get_attribute"
+                        | "get_attributes_list"
+                        | "get_attributes_dict"
                 );
                 if renames
                     && let Some(first) = first

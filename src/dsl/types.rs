@@ -26,11 +26,18 @@ macro_rules! inherits {
         }
     )*};
 }
-inherits!(super::model::NodeType, super::model::RelationshipType, super::model::DataType);
+inherits!(
+    super::model::NodeType,
+    super::model::RelationshipType,
+    super::model::DataType
+);
 
 /// The names from the root of the chain down to `name`, or `None` when the chain is broken
 /// (unknown parent or a cycle; reported once per type by [`check_chains`]).
-pub fn chain<'m, T: Inherits>(name: &'m str, defs: &'m IndexMap<String, T>) -> Option<Vec<&'m str>> {
+pub fn chain<'m, T: Inherits>(
+    name: &'m str,
+    defs: &'m IndexMap<String, T>,
+) -> Option<Vec<&'m str>> {
     let mut out = vec![name];
     let mut current = defs.get(name)?;
     while let Some(parent) = current.parent() {
@@ -50,8 +57,14 @@ pub fn check_chains<T: Inherits>(what: &str, defs: &IndexMap<String, T>, diags: 
         let Some(parent) = def.parent() else { continue };
         if !defs.contains_key(&parent.name) {
             diags.push(
-                Diagnostic::new(parent.loc, format!("{what} `{name}` derives from the unknown {what} `{}`", parent.name))
-                    .with_help_opt(did_you_mean(&parent.name, defs.keys().map(String::as_str))),
+                Diagnostic::new(
+                    parent.loc,
+                    format!(
+                        "{what} `{name}` derives from the unknown {what} `{}`",
+                        parent.name
+                    ),
+                )
+                .with_help_opt(did_you_mean(&parent.name, defs.keys().map(String::as_str))),
             );
             continue;
         }
@@ -61,7 +74,9 @@ pub fn check_chains<T: Inherits>(what: &str, defs: &IndexMap<String, T>, diags: 
         loop {
             if let Some(pos) = seen.iter().position(|n| *n == current.name) {
                 // Report a cycle once, at its member declared first.
-                let first_declared = seen.iter().all(|n| defs.get_index_of(*n) >= defs.get_index_of(name.as_str()));
+                let first_declared = seen
+                    .iter()
+                    .all(|n| defs.get_index_of(*n) >= defs.get_index_of(name.as_str()));
                 if pos == 0 && first_declared {
                     let mut cycle: Vec<&str> = seen.clone();
                     cycle.push(&current.name);

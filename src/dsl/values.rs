@@ -21,10 +21,20 @@ pub type DataTypes = IndexMap<String, IndexMap<String, PropertySchema>>;
 /// Check `value` against `schema`'s type; `Err` says what is wrong.
 pub fn check(schema: &PropertySchema, value: &Json, data_types: &DataTypes) -> Result<(), String> {
     let Some(ty) = &schema.ty else { return Ok(()) };
-    check_type(&ty.name, schema.item_type.as_ref().map(|t| t.name.as_str()), value, data_types)
+    check_type(
+        &ty.name,
+        schema.item_type.as_ref().map(|t| t.name.as_str()),
+        value,
+        data_types,
+    )
 }
 
-pub fn check_type(ty: &str, item_type: Option<&str>, value: &Json, data_types: &DataTypes) -> Result<(), String> {
+pub fn check_type(
+    ty: &str,
+    item_type: Option<&str>,
+    value: &Json,
+    data_types: &DataTypes,
+) -> Result<(), String> {
     if is_runtime_function(value) {
         return Ok(());
     }
@@ -38,7 +48,8 @@ pub fn check_type(ty: &str, item_type: Option<&str>, value: &Json, data_types: &
             Json::Array(items) => {
                 if let Some(item) = item_type {
                     for (i, v) in items.iter().enumerate() {
-                        check_type(item, None, v, data_types).map_err(|e| format!("item {i}: {e}"))?;
+                        check_type(item, None, v, data_types)
+                            .map_err(|e| format!("item {i}: {e}"))?;
                     }
                 }
                 true
@@ -49,7 +60,8 @@ pub fn check_type(ty: &str, item_type: Option<&str>, value: &Json, data_types: &
             Json::Object(entries) => {
                 if let Some(item) = item_type {
                     for (k, v) in entries {
-                        check_type(item, None, v, data_types).map_err(|e| format!("key `{k}`: {e}"))?;
+                        check_type(item, None, v, data_types)
+                            .map_err(|e| format!("key `{k}`: {e}"))?;
                     }
                 }
                 true
@@ -65,7 +77,10 @@ pub fn check_type(ty: &str, item_type: Option<&str>, value: &Json, data_types: &
     if ok {
         Ok(())
     } else {
-        Err(format!("expected a value of type `{ty}`, found {}", describe(value)))
+        Err(format!(
+            "expected a value of type `{ty}`, found {}",
+            describe(value)
+        ))
     }
 }
 
@@ -76,7 +91,10 @@ fn check_data_type(
     data_types: &DataTypes,
 ) -> Result<(), String> {
     let Json::Object(entries) = value else {
-        return Err(format!("expected a mapping of data type `{name}`, found {}", describe(value)));
+        return Err(format!(
+            "expected a mapping of data type `{name}`, found {}",
+            describe(value)
+        ));
     };
     for (k, v) in entries {
         let Some(field) = fields.get(k) else {
@@ -86,7 +104,8 @@ fn check_data_type(
             return Err(format!("data type `{name}` has no field `{k}`{hint}"));
         };
         check(field, v, data_types).map_err(|e| format!("field `{k}`: {e}"))?;
-        super::constraints::check(&field.constraints, v).map_err(|e| format!("field `{k}`: {e}"))?;
+        super::constraints::check(&field.constraints, v)
+            .map_err(|e| format!("field `{k}`: {e}"))?;
     }
     for (k, field) in fields {
         if !entries.contains_key(k) && field.default.is_none() && field.required {
@@ -98,15 +117,23 @@ fn check_data_type(
 
 /// Fill a data-typed value's missing fields from the type's defaults, recursively.
 pub fn fill_defaults(ty: Option<&str>, value: &mut Json, data_types: &DataTypes) {
-    let (Some(ty), Json::Object(entries)) = (ty, value) else { return };
-    let Some(fields) = data_types.get(ty) else { return };
+    let (Some(ty), Json::Object(entries)) = (ty, value) else {
+        return;
+    };
+    let Some(fields) = data_types.get(ty) else {
+        return;
+    };
     for (k, field) in fields {
         match entries.get_mut(k) {
             Some(v) => fill_defaults(field.ty.as_ref().map(|t| t.name.as_str()), v, data_types),
             None => {
                 if let Some(default) = &field.default {
                     let mut d = default.to_json();
-                    fill_defaults(field.ty.as_ref().map(|t| t.name.as_str()), &mut d, data_types);
+                    fill_defaults(
+                        field.ty.as_ref().map(|t| t.name.as_str()),
+                        &mut d,
+                        data_types,
+                    );
                     entries.insert(k.clone(), d);
                 }
             }
@@ -140,7 +167,19 @@ mod tests {
         assert!(check_type("integer", None, &json!(1.5), &dt).is_err());
         assert!(check_type("float", None, &json!(3), &dt).is_ok());
         assert!(check_type("boolean", None, &json!("true"), &dt).is_err());
-        assert!(check_type("list", Some("integer"), &json!([1, "x"]), &dt).unwrap_err().contains("item 1"));
-        assert!(check_type("integer", None, &json!({"get_attribute": ["SELF", "x"]}), &dt).is_ok());
+        assert!(
+            check_type("list", Some("integer"), &json!([1, "x"]), &dt)
+                .unwrap_err()
+                .contains("item 1")
+        );
+        assert!(
+            check_type(
+                "integer",
+                None,
+                &json!({"get_attribute": ["SELF", "x"]}),
+                &dt
+            )
+            .is_ok()
+        );
     }
 }

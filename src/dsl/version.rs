@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn parses_and_orders() {
-        assert_eq!(DslVersion::parse("cloudify_dsl_1_3"), Some(DslVersion::V1_3));
+        assert_eq!(
+            DslVersion::parse("cloudify_dsl_1_3"),
+            Some(DslVersion::V1_3)
+        );
         assert_eq!(DslVersion::parse("cloudify_dsl_2_0"), None);
         assert!(DslVersion::V1_0 < DslVersion::V1_5);
     }

@@ -48,7 +48,9 @@ pub fn is_cloudify_types(import: &str) -> bool {
         return false;
     };
     let host = host.trim_start_matches("www.");
-    (host == "getcloudify.org" || host == "cloudify.co" || host == "getcloudify.org.s3.amazonaws.com")
+    (host == "getcloudify.org"
+        || host == "cloudify.co"
+        || host == "getcloudify.org.s3.amazonaws.com")
         && path.starts_with("spec/cloudify/")
         && path.ends_with("/types.yaml")
 }
@@ -76,18 +78,32 @@ mod tests {
 
     #[test]
     fn recognises_types_urls_of_any_version() {
-        assert!(is_cloudify_types("http://www.getcloudify.org/spec/cloudify/4.5/types.yaml"));
-        assert!(is_cloudify_types("http://cloudify.co/spec/cloudify/6.4.0/types.yaml"));
-        assert!(is_cloudify_types("https://cloudify.co/spec/cloudify/7.0.0/types.yaml"));
+        assert!(is_cloudify_types(
+            "http://www.getcloudify.org/spec/cloudify/4.5/types.yaml"
+        ));
+        assert!(is_cloudify_types(
+            "http://cloudify.co/spec/cloudify/6.4.0/types.yaml"
+        ));
+        assert!(is_cloudify_types(
+            "https://cloudify.co/spec/cloudify/7.0.0/types.yaml"
+        ));
         assert!(is_cloudify_types("cloudify/types/types.yaml"));
-        assert!(!is_cloudify_types("http://example.com/spec/cloudify/4.5/types.yaml"));
+        assert!(!is_cloudify_types(
+            "http://example.com/spec/cloudify/4.5/types.yaml"
+        ));
         assert!(!is_cloudify_types("types.yaml"));
     }
 
     #[test]
     fn plugins_by_short_or_package_name() {
-        assert!(matches!(plugin("plugin:script"), Some(Ok(ShippedPlugin { name: "script", .. }))));
-        assert!(matches!(plugin("plugin:cloudify-noop-plugin?version=1.0"), Some(Ok(ShippedPlugin { name: "noop", .. }))));
+        assert!(matches!(
+            plugin("plugin:script"),
+            Some(Ok(ShippedPlugin { name: "script", .. }))
+        ));
+        assert!(matches!(
+            plugin("plugin:cloudify-noop-plugin?version=1.0"),
+            Some(Ok(ShippedPlugin { name: "noop", .. }))
+        ));
         assert!(matches!(plugin("plugin:nope"), Some(Err(_))));
         assert!(plugin("types.yaml").is_none());
     }

@@ -60,10 +60,7 @@ pub fn load_file(path: &Path) -> Result<(Loaded, Diagnostics), LoadError> {
 
 /// Load from text already in memory; `path` names the file and anchors relative imports.
 pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
-    let root_dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let root_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loader = Loader {
         sources: Sources::default(),
         documents: Vec::new(),
@@ -72,7 +69,13 @@ pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
     };
     let origin = Origin::File(canonical(path));
     loader.seen.insert((origin.clone(), None));
-    loader.add(origin, path.display().to_string(), text.to_string(), None, true);
+    loader.add(
+        origin,
+        path.display().to_string(),
+        text.to_string(),
+        None,
+        true,
+    );
     let Loader {
         sources,
         documents,
@@ -250,7 +253,10 @@ fn collect_imports(root: &Node, diags: &mut Diagnostics) -> Vec<(String, Loc)> {
                 None => {
                     diags.error(
                         item.loc,
-                        format!("an import must be a string, found a {}", item.value.kind_name()),
+                        format!(
+                            "an import must be a string, found a {}",
+                            item.value.kind_name()
+                        ),
                     );
                     None
                 }

@@ -158,7 +158,10 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
 fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message).trim();
     let line = line.split(" at line ").next().unwrap_or(line);
-    line.split(", set DuplicateKeyPolicy").next().unwrap_or(line).to_string()
+    line.split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(line)
+        .to_string()
 }
 
 /// Byte offset of a 1-based line and character column.
@@ -332,7 +335,10 @@ mod tests {
         let child = n.get("child").unwrap();
         assert_eq!(child.get("x").unwrap().value, Value::Int(1));
         assert_eq!(child.get("y").unwrap().value, Value::Int(3));
-        assert_eq!(n.get("alias").unwrap().get("y").unwrap().value, Value::Int(2));
+        assert_eq!(
+            n.get("alias").unwrap().get("y").unwrap().value,
+            Value::Int(2)
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl NodeGraph {
             ok = false;
             let start = *scc.iter().min().expect("non-empty component");
             let path = self.cycle_through(start, &scc);
-            let names: Vec<&str> = path.iter().map(|i| c.nodes[i.index()].id.0.as_str()).collect();
+            let names: Vec<&str> = path
+                .iter()
+                .map(|i| c.nodes[i.index()].id.0.as_str())
+                .collect();
             let first = &c.nodes[start.index()];
             let loc = first
                 .relationships
@@ -45,8 +48,13 @@ impl NodeGraph {
                 .find(|r| r.target == path[1].index())
                 .map_or(first.loc, |r| r.loc);
             diags.push(
-                Diagnostic::new(loc, format!("circular node dependency: {}", names.join(" -> ")))
-                    .with_help("relationships must form a graph without cycles; remove or reverse one of them"),
+                Diagnostic::new(
+                    loc,
+                    format!("circular node dependency: {}", names.join(" -> ")),
+                )
+                .with_help(
+                    "relationships must form a graph without cycles; remove or reverse one of them",
+                ),
             );
         }
         ok
@@ -57,7 +65,12 @@ impl NodeGraph {
         // Breadth-first from start's successors back to start gives a shortest cycle.
         let mut prev = std::collections::HashMap::new();
         let mut queue = std::collections::VecDeque::new();
-        let mut succ: Vec<NodeIndex> = self.graph.edges(start).map(|e| e.target()).filter(|t| scc.contains(t)).collect();
+        let mut succ: Vec<NodeIndex> = self
+            .graph
+            .edges(start)
+            .map(|e| e.target())
+            .filter(|t| scc.contains(t))
+            .collect();
         succ.sort();
         for s in succ {
             prev.entry(s).or_insert(start);
@@ -67,7 +80,12 @@ impl NodeGraph {
             if n == start {
                 break;
             }
-            let mut next: Vec<NodeIndex> = self.graph.edges(n).map(|e| e.target()).filter(|t| scc.contains(t)).collect();
+            let mut next: Vec<NodeIndex> = self
+                .graph
+                .edges(n)
+                .map(|e| e.target())
+                .filter(|t| scc.contains(t))
+                .collect();
             next.sort();
             for t in next {
                 if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(t) {
@@ -92,12 +110,15 @@ impl NodeGraph {
     /// order. Only meaningful when there is no cycle.
     pub fn install_order(&self) -> Vec<usize> {
         let n = self.graph.node_count();
-        let mut pending: Vec<usize> = (0..n).map(|i| self.graph.edges(NodeIndex::new(i)).count()).collect();
+        let mut pending: Vec<usize> = (0..n)
+            .map(|i| self.graph.edges(NodeIndex::new(i)).count())
+            .collect();
         let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); n];
         for e in self.graph.edge_references() {
             dependants[e.target().index()].push(e.source().index());
         }
-        let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|i| pending[*i] == 0).collect();
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..n).filter(|i| pending[*i] == 0).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop_first() {
             order.push(i);

@@ -35,7 +35,10 @@ impl IdMaker {
     }
 
     pub fn seeded(seed: u64) -> Self {
-        IdMaker { state: seed, used: HashSet::new() }
+        IdMaker {
+            state: seed,
+            used: HashSet::new(),
+        }
     }
 
     /// Record ids that already exist (from a stored deployment).

@@ -28,8 +28,14 @@ pub fn generate(c: &Compiled, tree: Tree, install_order: Vec<usize>, ids: &mut I
     for e in order {
         let parents: Vec<Option<Slot>> = match plan.tree.parent(e) {
             None => vec![None],
-            Some(Entity::Node(p)) => plan.by_node[p].iter().map(|i| Some(Slot::Node(*i))).collect(),
-            Some(Entity::Group(g)) => plan.by_group[g].iter().map(|i| Some(Slot::Group(*i))).collect(),
+            Some(Entity::Node(p)) => plan.by_node[p]
+                .iter()
+                .map(|i| Some(Slot::Node(*i)))
+                .collect(),
+            Some(Entity::Group(g)) => plan.by_group[g]
+                .iter()
+                .map(|i| Some(Slot::Group(*i)))
+                .collect(),
         };
         let count = plan.tree.count(c, e);
         for parent in parents {
@@ -43,18 +49,30 @@ pub fn generate(c: &Compiled, tree: Tree, install_order: Vec<usize>, ids: &mut I
 }
 
 /// Create one instance of `e` under `parent` (without relationships). Returns its index.
-pub(super) fn add_instance(c: &Compiled, plan: &mut Plan, e: Entity, parent: Option<Slot>, ids: &mut IdMaker) -> Slot {
+pub(super) fn add_instance(
+    c: &Compiled,
+    plan: &mut Plan,
+    e: Entity,
+    parent: Option<Slot>,
+    ids: &mut IdMaker,
+) -> Slot {
     match e {
         Entity::Group(g) => {
             let idx = plan.group_instances.len() as u32;
-            plan.group_instances.push(GroupInstance { id: ids.make(&plan.tree.groups[g].name), group: g, parent });
+            plan.group_instances.push(GroupInstance {
+                id: ids.make(&plan.tree.groups[g].name),
+                group: g,
+                parent,
+            });
             plan.by_group[g].push(idx);
             Slot::Group(idx)
         }
         Entity::Node(n) => {
             let node = &c.nodes[n];
             let idx = plan.instances.len() as u32;
-            let contained_in = node.contained_in.and_then(|h| plan.ancestor_node_instance(parent, h));
+            let contained_in = node
+                .contained_in
+                .and_then(|h| plan.ancestor_node_instance(parent, h));
             let host = if node.is_compute() {
                 Some(idx)
             } else {
@@ -96,21 +114,31 @@ pub(super) struct TargetIndex {
     within: HashMap<(usize, usize), HashMap<u32, Vec<u32>>>,
 }
 
-pub(super) fn links_of(c: &Compiled, plan: &Plan, source: u32, index: &mut TargetIndex) -> Vec<RelationshipInstance> {
+pub(super) fn links_of(
+    c: &Compiled,
+    plan: &Plan,
+    source: u32,
+    index: &mut TargetIndex,
+) -> Vec<RelationshipInstance> {
     let inst = &plan.instances[source as usize];
     let node = &c.nodes[inst.node];
     let mut out = Vec::new();
     for (ri, r) in node.relationships.iter().enumerate() {
         if r.is_contained_in() {
             if let Some(t) = inst.contained_in {
-                out.push(RelationshipInstance { relationship: ri, target: t });
+                out.push(RelationshipInstance {
+                    relationship: ri,
+                    target: t,
+                });
             }
             continue;
         }
         let shared_group = shared_scaling_group(&plan.tree, inst.node, r.target);
         let candidates: &[u32] = match shared_group {
             Some(g) => {
-                let Some(gi) = plan.ancestor_group_instance(Slot::Node(source), g) else { continue };
+                let Some(gi) = plan.ancestor_group_instance(Slot::Node(source), g) else {
+                    continue;
+                };
                 let by_group = index.within.entry((r.target, g)).or_insert_with(|| {
                     let mut m: HashMap<u32, Vec<u32>> = HashMap::new();
                     for &t in &plan.by_node[r.target] {
@@ -128,7 +156,10 @@ pub(super) fn links_of(c: &Compiled, plan: &Plan, source: u32, index: &mut Targe
             ConnectionType::AllToAll => candidates,
             ConnectionType::AllToOne => &candidates[..candidates.len().min(1)],
         };
-        out.extend(chosen.iter().map(|&t| RelationshipInstance { relationship: ri, target: t }));
+        out.extend(chosen.iter().map(|&t| RelationshipInstance {
+            relationship: ri,
+            target: t,
+        }));
     }
     out
 }
@@ -153,7 +184,11 @@ pub(super) fn shared_scaling_group(tree: &Tree, a: usize, b: usize) -> Option<us
 
 impl Plan {
     /// The instance of node `node` at or above `slot` in the instance tree.
-    pub(super) fn ancestor_node_instance(&self, mut slot: Option<Slot>, node: usize) -> Option<u32> {
+    pub(super) fn ancestor_node_instance(
+        &self,
+        mut slot: Option<Slot>,
+        node: usize,
+    ) -> Option<u32> {
         while let Some(s) = slot {
             slot = match s {
                 Slot::Node(i) if self.instances[i as usize].node == node => return Some(i),
@@ -169,7 +204,9 @@ impl Plan {
         let mut cur = Some(slot);
         while let Some(s) = cur {
             cur = match s {
-                Slot::Group(g) if self.group_instances[g as usize].group == group => return Some(g),
+                Slot::Group(g) if self.group_instances[g as usize].group == group => {
+                    return Some(g);
+                }
                 Slot::Group(g) => self.group_instances[g as usize].parent,
                 Slot::Node(i) => self.instances[i as usize].parent,
             };

@@ -87,7 +87,10 @@ pub fn json(c: &Compiled, plan: &Plan) -> Json {
 }
 
 fn parents_of_group(plan: &Plan, g: usize) -> usize {
-    let mut parents: Vec<Option<Slot>> = plan.by_group[g].iter().map(|i| plan.group_instances[*i as usize].parent).collect();
+    let mut parents: Vec<Option<Slot>> = plan.by_group[g]
+        .iter()
+        .map(|i| plan.group_instances[*i as usize].parent)
+        .collect();
     parents.dedup();
     parents.len()
 }
@@ -95,7 +98,11 @@ fn parents_of_group(plan: &Plan, g: usize) -> usize {
 /// Install order and the instance tree, for people.
 pub fn text(c: &Compiled, plan: &Plan) -> String {
     let mut out = String::new();
-    let rels = plan.instances.iter().map(|i| i.relationships.len()).sum::<usize>();
+    let rels = plan
+        .instances
+        .iter()
+        .map(|i| i.relationships.len())
+        .sum::<usize>();
     let _ = writeln!(
         out,
         "{} nodes, {} node instances, {} relationship instances",
@@ -103,7 +110,10 @@ pub fn text(c: &Compiled, plan: &Plan) -> String {
         plan.instances.len(),
         rels
     );
-    let _ = writeln!(out, "\nInstall order (each node after the nodes it relates to):");
+    let _ = writeln!(
+        out,
+        "\nInstall order (each node after the nodes it relates to):"
+    );
     let width = c.nodes.iter().map(|n| n.id.0.len()).max().unwrap_or(0);
     for (step, &n) in plan.install_order.iter().enumerate() {
         let node = &c.nodes[n];
@@ -119,13 +129,23 @@ pub fn text(c: &Compiled, plan: &Plan) -> String {
             node.id.0,
             node.type_name,
             plan.by_node[n].len(),
-            if related.is_empty() { String::new() } else { format!("  ({})", related.join(", ")) },
+            if related.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", related.join(", "))
+            },
         );
     }
     if !plan.tree.groups.is_empty() {
         let _ = writeln!(out, "\nScaling groups:");
         for (gi, g) in plan.tree.groups.iter().enumerate() {
-            let _ = writeln!(out, "  {} [{}] × {}", g.name, g.members.join(", "), plan.by_group[gi].len());
+            let _ = writeln!(
+                out,
+                "  {} [{}] × {}",
+                g.name,
+                g.members.join(", "),
+                plan.by_group[gi].len()
+            );
         }
     }
     let _ = writeln!(out, "\nInstances:");
@@ -152,7 +172,11 @@ pub fn text(c: &Compiled, plan: &Plan) -> String {
             "  {}{}{}",
             "    ".repeat(depth),
             inst.id,
-            if links.is_empty() { String::new() } else { format!(" -> {}", links.join(", ")) }
+            if links.is_empty() {
+                String::new()
+            } else {
+                format!(" -> {}", links.join(", "))
+            }
         );
         for child in children[i as usize].iter().rev() {
             stack.push((*child, depth + 1));
@@ -167,16 +191,28 @@ fn short_type(t: &str) -> &str {
 
 /// Graphviz: instances as boxes grouped by host, contained_in dashed, other relationships solid.
 pub fn dot(c: &Compiled, plan: &Plan) -> String {
-    let mut out = String::from("digraph plan {\n  rankdir=BT;\n  node [shape=box, fontname=\"sans-serif\"];\n");
+    let mut out = String::from(
+        "digraph plan {\n  rankdir=BT;\n  node [shape=box, fontname=\"sans-serif\"];\n",
+    );
     for inst in &plan.instances {
         let node = &c.nodes[inst.node];
-        let _ = writeln!(out, "  \"{}\" [label=\"{}\\n{}\"];", inst.id, inst.id, escape(&node.type_name));
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\\n{}\"];",
+            inst.id,
+            inst.id,
+            escape(&node.type_name)
+        );
     }
     for inst in &plan.instances {
         let node = &c.nodes[inst.node];
         for r in &inst.relationships {
             let rel = &node.relationships[r.relationship];
-            let style = if rel.is_contained_in() { "dashed" } else { "solid" };
+            let style = if rel.is_contained_in() {
+                "dashed"
+            } else {
+                "solid"
+            };
             let _ = writeln!(
                 out,
                 "  \"{}\" -> \"{}\" [label=\"{}\", style={style}];",

@@ -65,7 +65,9 @@ pub fn build(c: &Compiled, diags: &mut Diagnostics) -> Option<Tree> {
     let mut groups: IndexMap<String, ScalingGroup> = IndexMap::new();
     for (policy, p) in &c.scaling_policies {
         for (target, loc) in &p.targets {
-            let Some(g) = c.groups.get(target) else { continue };
+            let Some(g) = c.groups.get(target) else {
+                continue;
+            };
             if let Some(existing) = groups.get(target) {
                 diags.push(Diagnostic::new(
                     *loc,
@@ -107,7 +109,10 @@ pub fn build(c: &Compiled, diags: &mut Diagnostics) -> Option<Tree> {
             match slot {
                 Some(other) => diags.error(
                     *loc,
-                    format!("`{member}` is a member of two scaling groups, `{}` and `{name}`", groups.get_index(*other).map_or("?", |(n, _)| n.as_str())),
+                    format!(
+                        "`{member}` is a member of two scaling groups, `{}` and `{name}`",
+                        groups.get_index(*other).map_or("?", |(n, _)| n.as_str())
+                    ),
                 ),
                 None => *slot = Some(gi),
             }
@@ -119,8 +124,15 @@ pub fn build(c: &Compiled, diags: &mut Diagnostics) -> Option<Tree> {
         let mut cur = group_group[start];
         while let Some(g) = cur {
             if g == start {
-                let names: Vec<&str> = seen.iter().chain(std::iter::once(&start)).map(|i| groups.get_index(*i).unwrap().0.as_str()).collect();
-                diags.error(c.groups[&groups[start].name].loc, format!("circular group membership: {}", names.join(" -> ")));
+                let names: Vec<&str> = seen
+                    .iter()
+                    .chain(std::iter::once(&start))
+                    .map(|i| groups.get_index(*i).unwrap().0.as_str())
+                    .collect();
+                diags.error(
+                    c.groups[&groups[start].name].loc,
+                    format!("circular group membership: {}", names.join(" -> ")),
+                );
                 break;
             }
             if seen.contains(&g) {
@@ -225,16 +237,20 @@ pub fn build(c: &Compiled, diags: &mut Diagnostics) -> Option<Tree> {
             (None, None) => None,
         }
     };
-    let node_parent: Vec<Option<Entity>> = (0..c.nodes.len()).map(|n| parent_of(node_group[n], host(n))).collect();
-    let group_parent: Vec<Option<Entity>> = (0..groups.len()).map(|g| parent_of(group_group[g], group_container[g])).collect();
+    let node_parent: Vec<Option<Entity>> = (0..c.nodes.len())
+        .map(|n| parent_of(node_group[n], host(n)))
+        .collect();
+    let group_parent: Vec<Option<Entity>> = (0..groups.len())
+        .map(|g| parent_of(group_group[g], group_container[g]))
+        .collect();
 
     // Parents first: depth-first from the roots, in blueprint order.
     let mut children: IndexMap<Option<Entity>, Vec<Entity>> = IndexMap::new();
-    for g in 0..groups.len() {
-        children.entry(group_parent[g]).or_default().push(Entity::Group(g));
+    for (g, parent) in group_parent.iter().enumerate() {
+        children.entry(*parent).or_default().push(Entity::Group(g));
     }
-    for n in 0..c.nodes.len() {
-        children.entry(node_parent[n]).or_default().push(Entity::Node(n));
+    for (n, parent) in node_parent.iter().enumerate() {
+        children.entry(*parent).or_default().push(Entity::Node(n));
     }
     let mut order = Vec::with_capacity(c.nodes.len() + groups.len());
     let mut stack: Vec<Entity> = children.get(&None).cloned().unwrap_or_default();

@@ -1,0 +1,21 @@
+//! Write a generated benchmark blueprint to stdout:
+//! `cargo run --release --example gen_blueprint -- TIERS HOSTS > big.yaml`
+//! gives TIERS*10 node templates and TIERS*10*HOSTS node instances.
+
+#[path = "../benches/support/generate.rs"]
+mod generate;
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (tiers, hosts) = match args.as_slice() {
+        [t, h] => (*t, *h),
+        _ => {
+            eprintln!("usage: gen_blueprint TIERS HOSTS");
+            std::process::exit(2);
+        }
+    };
+    print!("{}", generate::blueprint(tiers, hosts));
+}
