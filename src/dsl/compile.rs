@@ -91,6 +91,7 @@ pub fn compile(
         model,
         root_dir,
         data_types: &data_types,
+        relationship_types: HashMap::new(),
     };
     let mut nodes = Vec::with_capacity(model.node_templates.len());
     for (idx, ((name, template), resolved)) in
@@ -322,6 +323,15 @@ struct Ctx<'a> {
     model: &'a Model,
     root_dir: &'a Path,
     data_types: &'a DataTypes,
+    /// Relationship types resolved once each.
+    relationship_types: HashMap<String, Rc<ResolvedRelationship>>,
+}
+
+struct ResolvedRelationship {
+    hierarchy: Vec<String>,
+    properties: IndexMap<String, PropertySchema>,
+    source_interfaces: Interfaces,
+    target_interfaces: Interfaces,
 }
 
 impl Ctx<'_> {
@@ -379,14 +389,22 @@ impl Ctx<'_> {
         diags: &mut Diagnostics,
     ) -> Operations {
         let mut out = Operations::new();
-        let names: indexmap::IndexSet<(&String, &String)> = from_type
+        // The type's operations, then those only the template adds, in written order.
+        let only_in_template = from_template.iter().flat_map(|(iface, ops)| {
+            ops.keys()
+                .filter(move |op| from_type.get(iface).is_none_or(|t| !t.contains_key(*op)))
+                .map(move |op| (iface, op))
+        });
+        let names = from_type
             .iter()
-            .chain(from_template.iter())
             .flat_map(|(iface, ops)| ops.keys().map(move |op| (iface, op)))
-            .collect();
+            .chain(only_in_template);
         for (iface, op) in names {
             let t = from_type.get(iface).and_then(|o| o.get(op));
             let m = from_template.get(iface).and_then(|o| o.get(op));
+            if m.is_none() && t.is_some_and(|t| t.implementation.is_none()) {
+                continue; // a no-op the template leaves alone: the common case
+            }
             let merged = match (t, m) {
                 (Some(t), Some(m)) => merge_operation(t, m),
                 (Some(x), None) | (None, Some(x)) => x.clone(),
@@ -548,10 +566,10 @@ impl Ctx<'_> {
                 );
                 continue;
             }
-            let Some(c) = chain(&rel.ty.name, &self.model.relationships) else {
+            let Some(resolved) = self.relationship_type(&rel.ty.name) else {
                 continue;
             };
-            let schema = merged_properties(&c, &self.model.relationships, |r| &r.properties);
+            let schema = &resolved.properties;
             let scope = Scope::Relationship {
                 source: idx,
                 target,
@@ -559,12 +577,12 @@ impl Ctx<'_> {
             let raw = merge_properties(
                 &format!("a relationship of node `{name}`"),
                 rel.loc,
-                Some(&schema),
+                Some(schema),
                 &rel.properties,
                 self.model.version,
                 diags,
             );
-            let properties = self.properties(Some(&schema), &raw, eval, scope, diags);
+            let properties = self.properties(Some(schema), &raw, eval, scope, diags);
             let connection = match properties.get("connection_type").and_then(Json::as_str) {
                 None | Some("all_to_all") => ConnectionType::AllToAll,
                 Some("all_to_one") => ConnectionType::AllToOne,
@@ -581,15 +599,21 @@ impl Ctx<'_> {
                     ConnectionType::AllToAll
                 }
             };
-            let src_type =
-                merged_interfaces(&c, &self.model.relationships, |r| &r.source_interfaces);
-            let tgt_type =
-                merged_interfaces(&c, &self.model.relationships, |r| &r.target_interfaces);
-            let source_operations =
-                self.operations(&src_type, &rel.source_interfaces, eval, scope, diags);
-            let target_operations =
-                self.operations(&tgt_type, &rel.target_interfaces, eval, scope, diags);
-            let hierarchy: Vec<String> = c.iter().map(|s| s.to_string()).collect();
+            let source_operations = self.operations(
+                &resolved.source_interfaces,
+                &rel.source_interfaces,
+                eval,
+                scope,
+                diags,
+            );
+            let target_operations = self.operations(
+                &resolved.target_interfaces,
+                &rel.target_interfaces,
+                eval,
+                scope,
+                diags,
+            );
+            let hierarchy = resolved.hierarchy.clone();
             if hierarchy
                 .iter()
                 .any(|t| t == "cloudify.relationships.contained_in")
@@ -617,6 +641,24 @@ impl Ctx<'_> {
             diags.push(d);
         }
         out
+    }
+
+    /// A relationship type's hierarchy, schema and interfaces, resolved once per type.
+    fn relationship_type(&mut self, name: &str) -> Option<Rc<ResolvedRelationship>> {
+        if let Some(r) = self.relationship_types.get(name) {
+            return Some(r.clone());
+        }
+        let defs = &self.model.relationships;
+        let c = chain(name, defs)?;
+        let resolved = Rc::new(ResolvedRelationship {
+            hierarchy: c.iter().map(|s| s.to_string()).collect(),
+            properties: merged_properties(&c, defs, |r| &r.properties),
+            source_interfaces: merged_interfaces(&c, defs, |r| &r.source_interfaces),
+            target_interfaces: merged_interfaces(&c, defs, |r| &r.target_interfaces),
+        });
+        self.relationship_types
+            .insert(name.to_string(), resolved.clone());
+        Some(resolved)
     }
 
     fn counts(

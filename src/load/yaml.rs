@@ -1,17 +1,15 @@
 //! The spanned YAML tree.
 //!
 //! `parse` turns one file's text into a [`Node`] tree in which every value, including every
-//! mapping key, carries the [`Loc`] it was written at. serde-saphyr does the YAML work (YAML 1.2,
-//! anchors, aliases, `<<` merge keys, duplicate-key detection); this module only asks it for
-//! `Spanned` values at every level. Aliased and merged values carry the location where they are
-//! used, so an error inside a merged anchor points at the `<<` that brought it in.
-//! Nothing here knows about blueprints.
+//! mapping key, carries the [`Loc`] it was written at. The YAML scanning and parsing is
+//! serde-saphyr's (its granit parser); this module builds the tree from the parser's events:
+//! YAML 1.2 core-schema scalars, anchors and aliases (an alias carries the location where it is
+//! used), `<<` merge keys (explicit keys win), duplicate keys refused, nesting and alias
+//! expansion bounded. Nothing here knows about blueprints.
 
-use std::cell::Cell;
-use std::fmt;
+use std::collections::HashMap;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
 
 use super::source::{FileId, Loc};
 
@@ -118,50 +116,361 @@ pub struct SyntaxError {
     pub loc: Loc,
 }
 
+/// Nesting deeper than this is refused (a guard against stack exhaustion downstream).
+const MAX_DEPTH: usize = 256;
+/// Values an alias may expand to, in total, before the document is refused ("billion laughs").
+const MAX_NODES: usize = 5_000_000;
+
 /// Parse one file's text. An empty file is `Null`.
+///
+/// Builds the tree straight from the YAML event stream of serde-saphyr's parser (granit), without
+/// going through serde: blueprints are read for every command and this is the hot path.
 pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
-    CURRENT_FILE.with(|c| c.set(file));
-    let mut options = serde_saphyr::Options::default();
-    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
-    options.with_snippet = false;
-    // YAML 1.2: only true/false are booleans (`y`, `on` stay strings, as in key names like `y`).
-    options.strict_booleans = true;
-    match serde_saphyr::from_str_with_options::<Option<Node>>(text, options) {
-        Ok(node) => Ok(node.unwrap_or(Node::new(
+    Builder::new(file, text).run()
+}
+
+/// A collection being built.
+enum Frame {
+    Seq {
+        items: Vec<Node>,
+        loc: Loc,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Key, Node)>,
+        merges: Vec<Node>,
+        key: Option<Node>,
+        loc: Loc,
+        anchor: usize,
+    },
+}
+
+struct Builder<'t> {
+    file: FileId,
+    text: &'t str,
+    /// Anchored nodes with their sizes (values, for the alias-expansion bound).
+    anchors: HashMap<usize, (Node, usize)>,
+    nodes: usize,
+}
+
+impl<'t> Builder<'t> {
+    fn new(file: FileId, text: &'t str) -> Self {
+        Builder {
+            file,
+            text,
+            anchors: HashMap::new(),
+            nodes: 0,
+        }
+    }
+
+    fn loc(&self, span: &Span) -> Loc {
+        let line = span.start.line() as u32;
+        let col = span.start.col() as u32 + 1;
+        let offset = span
+            .start
+            .byte_offset()
+            .map_or_else(|| byte_offset(self.text, line, col), |o| o as u32);
+        let end = span.end.byte_offset().map_or(offset, |o| o as u32);
+        Loc {
+            file: self.file,
+            line,
+            col,
+            offset,
+            len: end.saturating_sub(offset).max(1),
+        }
+    }
+
+    fn error(&self, loc: Loc, message: impl Into<String>) -> SyntaxError {
+        SyntaxError {
+            message: message.into(),
+            loc,
+        }
+    }
+
+    fn run(mut self) -> Result<Node, SyntaxError> {
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut root: Option<Node> = None;
+        let mut documents = 0;
+        let parser = Parser::new_from_str(self.text);
+        for event in parser {
+            let (event, span) = event.map_err(|e| {
+                let m = e.marker();
+                let line = m.line() as u32;
+                let col = m.col() as u32 + 1;
+                self.error(
+                    Loc {
+                        file: self.file,
+                        line,
+                        col,
+                        offset: byte_offset(self.text, line, col),
+                        len: 1,
+                    },
+                    e.info()
+                        .lines()
+                        .next()
+                        .unwrap_or("syntax error")
+                        .to_string(),
+                )
+            })?;
+            let loc = self.loc(&span);
+            let complete = match event {
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return Err(self.error(
+                            loc,
+                            "a blueprint file holds one YAML document; found another `---`",
+                        ));
+                    }
+                    continue;
+                }
+                Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => continue,
+                Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(
+                            self.error(loc, format!("nesting deeper than {MAX_DEPTH} levels"))
+                        );
+                    }
+                    stack.push(if matches!(event, Event::SequenceStart(..)) {
+                        Frame::Seq {
+                            items: Vec::new(),
+                            loc,
+                            anchor,
+                        }
+                    } else {
+                        Frame::Map {
+                            entries: Vec::new(),
+                            merges: Vec::new(),
+                            key: None,
+                            loc,
+                            anchor,
+                        }
+                    });
+                    continue;
+                }
+                Event::SequenceEnd => match stack.pop() {
+                    Some(Frame::Seq { items, loc, anchor }) => {
+                        self.finish(Node::new(Value::Seq(items), loc), anchor)
+                    }
+                    _ => return Err(self.error(loc, "unbalanced sequence")),
+                },
+                Event::MappingEnd => {
+                    match stack.pop() {
+                        Some(Frame::Map {
+                            mut entries,
+                            merges,
+                            loc,
+                            anchor,
+                            ..
+                        }) => {
+                            // Merge keys: explicit entries win, then earlier merge sources win.
+                            for source in merges {
+                                let sources = match source.value {
+                                Value::Map(m) => vec![m],
+                                Value::Seq(items) => items
+                                    .into_iter()
+                                    .map(|n| match n.value {
+                                        Value::Map(m) => Ok(m),
+                                        _ => Err(self.error(n.loc, "a `<<` merge takes a mapping or a list of mappings")),
+                                    })
+                                    .collect::<Result<_, _>>()?,
+                                _ => return Err(self.error(source.loc, "a `<<` merge takes a mapping or a list of mappings")),
+                            };
+                                for map in sources {
+                                    for (k, v) in map {
+                                        if !entries.iter().any(|(e, _)| e.name == k.name) {
+                                            entries.push((k, v));
+                                        }
+                                    }
+                                }
+                            }
+                            self.finish(Node::new(Value::Map(entries), loc), anchor)
+                        }
+                        _ => return Err(self.error(loc, "unbalanced mapping")),
+                    }
+                }
+                Event::Scalar(text, style, anchor, tag) => {
+                    let is_str_tag = tag.as_ref().is_some_and(|t| t.suffix() == "str");
+                    let value = if style == ScalarStyle::Plain && !is_str_tag {
+                        resolve(&text)
+                    } else {
+                        Value::Str(text.into_owned())
+                    };
+                    self.finish(Node::new(value, loc), anchor)
+                }
+                Event::Alias(id) => match self.anchors.get(&id) {
+                    Some((n, size)) => {
+                        self.nodes += size;
+                        if self.nodes > MAX_NODES {
+                            return Err(self.error(loc, "aliases expand to too many values"));
+                        }
+                        Node::new(n.value.clone(), loc)
+                    }
+                    None => return Err(self.error(loc, "unknown alias")),
+                },
+                _ => continue,
+            };
+            // Attach the completed node to its parent, or make it the document.
+            match stack.last_mut() {
+                None => root = Some(complete),
+                Some(Frame::Seq { items, .. }) => items.push(complete),
+                Some(Frame::Map {
+                    entries,
+                    merges,
+                    key,
+                    ..
+                }) => match key.take() {
+                    None => *key = Some(complete),
+                    Some(k) => {
+                        let name = match &k.value {
+                            Value::Seq(_) | Value::Map(_) => {
+                                return Err(self.error(k.loc, "a mapping key must be a scalar"));
+                            }
+                            _ => key_text(&k, self.text),
+                        };
+                        if name == "<<"
+                            && matches!(k.value, Value::Str(_))
+                            && k.len_is_plain(self.text)
+                        {
+                            merges.push(complete);
+                        } else if entries.iter().any(|(e, _)| e.name == name) {
+                            return Err(self.error(k.loc, format!("duplicate mapping key: {name}")));
+                        } else {
+                            entries.push((Key { name, loc: k.loc }, complete));
+                        }
+                    }
+                },
+            }
+        }
+        Ok(root.unwrap_or(Node::new(
             Value::Null,
             Loc {
-                file,
+                file: self.file,
                 line: 1,
                 col: 1,
                 ..Loc::default()
             },
-        ))),
-        Err(e) => {
-            let mut loc = e.location().map(|l| to_loc(&l, 1)).unwrap_or(Loc {
-                file,
-                line: 1,
-                col: 1,
-                ..Loc::default()
-            });
-            // Error locations may lack a byte offset; derive it so snippets point right.
-            loc.offset = byte_offset(text, loc.line, loc.col);
-            Err(SyntaxError {
-                message: first_line(&e.to_string()),
-                loc,
-            })
+        )))
+    }
+
+    fn finish(&mut self, node: Node, anchor: usize) -> Node {
+        self.nodes += 1;
+        if anchor != 0 {
+            let size = count(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        node
+    }
+}
+
+impl Node {
+    /// True when the key was written plain (`<<`), not quoted (`"<<"` is an ordinary key).
+    fn len_is_plain(&self, text: &str) -> bool {
+        text.as_bytes().get(self.loc.offset as usize) == Some(&b'<')
+    }
+}
+
+/// A key's text: the scalar as written (so `1:` is the key "1" and `true:` the key "true").
+fn key_text(k: &Node, text: &str) -> String {
+    match &k.value {
+        Value::Str(s) => s.clone(),
+        _ => {
+            let start = k.loc.offset as usize;
+            text.get(start..start + k.loc.len as usize)
+                .map_or_else(|| k.to_json().to_string(), |s| s.trim().to_string())
         }
     }
 }
 
-/// serde-saphyr's messages may carry their own location suffix, snippet and advice about its
-/// options; we render our own location and keep only what is wrong.
-fn first_line(message: &str) -> String {
-    let line = message.lines().next().unwrap_or(message).trim();
-    let line = line.split(" at line ").next().unwrap_or(line);
-    line.split(", set DuplicateKeyPolicy")
-        .next()
-        .unwrap_or(line)
-        .to_string()
+fn count(n: &Node) -> usize {
+    match &n.value {
+        Value::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
+        Value::Map(entries) => 1 + entries.iter().map(|(_, v)| count(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// YAML 1.2 core schema resolution of a plain scalar.
+fn resolve(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        _ => {}
+    }
+    let bytes = text.as_bytes();
+    let first = bytes[0];
+    if !(first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.') {
+        return Value::Str(text.to_string());
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        if let Ok(i) = i64::from_str_radix(hex, 16) {
+            return Value::Int(i);
+        }
+    } else if let Some(oct) = text.strip_prefix("0o") {
+        if let Ok(i) = i64::from_str_radix(oct, 8) {
+            return Value::Int(i);
+        }
+    } else if bytes[usize::from(first == b'-' || first == b'+')..]
+        .iter()
+        .all(u8::is_ascii_digit)
+        && bytes.len() > usize::from(first == b'-' || first == b'+')
+    {
+        return text.parse::<i64>().map_or_else(
+            |_| {
+                text.parse::<f64>()
+                    .map_or(Value::Str(text.to_string()), Value::Float)
+            },
+            Value::Int,
+        );
+    } else if is_float(text)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f);
+    }
+    Value::Str(text.to_string())
+}
+
+/// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
+fn is_float(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_digits = i - int_start;
+    let mut frac_digits = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        frac_digits = i - s;
+    }
+    if int_digits == 0 && frac_digits == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Byte offset of a 1-based line and character column.
@@ -177,136 +486,6 @@ fn byte_offset(text: &str, line: u32, col: u32) -> u32 {
         .map(char::len_utf8)
         .sum();
     (start + within).min(text.len()) as u32
-}
-
-thread_local! {
-    /// The file being deserialized: `Deserialize` impls cannot take extra arguments.
-    static CURRENT_FILE: Cell<FileId> = const { Cell::new(FileId(0)) };
-}
-
-fn to_loc(l: &Location, len: usize) -> Loc {
-    let line = u32::try_from(l.line()).unwrap_or(u32::MAX);
-    let col = u32::try_from(l.column()).unwrap_or(u32::MAX);
-    let offset = l
-        .span()
-        .byte_offset()
-        .and_then(|o| u32::try_from(o).ok())
-        .unwrap_or(0);
-    Loc {
-        file: CURRENT_FILE.with(Cell::get),
-        line,
-        col,
-        offset,
-        len: len.max(1) as u32,
-    }
-}
-
-fn value_len(v: &Value) -> usize {
-    match v {
-        Value::Str(s) => s.len(),
-        Value::Int(i) => i.to_string().len(),
-        Value::Bool(true) => 4,
-        Value::Bool(false) => 5,
-        _ => 1,
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<Value>::deserialize(d)?;
-        let len = value_len(&spanned.value);
-        Ok(Node {
-            loc: to_loc(&spanned.referenced, len),
-            value: spanned.value,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let node = Node::deserialize(d)?;
-        let name = match node.value {
-            Value::Str(s) => s,
-            Value::Null => "null".to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Seq(_) | Value::Map(_) => {
-                return Err(de::Error::custom("a mapping key must be a scalar"));
-            }
-        };
-        Ok(Key {
-            name,
-            loc: node.loc,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
-        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
-        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::Str(String::from_utf8_lossy(v).into_owned()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(Value::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some(key) = map.next_key::<Key>()? {
-            let value = map.next_value::<Node>()?;
-            entries.push((key, value));
-        }
-        Ok(Value::Map(entries))
-    }
 }
 
 #[cfg(test)]
@@ -348,6 +527,71 @@ mod tests {
         let e = parse(FileId(0), "a: 1\na: 2\n").unwrap_err();
         assert!(e.message.contains("duplicate"), "{}", e.message);
         assert_eq!(e.loc.line, 2);
+    }
+
+    #[test]
+    fn scalars_follow_the_yaml_1_2_core_schema() {
+        let n = p(
+            "a: 1\nb: -2.5e3\nc: 0x1f\nd: yes\ne: ~\nf: '1'\ng: .inf\nh: 1.2.3\ni: true\nj: !!str 5\n",
+        );
+        let v = |k: &str| n.get(k).unwrap().value.clone();
+        assert_eq!(v("a"), Value::Int(1));
+        assert_eq!(v("b"), Value::Float(-2500.0));
+        assert_eq!(v("c"), Value::Int(31));
+        assert_eq!(v("d"), Value::Str("yes".into()));
+        assert_eq!(v("e"), Value::Null);
+        assert_eq!(v("f"), Value::Str("1".into()));
+        assert_eq!(v("g"), Value::Float(f64::INFINITY));
+        assert_eq!(v("h"), Value::Str("1.2.3".into()));
+        assert_eq!(v("i"), Value::Bool(true));
+        assert_eq!(v("j"), Value::Str("5".into()));
+        // Keys are text as written.
+        let n = p("1: x\ntrue: y\n");
+        let keys: Vec<&str> = n
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.name.as_str())
+            .collect();
+        assert_eq!(keys, ["1", "true"]);
+    }
+
+    #[test]
+    fn merge_sources_lose_to_explicit_keys_and_earlier_sources() {
+        let n = p(
+            "a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 0\nd: {\"<<\": 5}\n",
+        );
+        let c = n.get("c").unwrap();
+        assert_eq!(c.get("x").unwrap().value, Value::Int(0));
+        assert_eq!(c.get("y").unwrap().value, Value::Int(1));
+        assert_eq!(c.get("z").unwrap().value, Value::Int(2));
+        // A quoted "<<" is an ordinary key.
+        assert_eq!(n.get("d").unwrap().get("<<").unwrap().value, Value::Int(5));
+        let e = parse(FileId(0), "a: &a [1]\nb: {<<: *a}\n").unwrap_err();
+        assert!(e.message.contains("merge"), "{}", e.message);
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                [prev.as_str(); 10].join(", ")
+            ));
+        }
+        let e = parse(FileId(0), &text).unwrap_err();
+        assert!(e.message.contains("too many"), "{}", e.message);
+        let deep = format!("x: {}{}\n", "[".repeat(1000), "]".repeat(1000));
+        let e = parse(FileId(0), &deep).unwrap_err();
+        assert!(
+            e.message.contains("nesting") || e.message.contains("recursion"),
+            "{}",
+            e.message
+        );
+        let two = parse(FileId(0), "a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(two.loc.line, 2);
     }
 
     #[test]
