@@ -1,5 +1,6 @@
 //! `windlass plan BLUEPRINT [-i …] [--format text|json|dot]`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use super::BlueprintArgs;
@@ -31,10 +32,15 @@ pub fn run(args: Args) -> ExitCode {
     };
     let format = if args.json { Format::Json } else { args.format };
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&render::json(&bp.compiled, &bp.plan)).unwrap_or_default()
-        ),
+        Format::Json => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if render::write_json(&bp.compiled, &bp.plan, &mut out).is_err()
+                || writeln!(out).is_err()
+            {
+                // stdout closed (e.g. piped into `head`): nothing more to say.
+                return ExitCode::SUCCESS;
+            }
+        }
         Format::Text => print!("{}", render::text(&bp.compiled, &bp.plan)),
         Format::Dot => print!("{}", render::dot(&bp.compiled, &bp.plan)),
     }

@@ -7,7 +7,7 @@
 //! used), `<<` merge keys (explicit keys win), duplicate keys refused, nesting and alias
 //! expansion bounded. Nothing here knows about blueprints.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -138,6 +138,8 @@ enum Frame {
     },
     Map {
         entries: Vec<(Key, Node)>,
+        /// Keys seen so far, once the mapping is large enough for linear lookups to hurt.
+        seen: Option<HashSet<String>>,
         merges: Vec<Node>,
         key: Option<Node>,
         loc: Loc,
@@ -240,6 +242,7 @@ impl<'t> Builder<'t> {
                     } else {
                         Frame::Map {
                             entries: Vec::new(),
+                            seen: None,
                             merges: Vec::new(),
                             key: None,
                             loc,
@@ -316,6 +319,7 @@ impl<'t> Builder<'t> {
                 Some(Frame::Seq { items, .. }) => items.push(complete),
                 Some(Frame::Map {
                     entries,
+                    seen,
                     merges,
                     key,
                     ..
@@ -333,7 +337,7 @@ impl<'t> Builder<'t> {
                             && k.len_is_plain(self.text)
                         {
                             merges.push(complete);
-                        } else if entries.iter().any(|(e, _)| e.name == name) {
+                        } else if is_duplicate(entries, seen, &name) {
                             return Err(self.error(k.loc, format!("duplicate mapping key: {name}")));
                         } else {
                             entries.push((Key { name, loc: k.loc }, complete));
@@ -361,6 +365,24 @@ impl<'t> Builder<'t> {
         }
         node
     }
+}
+
+/// Whether `name` is already a key; records it. Small mappings are scanned, large ones hashed,
+/// so a mapping of thousands of node templates stays linear.
+fn is_duplicate(entries: &[(Key, Node)], seen: &mut Option<HashSet<String>>, name: &str) -> bool {
+    const SCAN_UP_TO: usize = 16;
+    if let Some(set) = seen {
+        return !set.insert(name.to_string());
+    }
+    if entries.iter().any(|(e, _)| e.name == name) {
+        return true;
+    }
+    if entries.len() >= SCAN_UP_TO {
+        let mut set: HashSet<String> = entries.iter().map(|(k, _)| k.name.clone()).collect();
+        set.insert(name.to_string());
+        *seen = Some(set);
+    }
+    false
 }
 
 impl Node {

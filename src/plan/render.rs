@@ -3,87 +3,163 @@
 
 use std::fmt::Write;
 
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value as Json, json};
 
 use super::{Plan, Slot};
 use crate::dsl::Compiled;
 
-/// The plan in the JSON shape of BRIEF.md (field names follow Cloudify's deployment plan).
+/// The plan in the JSON shape of BRIEF.md (field names follow Cloudify's deployment plan),
+/// as a value. For large plans prefer [`write_json`], which streams.
 pub fn json(c: &Compiled, plan: &Plan) -> Json {
-    let nodes: Vec<Json> = c
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            json!({
-                "id": n.id,
-                "type": n.type_name,
-                "type_hierarchy": n.type_hierarchy,
-                "properties": n.properties,
-                "number_of_instances": n.counts.default,
-                "min_number_of_instances": n.counts.min,
-                "max_number_of_instances": n.counts.max.map_or(-1, i64::from),
-                "host_id": Plan::host_node(c, i).map(|h| &c.nodes[h].id),
-                "relationships": n.relationships.iter().map(|r| json!({
-                    "type": r.type_name,
-                    "target_id": c.nodes[r.target].id,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let instances: Vec<Json> = plan
-        .instances
-        .iter()
-        .map(|inst| {
-            let node = &c.nodes[inst.node];
-            json!({
-                "id": inst.id,
-                "node_id": node.id,
-                "host_id": inst.host.map(|h| plan.instance_id(h)),
-                "relationships": inst.relationships.iter().map(|r| {
-                    let rel = &node.relationships[r.relationship];
+    serde_json::to_value(PlanView { c, plan }).unwrap_or(Json::Null)
+}
+
+/// Stream the plan JSON to a writer without building it in memory first.
+pub fn write_json(c: &Compiled, plan: &Plan, out: impl std::io::Write) -> serde_json::Result<()> {
+    serde_json::to_writer_pretty(out, &PlanView { c, plan })
+}
+
+struct PlanView<'a> {
+    c: &'a Compiled,
+    plan: &'a Plan,
+}
+
+impl Serialize for PlanView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (c, plan) = (self.c, self.plan);
+        let mut m = s.serialize_map(Some(6))?;
+        m.serialize_entry("nodes", &Seq((0..c.nodes.len()).map(|i| NodeView { c, i })))?;
+        m.serialize_entry(
+            "node_instances",
+            &Seq(plan
+                .instances
+                .iter()
+                .map(|inst| InstanceView { c, plan, inst })),
+        )?;
+        let groups: Map<String, Json> = plan
+            .tree
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(gi, g)| {
+                (
+                    g.name.clone(),
                     json!({
-                        "type": rel.type_name,
-                        "target_name": c.nodes[rel.target].id,
-                        "target_id": plan.instance_id(r.target),
-                    })
-                }).collect::<Vec<_>>(),
-                "scaling_groups": inst.scaling_groups.iter().map(|g| {
-                    let gi = &plan.group_instances[*g as usize];
-                    json!({"name": plan.tree.groups[gi.group].name, "id": gi.id})
-                }).collect::<Vec<_>>(),
+                        "members": g.members,
+                        "properties": {
+                            "default_instances": g.counts.default,
+                            "min_instances": g.counts.min,
+                            "max_instances": g.counts.max.map_or(-1, i64::from),
+                            "current_instances": plan.by_group[gi].len() / parents_of_group(plan, gi).max(1),
+                            "planned_instances": g.counts.default,
+                        },
+                    }),
+                )
             })
-        })
-        .collect();
-    let scaling_groups: Map<String, Json> = plan
-        .tree
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(gi, g)| {
-            (
-                g.name.clone(),
-                json!({
-                    "members": g.members,
-                    "properties": {
-                        "default_instances": g.counts.default,
-                        "min_instances": g.counts.min,
-                        "max_instances": g.counts.max.map_or(-1, i64::from),
-                        "current_instances": plan.by_group[gi].len() / parents_of_group(plan, gi).max(1),
-                        "planned_instances": g.counts.default,
-                    },
-                }),
-            )
-        })
-        .collect();
-    json!({
-        "nodes": nodes,
-        "node_instances": instances,
-        "scaling_groups": scaling_groups,
-        "workflows": c.workflows,
-        "inputs": c.inputs,
-        "outputs": c.outputs.iter().map(|(k, v)| (k.clone(), json!({"value": v}))).collect::<Map<_, _>>(),
-    })
+            .collect();
+        m.serialize_entry("scaling_groups", &groups)?;
+        m.serialize_entry("workflows", &c.workflows)?;
+        m.serialize_entry("inputs", &c.inputs)?;
+        let outputs: Map<String, Json> = c
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({ "value": v })))
+            .collect();
+        m.serialize_entry("outputs", &outputs)?;
+        m.end()
+    }
+}
+
+/// Serializes an iterator as a JSON array without collecting it.
+struct Seq<I>(I);
+
+impl<I: Iterator<Item = T> + Clone, T: Serialize> Serialize for Seq<I> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
+}
+
+struct NodeView<'a> {
+    c: &'a Compiled,
+    i: usize,
+}
+
+impl Serialize for NodeView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = &self.c.nodes[self.i];
+        let mut m = s.serialize_map(Some(9))?;
+        m.serialize_entry("id", &n.id)?;
+        m.serialize_entry("type", &n.type_name)?;
+        m.serialize_entry("type_hierarchy", &n.type_hierarchy)?;
+        m.serialize_entry("properties", &n.properties)?;
+        m.serialize_entry("number_of_instances", &n.counts.default)?;
+        m.serialize_entry("min_number_of_instances", &n.counts.min)?;
+        m.serialize_entry(
+            "max_number_of_instances",
+            &n.counts.max.map_or(-1, i64::from),
+        )?;
+        m.serialize_entry(
+            "host_id",
+            &Plan::host_node(self.c, self.i).map(|h| &self.c.nodes[h].id),
+        )?;
+        let rels = n
+            .relationships
+            .iter()
+            .map(|r| json!({"type": r.type_name, "target_id": self.c.nodes[r.target].id}));
+        m.serialize_entry("relationships", &Seq(rels))?;
+        m.end()
+    }
+}
+
+struct InstanceView<'a> {
+    c: &'a Compiled,
+    plan: &'a Plan,
+    inst: &'a super::NodeInstance,
+}
+
+impl Serialize for InstanceView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (c, plan, inst) = (self.c, self.plan, self.inst);
+        let node = &c.nodes[inst.node];
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("id", &inst.id)?;
+        m.serialize_entry("node_id", &node.id)?;
+        m.serialize_entry("host_id", &inst.host.map(|h| plan.instance_id(h)))?;
+        let rels = inst.relationships.iter().map(|r| {
+            let rel = &node.relationships[r.relationship];
+            RelationshipView {
+                ty: &rel.type_name,
+                target_name: &c.nodes[rel.target].id.0,
+                target_id: &plan.instance_id(r.target).0,
+            }
+        });
+        m.serialize_entry("relationships", &Seq(rels))?;
+        let groups = inst.scaling_groups.iter().map(|g| {
+            let gi = &plan.group_instances[*g as usize];
+            GroupRef {
+                name: &plan.tree.groups[gi.group].name,
+                id: &gi.id.0,
+            }
+        });
+        m.serialize_entry("scaling_groups", &Seq(groups))?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct RelationshipView<'a> {
+    #[serde(rename = "type")]
+    ty: &'a str,
+    target_name: &'a str,
+    target_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct GroupRef<'a> {
+    name: &'a str,
+    id: &'a str,
 }
 
 fn parents_of_group(plan: &Plan, g: usize) -> usize {
