@@ -678,19 +678,9 @@ impl Ctx<'_> {
             match &value {
                 Json::Number(n) if n.as_i64() == Some(-1) && unbounded_ok => Some(None),
                 Json::String(s) if s == "UNBOUNDED" && unbounded_ok => Some(None),
-                Json::Number(n) => match n.as_u64().and_then(|v| u32::try_from(v).ok()) {
-                    Some(v) => Some(Some(v)),
-                    None => {
-                        diags.error(
-                            node.loc,
-                            format!(
-                                "`{what}` must be a non-negative integer, found {}",
-                                values::describe(&value)
-                            ),
-                        );
-                        None
-                    }
-                },
+                Json::Number(n) if n.as_u64().is_some_and(|v| v <= u64::from(u32::MAX)) => {
+                    n.as_u64().map(|v| Some(v as u32))
+                }
                 _ => {
                     diags.error(
                         node.loc,
