@@ -9,5 +9,8 @@ pub mod blueprint;
 pub mod cli;
 pub mod diag;
 pub mod dsl;
+pub mod engine;
 pub mod load;
 pub mod plan;
+pub mod plugins;
+pub mod store;

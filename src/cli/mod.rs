@@ -4,6 +4,8 @@
 //! Exit codes: 0 success, 1 blueprint invalid, 2 usage or I/O error. Data goes to stdout,
 //! errors to stderr.
 
+mod deployments;
+mod inspect;
 mod plan;
 mod validate;
 
@@ -16,6 +18,8 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::blueprint::{self, Blueprint, Error};
 use crate::dsl::inputs;
+use crate::engine::EngineError;
+use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +30,22 @@ use crate::dsl::inputs;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+struct Global {
+    /// State store: a SQLite file path [default: $XDG_DATA_HOME/windlass/state.db].
+    #[arg(long, global = true, env = "WINDLASS_STATE", value_name = "PATH")]
+    state: Option<String>,
+    /// Show nothing but errors and requested data.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Show every event, also on a terminal (no progress bar).
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +54,28 @@ enum Command {
     Validate(validate::Args),
     /// Show the node-instance plan of a blueprint; touches nothing.
     Plan(plan::Args),
+    /// Create a deployment from a blueprint and run `install`.
+    Deploy(deployments::DeployArgs),
+    /// Run `uninstall`, then delete the deployment.
+    Undeploy(deployments::UndeployArgs),
+    /// Run a workflow (built-in or declared in the blueprint) on a deployment.
+    Run(deployments::RunArgs),
+    /// Continue the deployment's interrupted, failed or cancelled execution.
+    Resume(deployments::IdArgs),
+    /// Stop the deployment's running execution.
+    Cancel(deployments::IdArgs),
+    /// List deployments.
+    List(inspect::ListArgs),
+    /// A deployment's instances by state and its executions' outcome.
+    Status(inspect::IdJsonArgs),
+    /// A deployment's node instances.
+    Instances(inspect::IdJsonArgs),
+    /// A deployment's outputs, with runtime attributes resolved.
+    Outputs(inspect::IdJsonArgs),
+    /// A deployment's events.
+    Events(inspect::EventsArgs),
+    /// A deployment's executions.
+    Executions(inspect::IdJsonArgs),
 }
 
 /// Inputs as Cloudify takes them; shared by commands that compile a blueprint.
@@ -54,10 +96,107 @@ impl BlueprintArgs {
 }
 
 pub fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().map(PathBuf::from).unwrap_or_default();
+    if argv0.file_name().is_some_and(|n| n == "ctx") {
+        return crate::plugins::ctx::client_main(
+            args.map(|a| a.to_string_lossy().into_owned()).collect(),
+        );
+    }
     let cli = Cli::parse();
+    let global = cli.global;
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Deploy(args) => with_store(&global, |store, g| {
+            Box::pin(deployments::deploy(store, g, args))
+        }),
+        Command::Undeploy(args) => with_store(&global, |store, g| {
+            Box::pin(deployments::undeploy(store, g, args))
+        }),
+        Command::Run(args) => with_store(&global, |store, g| {
+            Box::pin(deployments::run(store, g, args))
+        }),
+        Command::Resume(args) => with_store(&global, |store, g| {
+            Box::pin(deployments::resume(store, g, args))
+        }),
+        Command::Cancel(args) => with_store(&global, |store, _| {
+            Box::pin(deployments::cancel(store, args))
+        }),
+        Command::List(args) => with_store(&global, |store, _| Box::pin(inspect::list(store, args))),
+        Command::Status(args) => {
+            with_store(&global, |store, _| Box::pin(inspect::status(store, args)))
+        }
+        Command::Instances(args) => with_store(&global, |store, _| {
+            Box::pin(inspect::instances(store, args))
+        }),
+        Command::Outputs(args) => {
+            with_store(&global, |store, _| Box::pin(inspect::outputs(store, args)))
+        }
+        Command::Events(args) => {
+            with_store(&global, |store, _| Box::pin(inspect::events(store, args)))
+        }
+        Command::Executions(args) => with_store(&global, |store, _| {
+            Box::pin(inspect::executions(store, args))
+        }),
+    }
+}
+
+type CommandFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ExitCode, EngineError>> + 'a>>;
+
+/// Open the store on a small runtime and run one command; errors are rendered here.
+fn with_store(
+    global: &Global,
+    command: impl for<'a> FnOnce(&'a Store, &'a Global) -> CommandFuture<'a>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let location = global
+            .state
+            .clone()
+            .unwrap_or_else(crate::store::default_location);
+        let store = match Store::open(&location).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match command(&store, global).await {
+            Ok(code) => code,
+            Err(e) => report_engine(&e),
+        }
+    })
+}
+
+/// Print an engine error; returns the exit code it calls for.
+fn report_engine(err: &EngineError) -> ExitCode {
+    match err {
+        EngineError::Blueprint(e) => report(e),
+        EngineError::Failed { .. } | EngineError::Cancelled { .. } | EngineError::Plugins(_) => {
+            eprintln!("error: {err}");
+            if let EngineError::Failed { deployment, .. } = err {
+                eprintln!(
+                    "hint: fix the cause, then `windlass resume {deployment}`; or `windlass undeploy {deployment}` to tear down what was created"
+                );
+            }
+            ExitCode::from(1)
+        }
+        _ => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -9,14 +9,14 @@
 use std::fmt;
 
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::version::DslVersion;
 use crate::load::source::Loc;
 
 /// The name of a node template; unique within a blueprint.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(pub String);
 
@@ -27,7 +27,7 @@ impl fmt::Display for NodeId {
 }
 
 /// Instance counts of a node or scaling group. `max: None` is unbounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub default: u32,
     pub min: u32,
@@ -44,7 +44,7 @@ impl Default for Counts {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionType {
     AllToAll,
@@ -52,7 +52,7 @@ pub enum ConnectionType {
 }
 
 /// An operation ready to run: which plugin, which function, with which inputs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operation {
     pub plugin: String,
     /// `module.function` within the plugin (`script_runner.tasks.run` for scripts).
@@ -68,7 +68,7 @@ pub struct Operation {
 /// `interface.operation` → operation; operations with no implementation are absent.
 pub type Operations = IndexMap<String, Operation>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledRelationship {
     pub loc: Loc,
     pub type_name: String,
@@ -89,7 +89,7 @@ impl CompiledRelationship {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledNode {
     pub id: NodeId,
     pub loc: Loc,
@@ -111,21 +111,21 @@ impl CompiledNode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledGroup {
     pub loc: Loc,
     /// Member names with their locations (nodes or other groups).
     pub members: Vec<(String, Loc)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScalingPolicy {
     pub loc: Loc,
     pub targets: Vec<(String, Loc)>,
     pub counts: Counts,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Parameter {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub ty: Option<String>,
@@ -136,7 +136,7 @@ pub struct Parameter {
     pub required: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledWorkflow {
     pub plugin: String,
     pub operation: String,
@@ -144,7 +144,7 @@ pub struct CompiledWorkflow {
 }
 
 /// A validated, resolved blueprint with its inputs applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Compiled {
     pub version: DslVersion,
     pub description: Option<String>,

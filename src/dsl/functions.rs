@@ -433,7 +433,7 @@ fn text(value: &Json) -> String {
 }
 
 /// The pure plan-time functions over evaluated arguments.
-fn apply(name: &str, args: &[Json]) -> Result<Json, String> {
+pub(crate) fn apply(name: &str, args: &[Json]) -> Result<Json, String> {
     let string = |i: usize| -> Result<String, String> {
         match args.get(i) {
             Some(Json::String(s)) => Ok(s.clone()),

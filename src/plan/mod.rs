@@ -12,19 +12,21 @@ pub mod instances;
 pub mod render;
 pub mod tree;
 
+use serde::{Deserialize, Serialize};
+
 use crate::diag::Diagnostics;
 use crate::dsl::Compiled;
 pub use ids::{IdMaker, InstanceId};
 pub use tree::{Entity, Tree};
 
 /// Where an instance hangs in the instance tree: under a node instance or a group instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Slot {
     Node(u32),
     Group(u32),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInstance {
     pub id: InstanceId,
     /// Index of the node in `Compiled::nodes`.
@@ -39,7 +41,7 @@ pub struct NodeInstance {
     pub scaling_groups: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelationshipInstance {
     /// Index into the source node's `relationships`.
     pub relationship: usize,
@@ -47,7 +49,7 @@ pub struct RelationshipInstance {
     pub target: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupInstance {
     pub id: InstanceId,
     pub group: usize,
@@ -55,7 +57,7 @@ pub struct GroupInstance {
 }
 
 /// The node-instance plan of a deployment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub tree: Tree,
     pub instances: Vec<NodeInstance>,

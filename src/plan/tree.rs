@@ -8,19 +8,20 @@
 //! cycles, and the members of a group share their containing node.
 
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::dsl::Compiled;
 use crate::dsl::compiled::Counts;
 
 /// A node template or a scaling group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Entity {
     Node(usize),
     Group(usize),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScalingGroup {
     pub name: String,
     pub members: Vec<String>,
@@ -28,7 +29,7 @@ pub struct ScalingGroup {
     pub policy: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tree {
     pub groups: Vec<ScalingGroup>,
     pub node_parent: Vec<Option<Entity>>,

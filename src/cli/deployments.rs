@@ -1,0 +1,194 @@
+//! `deploy`, `undeploy`, `run`, `resume`, `cancel`: commands that start or stop executions.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+
+use super::Global;
+use crate::dsl::inputs;
+use crate::engine::events::Display;
+use crate::engine::{self, EngineError, Options};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct RunOptions {
+    /// Operations run at once, at most.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    parallelism: u32,
+    /// Retries of a failing operation that sets no max_retries (-1: unlimited).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    task_retries: i64,
+    /// Seconds between retries of an operation that sets no retry_interval.
+    #[arg(long, default_value_t = 1.0)]
+    retry_interval: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// The blueprint file.
+    blueprint: PathBuf,
+    /// Deployment id [default: the blueprint's directory name].
+    #[arg(short = 'd', long = "deployment-id")]
+    id: Option<String>,
+    /// Inputs: key=value, 'k1=v1;k2=v2', a YAML/JSON file, or a JSON object. Repeatable.
+    #[arg(short = 'i', long = "inputs", value_name = "INPUTS")]
+    inputs: Vec<String>,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UndeployArgs {
+    id: String,
+    /// Go on when an operation fails, and delete the deployment all the same.
+    #[arg(long)]
+    ignore_failure: bool,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    id: String,
+    workflow: String,
+    /// Parameters, in the same forms as inputs. Repeatable.
+    #[arg(short = 'p', long = "parameters", value_name = "PARAMS")]
+    parameters: Vec<String>,
+    /// Accept parameters the workflow does not declare.
+    #[arg(long)]
+    allow_custom_parameters: bool,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdArgs {
+    id: String,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+fn options(global: &Global, run: &RunOptions) -> Options {
+    let display = if global.quiet {
+        Display::Quiet
+    } else if std::io::stdout().is_terminal() && !global.verbose {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} instances  {wide_msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Display::Progress(bar)
+    } else {
+        Display::Lines
+    };
+    Options {
+        parallelism: run.parallelism as usize,
+        task_retries: run.task_retries,
+        retry_interval: Duration::from_secs_f64(run.retry_interval.max(0.0)),
+        display,
+    }
+}
+
+fn done(global: &Global, what: String) -> ExitCode {
+    if !global.quiet {
+        eprintln!("{what}");
+    }
+    ExitCode::SUCCESS
+}
+
+pub async fn deploy(
+    store: &Store,
+    global: &Global,
+    args: DeployArgs,
+) -> Result<ExitCode, EngineError> {
+    let given = inputs::parse_args(&args.inputs).map_err(|e| EngineError::Blueprint(e.into()))?;
+    let id = match args.id {
+        Some(id) => id,
+        None => default_id(&args.blueprint),
+    };
+    let execution = engine::deploy(
+        store,
+        &args.blueprint,
+        &id,
+        &given,
+        &options(global, &args.run),
+    )
+    .await?;
+    Ok(done(
+        global,
+        format!("deployment `{id}` installed (execution {execution})"),
+    ))
+}
+
+/// The blueprint's directory name (`blueprints/hello/blueprint.yaml` → `hello`), else its stem.
+fn default_id(path: &std::path::Path) -> String {
+    let dir = std::fs::canonicalize(path).ok().and_then(|p| {
+        p.parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    });
+    dir.or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "deployment".to_string())
+}
+
+pub async fn undeploy(
+    store: &Store,
+    global: &Global,
+    args: UndeployArgs,
+) -> Result<ExitCode, EngineError> {
+    let execution = engine::undeploy(
+        store,
+        &args.id,
+        args.ignore_failure,
+        &options(global, &args.run),
+    )
+    .await?;
+    Ok(done(
+        global,
+        format!(
+            "deployment `{}` uninstalled and deleted (execution {execution})",
+            args.id
+        ),
+    ))
+}
+
+pub async fn run(store: &Store, global: &Global, args: RunArgs) -> Result<ExitCode, EngineError> {
+    let given = inputs::parse_args(&args.parameters)
+        .map_err(|e| EngineError::Workflow(format!("parameters: {e}")))?;
+    let params: Map<String, Json> = given.into_iter().map(|(k, g)| (k, g.value)).collect();
+    let execution = engine::run(
+        store,
+        &args.id,
+        &args.workflow,
+        params,
+        args.allow_custom_parameters,
+        &options(global, &args.run),
+    )
+    .await?;
+    Ok(done(
+        global,
+        format!(
+            "workflow `{}` of `{}` finished (execution {execution})",
+            args.workflow, args.id
+        ),
+    ))
+}
+
+pub async fn resume(store: &Store, global: &Global, args: IdArgs) -> Result<ExitCode, EngineError> {
+    let execution = engine::resume(store, &args.id, &options(global, &args.run)).await?;
+    Ok(done(
+        global,
+        format!("execution {execution} of `{}` finished", args.id),
+    ))
+}
+
+pub async fn cancel(store: &Store, args: IdArgs) -> Result<ExitCode, EngineError> {
+    let execution = engine::cancel(store, &args.id).await?;
+    eprintln!("execution {execution} of `{}` is being cancelled", args.id);
+    Ok(ExitCode::SUCCESS)
+}

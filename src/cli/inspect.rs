@@ -1,0 +1,213 @@
+//! `list`, `status`, `instances`, `outputs`, `events`, `executions`: read-only views of the store.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+
+use crate::engine::events::format_event;
+use crate::engine::{self, EngineError};
+use crate::store::{ACTIVE, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdJsonArgs {
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    id: String,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Keep printing new events until the running execution ends.
+    #[arg(short, long)]
+    follow: bool,
+}
+
+pub async fn list(store: &Store, args: ListArgs) -> Result<ExitCode, EngineError> {
+    let deployments = store.deployments().await?;
+    if args.json {
+        let rows: Vec<Json> = deployments
+            .iter()
+            .map(|(id, bp, at)| json!({"id": id, "blueprint": bp, "created_at": at}))
+            .collect();
+        println!("{}", Json::Array(rows));
+    } else {
+        for (id, bp, at) in deployments {
+            println!("{id}\t{at}\t{bp}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(store: &Store, args: IdJsonArgs) -> Result<ExitCode, EngineError> {
+    let dep = store.deployment(&args.id).await?;
+    let mut states: BTreeMap<String, usize> = BTreeMap::new();
+    for i in store.instances(&args.id).await? {
+        *states.entry(i.state).or_default() += 1;
+    }
+    let last = store.latest_execution(&args.id).await?;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "id": dep.id, "blueprint": dep.blueprint, "created_at": dep.created_at,
+                "instances": states,
+                "last_execution": last.map(|e| json!({"id": e.id, "workflow": e.workflow, "status": e.status, "error": e.error})),
+            })
+        );
+    } else {
+        println!(
+            "deployment {} ({}), created {}",
+            dep.id, dep.blueprint, dep.created_at
+        );
+        let states: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        println!("instances: {}", states.join(", "));
+        if let Some(e) = last {
+            println!(
+                "last execution: {} {} {}{}",
+                e.id,
+                e.workflow,
+                e.status,
+                e.error.map(|x| format!(": {x}")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn instances(store: &Store, args: IdJsonArgs) -> Result<ExitCode, EngineError> {
+    let dep = store.deployment(&args.id).await?;
+    let records = store.instances(&args.id).await?;
+    let by_id: std::collections::HashMap<&str, &crate::store::InstanceRecord> =
+        records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let rows: Vec<Json> = dep
+        .plan
+        .instances
+        .iter()
+        .map(|inst| {
+            let node = &dep.compiled.nodes[inst.node];
+            let rec = by_id.get(inst.id.0.as_str());
+            json!({
+                "id": inst.id,
+                "node_id": node.id,
+                "host_id": inst.host.map(|h| dep.plan.instance_id(h)),
+                "state": rec.map_or("uninitialized", |r| r.state.as_str()),
+                "runtime_properties": rec.map(|r| Json::Object(r.runtime_properties.clone())).unwrap_or(json!({})),
+                "relationships": inst.relationships.iter().map(|r| {
+                    let rel = &node.relationships[r.relationship];
+                    json!({"type": rel.type_name, "target_name": dep.compiled.nodes[rel.target].id, "target_id": dep.plan.instance_id(r.target)})
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+    } else {
+        for r in rows {
+            println!(
+                "{}\t{}\t{}\t{}",
+                r["id"].as_str().unwrap_or(""),
+                r["node_id"].as_str().unwrap_or(""),
+                r["state"].as_str().unwrap_or(""),
+                r["runtime_properties"]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn outputs(store: &Store, args: IdJsonArgs) -> Result<ExitCode, EngineError> {
+    let outputs = engine::outputs(store, &args.id).await?;
+    if args.json {
+        println!("{}", Json::Object(outputs));
+    } else {
+        for (k, v) in outputs {
+            println!(
+                "{k}: {}",
+                match v {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn events(store: &Store, args: EventsArgs) -> Result<ExitCode, EngineError> {
+    store.deployment(&args.id).await?;
+    let mut after = 0;
+    loop {
+        for e in store.events(&args.id, after).await? {
+            after = e.seq;
+            if args.json {
+                println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            } else {
+                println!("{}", format_event(&e));
+            }
+        }
+        if !args.follow
+            || store.active_execution(&args.id).await?.is_none_or(|e| {
+                !ACTIVE.contains(&e.status.as_str())
+                    || !e.pid.is_some_and(crate::store::process_alive)
+            })
+        {
+            // One more read catches what the execution wrote as it ended.
+            if args.follow {
+                for e in store.events(&args.id, after).await? {
+                    println!(
+                        "{}",
+                        if args.json {
+                            serde_json::to_string(&e).unwrap_or_default()
+                        } else {
+                            format_event(&e)
+                        }
+                    );
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn executions(store: &Store, args: IdJsonArgs) -> Result<ExitCode, EngineError> {
+    store.deployment(&args.id).await?;
+    let list = store.executions(&args.id).await?;
+    if args.json {
+        let rows: Vec<Json> = list
+            .iter()
+            .map(|e| json!({"id": e.id, "workflow": e.workflow, "parameters": e.parameters, "status": e.status, "created_at": e.created_at, "ended_at": e.ended_at, "error": e.error}))
+            .collect();
+        println!("{}", Json::Array(rows));
+    } else {
+        for e in list {
+            println!(
+                "{}\t{}\t{}\t{}{}",
+                e.id,
+                e.workflow,
+                e.status,
+                e.created_at,
+                e.error.map(|x| format!("\t{x}")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

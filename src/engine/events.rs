@@ -1,0 +1,165 @@
+//! The recorder: every state change, task record and event goes through it to the store, in
+//! batches (group commit), and events are shown to the user from here only, after they are
+//! committed, so parallel work never interleaves on the terminal.
+//!
+//! `write` queues; `flush` waits until everything queued so far is committed. The engine
+//! flushes after each operation that has side effects, so a killed process loses at most the
+//! operations in flight; side-effect-free work (state steps, `noop`) is committed with the next
+//! batch.
+
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{EventRecord, Store, Write, now};
+
+/// How events reach the user.
+#[derive(Clone)]
+pub enum Display {
+    /// Nothing (tests, `--quiet`).
+    Quiet,
+    /// One line per event on stdout.
+    Lines,
+    /// One JSON object per event on stdout.
+    Json,
+    /// A progress bar on a terminal; log lines above it.
+    Progress(ProgressBar),
+}
+
+enum Msg {
+    Write(Write),
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Msg>,
+    deployment: Arc<str>,
+}
+
+impl Recorder {
+    /// Start the writer task for one deployment.
+    pub fn spawn(
+        store: Store,
+        deployment: &str,
+        display: Display,
+    ) -> (Recorder, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let task = tokio::spawn(async move {
+            let mut failed: Option<String> = None;
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 20_000 {
+                    match rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
+                    }
+                }
+                let mut writes = Vec::with_capacity(batch.len());
+                let mut acks = Vec::new();
+                for m in batch {
+                    match m {
+                        Msg::Write(w) => writes.push(w),
+                        Msg::Flush(ack) => acks.push(ack),
+                    }
+                }
+                if failed.is_none()
+                    && let Err(e) = store.apply(&writes).await
+                {
+                    failed = Some(e.to_string());
+                }
+                if failed.is_none() {
+                    for w in &writes {
+                        if let Write::Event { event, .. } = w {
+                            show(&display, event);
+                        }
+                    }
+                }
+                for ack in acks {
+                    let _ = ack.send(failed.clone().map_or(Ok(()), Err));
+                }
+            }
+        });
+        (
+            Recorder {
+                tx,
+                deployment: deployment.into(),
+            },
+            task,
+        )
+    }
+
+    pub fn write(&self, w: Write) {
+        let _ = self.tx.send(Msg::Write(w));
+    }
+
+    pub fn deployment(&self) -> &str {
+        &self.deployment
+    }
+
+    pub fn event(
+        &self,
+        execution: &str,
+        event_type: &str,
+        instance: Option<&str>,
+        operation: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        self.write(Write::Event {
+            deployment: self.deployment.to_string(),
+            event: EventRecord {
+                seq: 0,
+                timestamp: now(),
+                execution_id: execution.to_string(),
+                event_type: event_type.to_string(),
+                node_instance_id: instance.map(str::to_string),
+                operation: operation.map(str::to_string),
+                message: message.into(),
+            },
+        });
+    }
+
+    /// Wait until everything written so far is committed.
+    pub async fn flush(&self) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).is_err() {
+            return Err("the state writer stopped".to_string());
+        }
+        done.await
+            .unwrap_or_else(|_| Err("the state writer stopped".to_string()))
+    }
+}
+
+/// `timestamp [instance] operation: message`, as `windlass events` prints it too.
+pub fn format_event(e: &EventRecord) -> String {
+    let mut line = format!("{} {}", &e.timestamp, e.event_type);
+    if let Some(i) = &e.node_instance_id {
+        line.push_str(&format!(" [{i}]"));
+    }
+    if let Some(op) = &e.operation {
+        line.push_str(&format!(" {op}"));
+    }
+    line.push_str(": ");
+    line.push_str(&e.message);
+    line
+}
+
+fn show(display: &Display, e: &EventRecord) {
+    match display {
+        Display::Quiet => {}
+        Display::Lines => println!("{}", format_event(e)),
+        Display::Json => println!("{}", serde_json::to_string(e).unwrap_or_default()),
+        Display::Progress(bar) => {
+            if e.event_type != "task_succeeded" && e.event_type != "task_started" {
+                bar.println(format_event(e));
+            }
+            if let Some(op) = &e.operation {
+                bar.set_message(format!(
+                    "{} {op}",
+                    e.node_instance_id.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+}

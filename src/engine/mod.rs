@@ -1,0 +1,678 @@
+//! Engine: runs workflows on deployments, durably.
+//!
+//! # Overview
+//! A deployment is created from a compiled blueprint and its plan ([`deploy`]); a workflow
+//! (install, uninstall, execute_operation, or a blueprint workflow mapped to one of them) is
+//! turned into a task graph ([`graph`]) and walked in parallel ([`walker`]). Operations are run by
+//! plugins ([`crate::plugins`]); their inputs' runtime functions are resolved just before they run
+//! ([`attributes`]). Every state change, task record and event goes through the recorder
+//! ([`events`]) to the store, so a killed process loses at most the operations in flight and
+//! [`resume`] skips what was done.
+//!
+//! # Rough outline
+//! `deploy` → store the deployment → `start_execution` (refused while another runs) → build the
+//! graph → walk → mark the execution terminated, failed or cancelled.
+//!
+//! # Cancellation
+//! `cancel` marks the execution `cancelling` in the store; the running engine polls for it,
+//! stops starting jobs and signals running operations (scripts are killed).
+
+pub mod attributes;
+pub mod events;
+pub mod graph;
+pub mod state;
+pub mod walker;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json};
+
+use crate::blueprint;
+use crate::dsl::GivenInputs;
+use crate::dsl::compiled::Parameter;
+use crate::plugins::Registry;
+use crate::store::{DeploymentRecord, ExecutionRecord, Store, StoreError};
+use events::{Display, Recorder};
+
+/// How to run: parallelism, default retries, how to show progress.
+#[derive(Clone)]
+pub struct Options {
+    pub parallelism: usize,
+    /// Retries of a failing operation when it sets no `max_retries` (-1: unlimited).
+    pub task_retries: i64,
+    pub retry_interval: Duration,
+    pub display: Display,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallelism: 10,
+            task_retries: 0,
+            retry_interval: Duration::from_secs(1),
+            display: Display::Quiet,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Blueprint(#[from] blueprint::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the blueprint uses operations windlass cannot run:\n  {}", .0.join("\n  "))]
+    Plugins(Vec<String>),
+    #[error("{0}")]
+    Workflow(String),
+    #[error("{0}")]
+    Io(String),
+    #[error(
+        "workflow `{workflow}` of deployment `{deployment}` failed (execution {execution}): {error}"
+    )]
+    Failed {
+        deployment: String,
+        execution: String,
+        workflow: String,
+        error: String,
+    },
+    #[error(
+        "workflow `{workflow}` of deployment `{deployment}` was cancelled (execution {execution})"
+    )]
+    Cancelled {
+        deployment: String,
+        execution: String,
+        workflow: String,
+    },
+}
+
+/// Create a deployment from a blueprint and run `install`. Returns the execution id.
+pub async fn deploy(
+    store: &Store,
+    blueprint_path: &Path,
+    id: &str,
+    given: &GivenInputs,
+    options: &Options,
+) -> Result<String, EngineError> {
+    let bp = blueprint::open(blueprint_path, given)?;
+    let registry = Registry::default();
+    check_plugins(&bp.compiled, &registry)?;
+    let root = blueprint_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let resources = snapshot(root)?;
+    let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
+    store
+        .create_deployment(
+            id,
+            &blueprint_path.display().to_string(),
+            &inputs,
+            &bp.compiled,
+            &bp.plan,
+            &resources,
+        )
+        .await?;
+    run(store, id, "install", Map::new(), false, options).await
+}
+
+/// Run a workflow on a deployment. Returns the execution id.
+pub async fn run(
+    store: &Store,
+    id: &str,
+    workflow: &str,
+    params: Map<String, Json>,
+    allow_custom_parameters: bool,
+    options: &Options,
+) -> Result<String, EngineError> {
+    let dep = store.deployment(id).await?;
+    let Some(declared) = dep.compiled.workflows.get(workflow) else {
+        let names: Vec<&str> = dep.compiled.workflows.keys().map(String::as_str).collect();
+        return Err(EngineError::Workflow(format!(
+            "deployment `{id}` has no workflow `{workflow}`{}",
+            crate::diag::did_you_mean(workflow, names.iter().copied())
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default()
+        )));
+    };
+    let params = check_parameters(
+        workflow,
+        &declared.parameters,
+        params,
+        allow_custom_parameters,
+    )?;
+    builtin(workflow, &declared.plugin, &declared.operation)?;
+    let execution = store
+        .start_execution(id, workflow, &Json::Object(params))
+        .await?;
+    execute(store, dep, execution, options).await
+}
+
+/// Continue the deployment's interrupted, failed or cancelled execution, skipping what is done.
+pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String, EngineError> {
+    let dep = store.deployment(id).await?;
+    let execution = match store.adopt_execution(id).await? {
+        Some(e) => e,
+        None => {
+            let last = store.latest_execution(id).await?;
+            match last {
+                Some(e)
+                    if (e.status == "failed" || e.status == "cancelled")
+                        && store.reopen_execution(&e.id).await? =>
+                {
+                    e
+                }
+                Some(e) => {
+                    return Err(EngineError::Workflow(format!(
+                        "deployment `{id}` has nothing to resume: its last execution {} ({}) is {}",
+                        e.id, e.workflow, e.status
+                    )));
+                }
+                None => {
+                    return Err(EngineError::Workflow(format!(
+                        "deployment `{id}` has no execution to resume"
+                    )));
+                }
+            }
+        }
+    };
+    execute(store, dep, execution, options).await
+}
+
+/// Run `uninstall` and delete the deployment. With `ignore_failure`, failing operations are
+/// reported and the deployment is deleted all the same.
+pub async fn undeploy(
+    store: &Store,
+    id: &str,
+    ignore_failure: bool,
+    options: &Options,
+) -> Result<String, EngineError> {
+    let mut params = Map::new();
+    params.insert("ignore_failure".to_string(), Json::Bool(ignore_failure));
+    let execution = run(store, id, "uninstall", params, false, options).await?;
+    store.delete_deployment(id).await?;
+    Ok(execution)
+}
+
+/// Ask the deployment's running execution to stop; an interrupted one is marked cancelled.
+pub async fn cancel(store: &Store, id: &str) -> Result<String, EngineError> {
+    store.deployment(id).await?;
+    let Some(active) = store.active_execution(id).await? else {
+        return Err(EngineError::Workflow(format!(
+            "deployment `{id}` has no running execution"
+        )));
+    };
+    let alive = active.pid.is_some_and(crate::store::process_alive);
+    let status = if alive { "cancelling" } else { "cancelled" };
+    store.set_execution_status(&active.id, status, None).await?;
+    Ok(active.id)
+}
+
+/// Outputs with runtime functions resolved; an unresolvable one shows its error as a string.
+pub async fn outputs(store: &Store, id: &str) -> Result<Map<String, Json>, EngineError> {
+    let dep = store.deployment(id).await?;
+    let (recorder, _task) = Recorder::spawn(store.clone(), id, Display::Quiet);
+    let instances = state::Instances::new(store.instances(id).await?, recorder);
+    let resolver = attributes::Resolver {
+        compiled: &dep.compiled,
+        plan: &dep.plan,
+        instances: &instances,
+        deployment: id,
+    };
+    Ok(dep
+        .compiled
+        .outputs
+        .iter()
+        .map(|(k, v)| {
+            let value = resolver
+                .resolve(v, attributes::Scope::default())
+                .unwrap_or_else(|e| Json::String(format!("<error: {e}>")));
+            (k.clone(), value)
+        })
+        .collect())
+}
+
+/// The built-in workflow a mapping names, or an error for those this version cannot run.
+fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str, EngineError> {
+    let name = operation.rsplit('.').next().unwrap_or(operation);
+    match (plugin, name) {
+        ("default_workflows", "install") => Ok("install"),
+        ("default_workflows", "uninstall") => Ok("uninstall"),
+        ("default_workflows", "execute_operation") => Ok("execute_operation"),
+        _ => Err(EngineError::Workflow(format!(
+            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall and execute_operation)"
+        ))),
+    }
+}
+
+async fn execute(
+    store: &Store,
+    dep: DeploymentRecord,
+    execution: ExecutionRecord,
+    options: &Options,
+) -> Result<String, EngineError> {
+    let declared = dep.compiled.workflows.get(&execution.workflow);
+    let kind = match declared {
+        Some(w) => builtin(&execution.workflow, &w.plugin, &w.operation)?,
+        None => builtin(
+            &execution.workflow,
+            "default_workflows",
+            &execution.workflow,
+        )?,
+    };
+    let params = execution
+        .parameters
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let (recorder, writer) = Recorder::spawn(store.clone(), &dep.id, options.display.clone());
+    let instances = state::Instances::new(store.instances(&dep.id).await?, recorder.clone());
+    let ignore_failure = params
+        .get("ignore_failure")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let graph = match kind {
+        "install" => graph::install(&dep.plan),
+        "uninstall" => graph::uninstall(&dep.plan, |i| instances.state(&dep.plan.instance_id(i).0)),
+        _ => execute_operation_graph(&dep, &params)?,
+    };
+    let workdir = Workdir::create(store, &dep.id).await?;
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let poller = {
+        let (store, id) = (store.clone(), execution.id.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(Some(s)) = store.execution_status(&id).await
+                    && s == "cancelling"
+                {
+                    let _ = cancel_tx.send(true);
+                    break;
+                }
+            }
+        })
+    };
+    let progress = match &options.display {
+        Display::Progress(bar) => {
+            bar.set_length(graph.jobs.len() as u64);
+            bar.set_position(0);
+            Some(bar.clone())
+        }
+        _ => None,
+    };
+    let node_properties = dep
+        .compiled
+        .nodes
+        .iter()
+        .map(|n| Arc::new(n.properties.clone()))
+        .collect();
+    let done = store.done_tasks(&execution.id).await?;
+    let resumed = !done.is_empty();
+    recorder.event(
+        &execution.id,
+        "workflow_started",
+        None,
+        None,
+        format!(
+            "{} {}{}",
+            if resumed { "resuming" } else { "starting" },
+            execution.workflow,
+            if resumed {
+                format!(" ({} tasks already done)", done.len())
+            } else {
+                String::new()
+            }
+        ),
+    );
+    let run = Arc::new(walker::Run {
+        deployment: dep.id.clone(),
+        execution: execution.id.clone(),
+        compiled: dep.compiled,
+        plan: dep.plan,
+        instances,
+        recorder: recorder.clone(),
+        registry: Registry::default(),
+        resources: workdir.resources.clone(),
+        cancel: cancel_rx,
+        task_retries: options.task_retries,
+        retry_interval: options.retry_interval,
+        done,
+        node_properties,
+        progress: progress.clone(),
+    });
+    let outcome = walker::walk(run.clone(), graph, options.parallelism, ignore_failure).await;
+    poller.abort();
+    let (status, error) = if outcome.cancelled {
+        ("cancelled", None)
+    } else if !outcome.failures.is_empty() && !ignore_failure {
+        let skipped = if outcome.skipped > 0 {
+            format!(" ({} dependent instances not started)", outcome.skipped)
+        } else {
+            String::new()
+        };
+        (
+            "failed",
+            Some(format!("{}{skipped}", outcome.failures.join("; "))),
+        )
+    } else {
+        ("terminated", None)
+    };
+    let message = match (&error, outcome.failures.is_empty()) {
+        (Some(e), _) => format!("{} failed: {e}", execution.workflow),
+        (None, false) => format!(
+            "{} finished; failures ignored: {}",
+            execution.workflow,
+            outcome.failures.join("; ")
+        ),
+        (None, true) => format!("{} {status}", execution.workflow),
+    };
+    recorder.event(
+        &execution.id,
+        if status == "terminated" {
+            "workflow_succeeded"
+        } else {
+            "workflow_failed"
+        },
+        None,
+        None,
+        message,
+    );
+    let flushed = recorder.flush().await;
+    drop(run);
+    drop(recorder);
+    let _ = writer.await;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    workdir.remove();
+    if let Err(e) = flushed {
+        let _ = store
+            .set_execution_status(&execution.id, "failed", Some(&e))
+            .await;
+        return Err(EngineError::Io(format!("cannot record progress: {e}")));
+    }
+    store
+        .set_execution_status(&execution.id, status, error.as_deref())
+        .await?;
+    match status {
+        "terminated" => Ok(execution.id),
+        "cancelled" => Err(EngineError::Cancelled {
+            deployment: dep.id,
+            execution: execution.id,
+            workflow: execution.workflow,
+        }),
+        _ => Err(EngineError::Failed {
+            deployment: dep.id,
+            execution: execution.id,
+            workflow: execution.workflow,
+            error: error.unwrap_or_default(),
+        }),
+    }
+}
+
+fn execute_operation_graph(
+    dep: &DeploymentRecord,
+    params: &Map<String, Json>,
+) -> Result<graph::TaskGraph, EngineError> {
+    let operation = params.get("operation").and_then(Json::as_str).filter(|s| !s.is_empty()).ok_or_else(|| {
+        EngineError::Workflow("execute_operation needs the parameter `operation` (e.g. cloudify.interfaces.lifecycle.start)".to_string())
+    })?;
+    let list = |k: &str| -> Vec<String> {
+        params
+            .get(k)
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (node_ids, instance_ids, type_names) = (
+        list("node_ids"),
+        list("node_instance_ids"),
+        list("type_names"),
+    );
+    let selected: Vec<u32> = (0..dep.plan.instances.len() as u32)
+        .filter(|&i| {
+            let inst = &dep.plan.instances[i as usize];
+            let node = &dep.compiled.nodes[inst.node];
+            (node_ids.is_empty() || node_ids.contains(&node.id.0))
+                && (instance_ids.is_empty() || instance_ids.contains(&inst.id.0))
+                && (type_names.is_empty()
+                    || node.type_hierarchy.iter().any(|t| type_names.contains(t)))
+        })
+        .collect();
+    let kwargs = params
+        .get("operation_kwargs")
+        .and_then(Json::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let by_order = params
+        .get("run_by_dependency_order")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    Ok(graph::execute_operation(
+        &dep.plan, &selected, operation, &kwargs, by_order,
+    ))
+}
+
+/// Validate workflow parameters: undeclared ones (unless allowed), all missing mandatory ones,
+/// and types, converting `key=value` text to the declared type; defaults fill the rest.
+pub fn check_parameters(
+    workflow: &str,
+    declared: &IndexMap<String, Parameter>,
+    mut given: Map<String, Json>,
+    allow_custom: bool,
+) -> Result<Map<String, Json>, EngineError> {
+    let mut problems = Vec::new();
+    if !allow_custom {
+        for k in given.keys() {
+            if !declared.contains_key(k) {
+                let hint = crate::diag::did_you_mean(k, declared.keys().map(String::as_str))
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "`{k}` is not a parameter of workflow `{workflow}`{hint}"
+                ));
+            }
+        }
+    }
+    let mut out = Map::new();
+    let mut missing = Vec::new();
+    for (k, p) in declared {
+        let value = match given.remove(k) {
+            Some(Json::String(s)) if p.ty.as_deref().is_some_and(|t| t != "string") => {
+                match convert(&s, p.ty.as_deref().unwrap_or("string")) {
+                    Some(v) => v,
+                    None => {
+                        problems.push(format!(
+                            "parameter `{k}` must be of type {}, got {s:?}",
+                            p.ty.as_deref().unwrap_or("string")
+                        ));
+                        continue;
+                    }
+                }
+            }
+            Some(v) => {
+                if let Some(ty) = &p.ty
+                    && let Err(e) =
+                        crate::dsl::values::check_type(ty, None, &v, &Default::default())
+                {
+                    problems.push(format!("parameter `{k}`: {e}"));
+                }
+                v
+            }
+            None => match &p.default {
+                Some(d) => d.clone(),
+                None if p.required => {
+                    missing.push(k.as_str());
+                    continue;
+                }
+                None => Json::Null,
+            },
+        };
+        out.insert(k.clone(), value);
+    }
+    out.extend(given);
+    if !missing.is_empty() {
+        problems.push(format!(
+            "workflow `{workflow}` needs the parameter{} {}",
+            if missing.len() > 1 { "s" } else { "" },
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(EngineError::Workflow(problems.join("; ")))
+    }
+}
+
+fn convert(text: &str, ty: &str) -> Option<Json> {
+    match ty {
+        "integer" => text.trim().parse::<i64>().ok().map(Json::from),
+        "float" => text.trim().parse::<f64>().ok().map(Json::from),
+        "boolean" => match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(Json::Bool(true)),
+            "false" => Some(Json::Bool(false)),
+            _ => None,
+        },
+        "list" | "dict" => serde_json::from_str(text).ok(),
+        _ => Some(Json::String(text.to_string())),
+    }
+}
+
+/// Every operation must name a plugin windlass has, and a function it offers.
+pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<(), EngineError> {
+    let mut problems = Vec::new();
+    let mut check = |owner: String, name: &str, op: &crate::dsl::compiled::Operation| {
+        match registry.get(&op.plugin) {
+        None => problems.push(format!(
+            "{owner}: operation `{name}` uses the plugin `{}`, which windlass does not ship (available: {})",
+            op.plugin,
+            registry.names().join(", ")
+        )),
+        Some(p) if !p.has_function(&op.implementation) => {
+            problems.push(format!("{owner}: operation `{name}`: plugin `{}` has no function `{}`", op.plugin, op.implementation))
+        }
+        Some(_) => {}
+    }
+    };
+    for n in &c.nodes {
+        for (name, op) in &n.operations {
+            check(format!("node `{}`", n.id), name, op);
+        }
+        for r in &n.relationships {
+            for (name, op) in r.source_operations.iter().chain(r.target_operations.iter()) {
+                check(
+                    format!("relationship {} -> {}", n.id, c.nodes[r.target].id),
+                    name,
+                    op,
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Plugins(problems))
+    }
+}
+
+/// Files under the blueprint's directory, for the deployment's snapshot.
+fn snapshot(root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>, EngineError> {
+    const MAX_TOTAL: usize = 256 << 20;
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| EngineError::Io(format!("cannot read {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') || name == "target" {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let content = std::fs::read(&path)
+                    .map_err(|e| EngineError::Io(format!("cannot read {}: {e}", path.display())))?;
+                total += content.len();
+                if total > MAX_TOTAL {
+                    return Err(EngineError::Io(format!(
+                        "the blueprint directory {} holds more than 256 MiB",
+                        root.display()
+                    )));
+                }
+                use std::os::unix::fs::PermissionsExt;
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((rel, content, meta.permissions().mode()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A private directory for one execution: the blueprint files, a `ctx` command, sockets.
+struct Workdir {
+    root: PathBuf,
+    resources: PathBuf,
+}
+
+impl Workdir {
+    async fn create(store: &Store, deployment: &str) -> Result<Workdir, EngineError> {
+        use std::os::unix::fs::PermissionsExt;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!("windlass-{}-{n}", std::process::id()));
+        let resources = root.join("resources");
+        let io =
+            |e: std::io::Error| EngineError::Io(format!("cannot prepare {}: {e}", root.display()));
+        for dir in [
+            &resources,
+            &crate::plugins::script::bin_dir(&resources),
+            &crate::plugins::script::socket_dir(&resources),
+        ] {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        for (path, content, mode) in store.resources(deployment).await? {
+            let target = resources.join(&path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&target, content).map_err(io)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o777))
+                .map_err(io)?;
+        }
+        let ctx_bin = std::env::var_os("WINDLASS_CTX_BIN")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_exe().ok());
+        if let Some(exe) = ctx_bin {
+            std::os::unix::fs::symlink(
+                exe,
+                crate::plugins::script::bin_dir(&resources).join("ctx"),
+            )
+            .map_err(io)?;
+        }
+        Ok(Workdir { root, resources })
+    }
+
+    fn remove(self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

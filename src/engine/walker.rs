@@ -1,0 +1,359 @@
+//! The walker: runs a task graph's jobs in parallel, bounded by `parallelism`.
+//!
+//! Contract: a job starts only when every job it depends on succeeded; what can run at once
+//! does. A failed job stops its dependants (they are skipped and not reported, so the user sees
+//! the cause once, not a cascade) while independent jobs finish. One coordinator owns the
+//! graph's state; jobs report back when they end. Cancellation stops new jobs and signals
+//! running operations.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+use tokio::task::JoinSet;
+
+use super::attributes::{Resolver, Scope};
+use super::events::Recorder;
+use super::graph::{Job, StepKind, TaskGraph};
+use super::state::Instances;
+use crate::dsl::Compiled;
+use crate::dsl::compiled::Operation;
+use crate::plan::Plan;
+use crate::plugins::{OpError, OperationContext, Registry, RelationshipContext, Side};
+use crate::store::Write;
+
+/// Everything jobs share during one execution.
+pub struct Run {
+    pub deployment: String,
+    pub execution: String,
+    pub compiled: Compiled,
+    pub plan: Plan,
+    pub instances: Instances,
+    pub recorder: Recorder,
+    pub registry: Registry,
+    pub resources: std::path::PathBuf,
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+    pub task_retries: i64,
+    pub retry_interval: Duration,
+    pub done: HashSet<String>,
+    pub node_properties: Vec<Arc<Map<String, Json>>>,
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+/// How a walk ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The first failure of each failed job, in the order they failed.
+    pub failures: Vec<String>,
+    pub skipped: usize,
+    pub cancelled: bool,
+}
+
+/// With `ignore_failure`, a failed job is reported but releases its dependants like a success.
+pub async fn walk(
+    run: Arc<Run>,
+    graph: TaskGraph,
+    parallelism: usize,
+    ignore_failure: bool,
+) -> Outcome {
+    let n = graph.jobs.len();
+    let mut waiting: Vec<usize> = graph.jobs.iter().map(|j| j.deps.len()).collect();
+    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (j, job) in graph.jobs.iter().enumerate() {
+        for &d in &job.deps {
+            dependants[d].push(j);
+        }
+    }
+    let jobs: Arc<Vec<Job>> = Arc::new(graph.jobs);
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..n).filter(|j| waiting[*j] == 0).collect();
+    let mut blocked = vec![false; n];
+    let mut running = JoinSet::new();
+    let mut outcome = Outcome::default();
+    loop {
+        while running.len() < parallelism.max(1) && !outcome.cancelled {
+            let Some(j) = ready.pop_front() else { break };
+            let (run, jobs) = (run.clone(), jobs.clone());
+            running.spawn(async move { (j, run_job(&run, &jobs[j]).await) });
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { break };
+                let (j, result) = match joined {
+                    Ok(r) => r,
+                    Err(e) => {
+                        outcome.failures.push(format!("a job crashed: {e}"));
+                        continue;
+                    }
+                };
+                if let Some(bar) = &run.progress {
+                    bar.inc(1);
+                }
+                match result {
+                    Err(e) if ignore_failure => {
+                        outcome.failures.push(e);
+                        for &d in &dependants[j] {
+                            waiting[d] -= 1;
+                            if waiting[d] == 0 && !blocked[d] {
+                                ready.push_back(d);
+                            }
+                        }
+                    }
+                    Ok(()) => {
+                        for &d in &dependants[j] {
+                            waiting[d] -= 1;
+                            if waiting[d] == 0 && !blocked[d] {
+                                ready.push_back(d);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        outcome.failures.push(e);
+                        // Everything downstream is skipped, silently: the cause was reported.
+                        let mut stack = dependants[j].clone();
+                        while let Some(d) = stack.pop() {
+                            if !blocked[d] {
+                                blocked[d] = true;
+                                outcome.skipped += 1;
+                                stack.extend(dependants[d].iter().copied());
+                            }
+                        }
+                    }
+                }
+            }
+            _ = crate::plugins::cancelled(run.cancel.clone()), if !outcome.cancelled => {
+                outcome.cancelled = true;
+                ready.clear();
+            }
+        }
+    }
+    outcome
+}
+
+/// One instance's steps, in order; each recorded when done.
+async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
+    let inst = &run.plan.instances[job.instance as usize];
+    let id = inst.id.0.as_str();
+    let mut noops: Vec<&str> = Vec::new();
+    for step in &job.steps {
+        if run.done.contains(&step.key) {
+            continue;
+        }
+        if *run.cancel.borrow() {
+            return Err("cancelled".to_string());
+        }
+        let durable = match &step.kind {
+            StepKind::State(s) => {
+                run.instances.set_state(id, s);
+                false
+            }
+            StepKind::Operation { name, extra_inputs } => {
+                match run.compiled.nodes[inst.node].operations.get(name) {
+                    None => {
+                        noops.push(name.rsplit('.').next().unwrap_or(name));
+                        false
+                    }
+                    Some(op) => {
+                        let scope = Scope {
+                            this: Some(job.instance),
+                            ..Scope::default()
+                        };
+                        execute(run, job.instance, name, op, extra_inputs, scope, None).await?
+                    }
+                }
+            }
+            StepKind::Relationship { name, rel, side } => {
+                let r = inst.relationships[*rel];
+                let compiled_rel = &run.compiled.nodes[inst.node].relationships[r.relationship];
+                let ops = match side {
+                    Side::Source => &compiled_rel.source_operations,
+                    Side::Target => &compiled_rel.target_operations,
+                };
+                match ops.get(name) {
+                    None => {
+                        noops.push(name.rsplit('.').next().unwrap_or(name));
+                        false
+                    }
+                    Some(op) => {
+                        let target = &run.plan.instances[r.target as usize];
+                        let rel_ctx = RelationshipContext {
+                            side: *side,
+                            source_instance: id.to_string(),
+                            source_node: run.compiled.nodes[inst.node].id.0.clone(),
+                            source_properties: run.node_properties[inst.node].clone(),
+                            target_instance: target.id.0.clone(),
+                            target_node: run.compiled.nodes[target.node].id.0.clone(),
+                            target_properties: run.node_properties[target.node].clone(),
+                        };
+                        let this = if *side == Side::Source {
+                            job.instance
+                        } else {
+                            r.target
+                        };
+                        let scope = Scope {
+                            this: None,
+                            source: Some(job.instance),
+                            target: Some(r.target),
+                        };
+                        execute(run, this, name, op, &Map::new(), scope, Some(rel_ctx)).await?
+                    }
+                }
+            }
+        };
+        run.recorder.write(Write::Task {
+            execution: run.execution.clone(),
+            key: step.key.clone(),
+            state: "succeeded".to_string(),
+            result: None,
+        });
+        if durable {
+            run.recorder
+                .flush()
+                .await
+                .map_err(|e| format!("cannot record progress: {e}"))?;
+        }
+    }
+    if !noops.is_empty() {
+        noops.dedup();
+        run.recorder.event(
+            &run.execution,
+            "noops_skipped",
+            Some(id),
+            None,
+            format!("no implementation, skipped: {}", noops.join(", ")),
+        );
+    }
+    Ok(())
+}
+
+/// Run one operation with retries. Returns whether its completion must be made durable.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    run: &Run,
+    instance: u32,
+    name: &str,
+    op: &Operation,
+    extra_inputs: &Map<String, Json>,
+    scope: Scope,
+    relationship: Option<RelationshipContext>,
+) -> Result<bool, String> {
+    let inst = &run.plan.instances[instance as usize];
+    let id = inst.id.0.clone();
+    let Some(plugin) = run.registry.get(&op.plugin) else {
+        return Err(format!(
+            "{id} {name}: plugin `{}` is not available",
+            op.plugin
+        ));
+    };
+    let resolver = Resolver {
+        compiled: &run.compiled,
+        plan: &run.plan,
+        instances: &run.instances,
+        deployment: &run.deployment,
+    };
+    let mut inputs = Map::new();
+    for (k, v) in op.inputs.iter().chain(extra_inputs.iter()) {
+        let value = resolver
+            .resolve(v, scope)
+            .map_err(|e| format!("{id} {name}: input `{k}`: {e}"))?;
+        inputs.insert(k.clone(), value);
+    }
+    let ctx = OperationContext {
+        deployment_id: run.deployment.clone(),
+        execution_id: run.execution.clone(),
+        node_id: run.compiled.nodes[inst.node].id.0.clone(),
+        node_properties: run.node_properties[inst.node].clone(),
+        instance_id: id.clone(),
+        operation: name.to_string(),
+        function: op.implementation.clone(),
+        relationship,
+        inputs,
+        instances: run.instances.clone(),
+        recorder: run.recorder.clone(),
+        cancel: run.cancel.clone(),
+        resources: run.resources.clone(),
+        timeout: op.timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64),
+        timeout_recoverable: op.timeout_recoverable.unwrap_or(false),
+    };
+    let side_effect_free = plugin.side_effect_free();
+    let max_retries = op.max_retries.unwrap_or(run.task_retries);
+    let interval = op
+        .retry_interval
+        .map_or(run.retry_interval, Duration::from_secs_f64);
+    let mut attempt: i64 = 0;
+    if !side_effect_free {
+        run.recorder.event(
+            &run.execution,
+            "task_started",
+            Some(&id),
+            Some(name),
+            format!("{}.{}", op.plugin, op.implementation),
+        );
+    }
+    loop {
+        match plugin.run(ctx.clone()).await {
+            Ok(returned) => {
+                let message = match returned {
+                    Some(v) => format!("succeeded, returned {v}"),
+                    None => "succeeded".to_string(),
+                };
+                run.recorder.event(
+                    &run.execution,
+                    "task_succeeded",
+                    Some(&id),
+                    Some(name),
+                    message,
+                );
+                return Ok(!side_effect_free);
+            }
+            Err(OpError::Retry { message, after }) => {
+                let wait = after.unwrap_or(interval);
+                run.recorder.event(
+                    &run.execution,
+                    "task_rescheduled",
+                    Some(&id),
+                    Some(name),
+                    format!("retry requested ({message}); again in {wait:?}"),
+                );
+                sleep_unless_cancelled(run, wait).await?;
+            }
+            Err(OpError::Failed(message)) if max_retries < 0 || attempt < max_retries => {
+                attempt += 1;
+                run.recorder.event(
+                    &run.execution,
+                    "task_failed",
+                    Some(&id),
+                    Some(name),
+                    format!("{message}; retry {attempt} in {interval:?}"),
+                );
+                sleep_unless_cancelled(run, interval).await?;
+            }
+            Err(e) => {
+                let kind = if matches!(e, OpError::NonRecoverable(_)) {
+                    " (not recoverable)"
+                } else {
+                    ""
+                };
+                run.recorder.event(
+                    &run.execution,
+                    "task_failed",
+                    Some(&id),
+                    Some(name),
+                    format!("{e}{kind}"),
+                );
+                return Err(format!("{id} {name}: {e}"));
+            }
+        }
+    }
+}
+
+async fn sleep_unless_cancelled(run: &Run, wait: Duration) -> Result<(), String> {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Ok(()),
+        _ = crate::plugins::cancelled(run.cancel.clone()) => Err("cancelled".to_string()),
+    }
+}

@@ -1,0 +1,200 @@
+//! The `script` plugin: runs a blueprint script (any executable; `.py` with python3, `.sh`
+//! with bash) for one operation.
+//!
+//! Inputs become environment variables (strings as they are, other values as JSON); a `ctx`
+//! command bound to this operation only is first on PATH (see [`super::ctx`]). Standard output
+//! and error lines become events; a non-zero exit fails the operation with the last lines of
+//! standard error; `timeout` kills the script. `ctx operation retry` and `ctx abort-operation`
+//! decide how a failure is treated.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value as Json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::ctx::{self, SOCKET_ENV};
+use super::{OpError, OpFuture, OperationContext, Plugin};
+
+pub struct ScriptPlugin;
+
+/// Last lines of standard error kept for the failure message.
+const STDERR_TAIL: usize = 5;
+
+impl Plugin for ScriptPlugin {
+    fn run(&self, ctx: OperationContext) -> OpFuture<'_> {
+        Box::pin(run(ctx))
+    }
+
+    fn has_function(&self, function: &str) -> bool {
+        function == "script_runner.tasks.run" || function == "script_runner.tasks.execute_workflow"
+    }
+}
+
+/// The directories an engine prepares next to the materialised resources.
+pub fn bin_dir(resources: &Path) -> PathBuf {
+    resources.parent().unwrap_or(resources).join("bin")
+}
+
+pub fn socket_dir(resources: &Path) -> PathBuf {
+    resources.parent().unwrap_or(resources).join("sockets")
+}
+
+async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
+    let Some(script) = ctx.inputs.get("script_path").and_then(Json::as_str) else {
+        return Err(OpError::NonRecoverable(
+            "the script plugin needs the input `script_path`".to_string(),
+        ));
+    };
+    let path = ctx.resources.join(script);
+    if !path.is_file() {
+        return Err(OpError::NonRecoverable(format!(
+            "script `{script}` is not in the deployment's blueprint files"
+        )));
+    }
+    let mut command = match path.extension().and_then(|e| e.to_str()) {
+        Some("py") => {
+            let mut c = Command::new("python3");
+            c.arg(&path);
+            c
+        }
+        Some("sh") => {
+            let mut c = Command::new("bash");
+            c.arg(&path);
+            c
+        }
+        _ => Command::new(&path),
+    };
+    let server = ctx::Server::start(ctx.clone(), &socket_dir(&ctx.resources))
+        .map_err(|e| OpError::Failed(format!("cannot open the ctx socket: {e}")))?;
+    let path_env = match std::env::var_os("PATH") {
+        Some(p) => {
+            let mut dirs = vec![bin_dir(&ctx.resources)];
+            dirs.extend(std::env::split_paths(&p));
+            std::env::join_paths(dirs).unwrap_or(p)
+        }
+        None => bin_dir(&ctx.resources).into_os_string(),
+    };
+    command
+        .current_dir(&ctx.resources)
+        .env("PATH", path_env)
+        .env(SOCKET_ENV, &server.socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in &ctx.inputs {
+        if k == "script_path" || !is_env_name(k) {
+            continue;
+        }
+        command.env(
+            k,
+            match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        );
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            server.stop();
+            return Err(OpError::NonRecoverable(format!(
+                "cannot run `{script}`: {e}"
+            )));
+        }
+    };
+    let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
+    let stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
+    let out_ctx = ctx.clone();
+    let out_task = tokio::spawn(async move {
+        if let Some(mut lines) = stdout {
+            while let Ok(Some(line)) = lines.next_line().await {
+                out_ctx.log("stdout", line);
+            }
+        }
+    });
+    let err_ctx = ctx.clone();
+    let err_task = tokio::spawn(async move {
+        let mut tail = VecDeque::new();
+        if let Some(mut lines) = stderr {
+            while let Ok(Some(line)) = lines.next_line().await {
+                err_ctx.log("stderr", line.clone());
+                if tail.len() == STDERR_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        }
+        tail
+    });
+    let waited = tokio::select! {
+        status = child.wait() => Some(status),
+        _ = sleep_or_forever(ctx.timeout) => None,
+        _ = super::cancelled(ctx.cancel.clone()) => {
+            let _ = child.kill().await;
+            let _ = out_task.await;
+            let _ = err_task.await;
+            server.stop();
+            return Err(OpError::NonRecoverable("cancelled".to_string()));
+        }
+    };
+    let status = match waited {
+        Some(s) => s,
+        None => {
+            let _ = child.kill().await;
+            let _ = out_task.await;
+            let _ = err_task.await;
+            server.stop();
+            let message = format!(
+                "script `{script}` timed out after {:?}",
+                ctx.timeout.unwrap_or_default()
+            );
+            return Err(if ctx.timeout_recoverable {
+                OpError::Failed(message)
+            } else {
+                OpError::NonRecoverable(message)
+            });
+        }
+    };
+    let _ = out_task.await;
+    let tail = err_task.await.unwrap_or_default();
+    let outcome = server.stop();
+    if let Some(message) = outcome.abort {
+        return Err(OpError::NonRecoverable(message));
+    }
+    if let Some(message) = outcome.retry {
+        return Err(OpError::Retry {
+            message,
+            after: None,
+        });
+    }
+    match status {
+        Ok(s) if s.success() => Ok(outcome.returns),
+        Ok(s) => {
+            let code = s
+                .code()
+                .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
+            let tail: Vec<String> = tail.into_iter().collect();
+            Err(OpError::Failed(if tail.is_empty() {
+                format!("script `{script}` exited with {code}")
+            } else {
+                format!("script `{script}` exited with {code}: {}", tail.join(" | "))
+            }))
+        }
+        Err(e) => Err(OpError::Failed(format!("script `{script}`: {e}"))),
+    }
+}
+
+async fn sleep_or_forever(timeout: Option<std::time::Duration>) {
+    match timeout {
+        Some(t) => tokio::time::sleep(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_env_name(k: &str) -> bool {
+    !k.is_empty() && !k.contains('=') && !k.contains('\0')
+}

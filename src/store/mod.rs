@@ -1,0 +1,718 @@
+//! Store: durable state in SQLite (the default, one file) behind one interface.
+//!
+//! Owns the schema and every query. Deployments keep their compiled blueprint and plan as JSON
+//! (so later commands never re-read a blueprint the user may have edited) and a snapshot of the
+//! blueprint's files; node instances keep their state, runtime properties and a version for
+//! optimistic concurrency; executions, per-task records (for resume) and events complete it.
+//! At most one execution per deployment is active: a partial unique index enforces it across
+//! processes, and the execution records the pid that runs it so an interrupted one is told
+//! from a running one. Queries are built at runtime (no compile-time database); a PostgreSQL
+//! backend can implement the same methods.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::dsl::Compiled;
+use crate::plan::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
+    #[error("state store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot create the state directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the PostgreSQL backend is not available in this version; use a SQLite file path for --state"
+    )]
+    Unsupported,
+    #[error("deployment `{0}` already exists")]
+    Exists(String),
+    #[error("deployment `{0}` does not exist")]
+    NoDeployment(String),
+    #[error(
+        "deployment `{deployment}` is busy with execution {execution} ({workflow}, {status} {since})"
+    )]
+    Busy {
+        deployment: String,
+        execution: String,
+        workflow: String,
+        status: String,
+        since: String,
+    },
+    #[error(
+        "deployment `{deployment}` has an interrupted execution {execution} ({workflow}); run `windlass resume {deployment}` to finish it or `windlass cancel {deployment}` to drop it"
+    )]
+    Interrupted {
+        deployment: String,
+        execution: String,
+        workflow: String,
+    },
+    #[error("stored data of deployment `{0}` is unreadable: {1}")]
+    Corrupt(String, String),
+    #[error("node instance `{0}` was changed by someone else meanwhile")]
+    Conflict(String),
+}
+
+/// The default state file: `$XDG_DATA_HOME/windlass/state.db` (`~/.local/share/windlass/state.db`).
+pub fn default_location() -> String {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("windlass/state.db").display().to_string()
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A deployment as stored.
+#[derive(Debug, Clone)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub blueprint: String,
+    pub created_at: String,
+    pub inputs: Json,
+    pub compiled: Compiled,
+    pub plan: Plan,
+}
+
+/// A node instance's mutable state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    pub id: String,
+    pub node_id: String,
+    pub state: String,
+    pub runtime_properties: Map<String, Json>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutionRecord {
+    pub id: String,
+    pub deployment_id: String,
+    pub workflow: String,
+    pub parameters: Json,
+    pub status: String,
+    pub created_at: String,
+    pub ended_at: Option<String>,
+    pub error: Option<String>,
+    pub pid: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventRecord {
+    #[serde(skip)]
+    pub seq: i64,
+    pub timestamp: String,
+    pub execution_id: String,
+    pub event_type: String,
+    pub node_instance_id: Option<String>,
+    pub operation: Option<String>,
+    pub message: String,
+}
+
+/// One write of a batch applied in a single transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Task {
+        execution: String,
+        key: String,
+        state: String,
+        result: Option<Json>,
+    },
+    Instance {
+        deployment: String,
+        record: InstanceRecord,
+    },
+    Event {
+        deployment: String,
+        event: EventRecord,
+    },
+}
+
+pub const ACTIVE: [&str; 3] = ["pending", "started", "cancelling"];
+
+impl Store {
+    /// Open (creating if needed) the store at a file path. `postgres://` URLs are refused.
+    pub async fn open(location: &str) -> Result<Store, StoreError> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            return Err(StoreError::Unsupported);
+        }
+        let path = location.strip_prefix("sqlite://").unwrap_or(location);
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|source| StoreError::Open {
+                location: location.to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: location.to_string(),
+                source,
+            })?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            for statement in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlx::query(&format!("PRAGMA user_version = {}", i + 1))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ----- deployments ----------------------------------------------------------------------
+
+    pub async fn create_deployment(
+        &self,
+        id: &str,
+        blueprint: &str,
+        inputs: &Json,
+        compiled: &Compiled,
+        plan: &Plan,
+        resources: &[(String, Vec<u8>, u32)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM deployments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Exists(id.to_string()));
+        }
+        sqlx::query("INSERT INTO deployments (id, blueprint, created_at, inputs, compiled, plan) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(blueprint)
+            .bind(now())
+            .bind(inputs.to_string())
+            .bind(serde_json::to_string(compiled).unwrap_or_default())
+            .bind(serde_json::to_string(plan).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        for (path, content, mode) in resources {
+            sqlx::query(
+                "INSERT INTO resources (deployment_id, path, content, mode) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(path)
+            .bind(content.as_slice())
+            .bind(i64::from(*mode))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for inst in &plan.instances {
+            sqlx::query("INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES (?, ?, ?, 'uninitialized', '{}', 0)")
+                .bind(id)
+                .bind(&inst.id.0)
+                .bind(&compiled.nodes[inst.node].id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<DeploymentRecord, StoreError> {
+        let row = sqlx::query("SELECT id, blueprint, created_at, inputs, compiled, plan FROM deployments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NoDeployment(id.to_string()))?;
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(id.to_string(), e.to_string());
+        Ok(DeploymentRecord {
+            id: row.get(0),
+            blueprint: row.get(1),
+            created_at: row.get(2),
+            inputs: serde_json::from_str(row.get::<&str, _>(3)).map_err(corrupt)?,
+            compiled: serde_json::from_str(row.get::<&str, _>(4)).map_err(corrupt)?,
+            plan: serde_json::from_str(row.get::<&str, _>(5)).map_err(corrupt)?,
+        })
+    }
+
+    /// `(id, blueprint, created_at)` of every deployment, oldest first.
+    pub async fn deployments(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, blueprint, created_at FROM deployments ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["events", "node_instances", "resources"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE deployment_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM tasks WHERE execution_id IN (SELECT id FROM executions WHERE deployment_id = ?)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM executions WHERE deployment_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM deployments WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn resource(
+        &self,
+        deployment: &str,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        let row =
+            sqlx::query("SELECT content, mode FROM resources WHERE deployment_id = ? AND path = ?")
+                .bind(deployment)
+                .bind(path)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| (r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1) as u32)))
+    }
+
+    pub async fn resources(
+        &self,
+        deployment: &str,
+    ) -> Result<Vec<(String, Vec<u8>, u32)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path, content, mode FROM resources WHERE deployment_id = ? ORDER BY path",
+        )
+        .bind(deployment)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2) as u32))
+            .collect())
+    }
+
+    // ----- node instances -------------------------------------------------------------------
+
+    pub async fn instances(&self, deployment: &str) -> Result<Vec<InstanceRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, node_id, state, runtime_properties, version FROM node_instances WHERE deployment_id = ? ORDER BY rowid")
+            .bind(deployment)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InstanceRecord {
+                    id: r.get(0),
+                    node_id: r.get(1),
+                    state: r.get(2),
+                    runtime_properties: serde_json::from_str(r.get::<&str, _>(3))
+                        .map_err(|e| StoreError::Corrupt(deployment.to_string(), e.to_string()))?,
+                    version: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    /// Apply writes in one transaction (the engine's group commit).
+    pub async fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for w in writes {
+            apply_one(&mut tx, w).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ----- executions -----------------------------------------------------------------------
+
+    /// Start a new execution, unless another one is active. An active execution whose process is
+    /// gone is reported as interrupted.
+    pub async fn start_execution(
+        &self,
+        deployment: &str,
+        workflow: &str,
+        parameters: &Json,
+    ) -> Result<ExecutionRecord, StoreError> {
+        let id = new_execution_id();
+        let now = now();
+        let inserted = sqlx::query(
+            "INSERT INTO executions (id, deployment_id, workflow, parameters, status, created_at, pid) VALUES (?, ?, ?, ?, 'started', ?, ?)",
+        )
+        .bind(&id)
+        .bind(deployment)
+        .bind(workflow)
+        .bind(parameters.to_string())
+        .bind(&now)
+        .bind(i64::from(std::process::id()))
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(ExecutionRecord {
+                id,
+                deployment_id: deployment.to_string(),
+                workflow: workflow.to_string(),
+                parameters: parameters.clone(),
+                status: "started".to_string(),
+                created_at: now,
+                ended_at: None,
+                error: None,
+                pid: Some(i64::from(std::process::id())),
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(self.busy(deployment).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The error that explains why a deployment is busy.
+    async fn busy(&self, deployment: &str) -> Result<StoreError, StoreError> {
+        let Some(active) = self.active_execution(deployment).await? else {
+            return Ok(StoreError::Busy {
+                deployment: deployment.to_string(),
+                execution: "?".to_string(),
+                workflow: "?".to_string(),
+                status: "finishing".to_string(),
+                since: String::new(),
+            });
+        };
+        Ok(if active.pid.is_some_and(process_alive) {
+            StoreError::Busy {
+                deployment: deployment.to_string(),
+                execution: active.id,
+                workflow: active.workflow,
+                status: active.status,
+                since: active.created_at,
+            }
+        } else {
+            StoreError::Interrupted {
+                deployment: deployment.to_string(),
+                execution: active.id,
+                workflow: active.workflow,
+            }
+        })
+    }
+
+    pub async fn active_execution(
+        &self,
+        deployment: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(self
+            .executions(deployment)
+            .await?
+            .into_iter()
+            .find(|e| ACTIVE.contains(&e.status.as_str())))
+    }
+
+    /// Take over an interrupted execution for this process (resume). Refused while its process lives.
+    pub async fn adopt_execution(
+        &self,
+        deployment: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        let Some(mut active) = self.active_execution(deployment).await? else {
+            return Ok(None);
+        };
+        if active.pid.is_some_and(process_alive)
+            && active.pid != Some(i64::from(std::process::id()))
+        {
+            return Err(self.busy(deployment).await?);
+        }
+        let pid = i64::from(std::process::id());
+        let updated = sqlx::query("UPDATE executions SET pid = ?, status = 'started' WHERE id = ? AND (pid IS ? OR pid = ?)")
+            .bind(pid)
+            .bind(&active.id)
+            .bind(active.pid)
+            .bind(active.pid)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Err(self.busy(deployment).await?);
+        }
+        active.pid = Some(pid);
+        active.status = "started".to_string();
+        Ok(Some(active))
+    }
+
+    /// The last failed or cancelled execution of a deployment, if it is the latest one.
+    pub async fn latest_execution(
+        &self,
+        deployment: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(self.executions(deployment).await?.into_iter().last())
+    }
+
+    pub async fn executions(&self, deployment: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, deployment_id, workflow, parameters, status, created_at, ended_at, error, pid FROM executions WHERE deployment_id = ? ORDER BY created_at, rowid",
+        )
+        .bind(deployment)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ExecutionRecord {
+                id: r.get(0),
+                deployment_id: r.get(1),
+                workflow: r.get(2),
+                parameters: serde_json::from_str(r.get::<&str, _>(3)).unwrap_or(Json::Null),
+                status: r.get(4),
+                created_at: r.get(5),
+                ended_at: r.get(6),
+                error: r.get(7),
+                pid: r.get(8),
+            })
+            .collect())
+    }
+
+    pub async fn execution_status(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT status FROM executions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    pub async fn set_execution_status(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let ended = (!ACTIVE.contains(&status)).then(now);
+        sqlx::query("UPDATE executions SET status = ?, error = ?, ended_at = ? WHERE id = ?")
+            .bind(status)
+            .bind(error)
+            .bind(ended)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Mark an interrupted execution as resumed again by a new `started`/failed cycle: reopen a
+    /// failed or cancelled execution for resume.
+    pub async fn reopen_execution(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE executions SET status = 'started', error = NULL, ended_at = NULL, pid = ? WHERE id = ? AND status IN ('failed', 'cancelled')")
+            .bind(i64::from(std::process::id()))
+            .bind(id)
+            .execute(&self.pool)
+            .await;
+        match r {
+            Ok(r) => Ok(r.rows_affected() == 1),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn done_tasks(
+        &self,
+        execution: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT key FROM tasks WHERE execution_id = ? AND state = 'succeeded'")
+                .bind(execution)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    // ----- events ---------------------------------------------------------------------------
+
+    pub async fn events(
+        &self,
+        deployment: &str,
+        after: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, timestamp, execution_id, event_type, node_instance_id, operation, message FROM events WHERE deployment_id = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(deployment)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| EventRecord {
+                seq: r.get(0),
+                timestamp: r.get(1),
+                execution_id: r.get(2),
+                event_type: r.get(3),
+                node_instance_id: r.get(4),
+                operation: r.get(5),
+                message: r.get(6),
+            })
+            .collect())
+    }
+}
+
+async fn apply_one(tx: &mut Transaction<'_, Sqlite>, w: &Write) -> Result<(), StoreError> {
+    match w {
+        Write::Task {
+            execution,
+            key,
+            state,
+            result,
+        } => {
+            sqlx::query(
+                "INSERT INTO tasks (execution_id, key, state, result) VALUES (?, ?, ?, ?) ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
+            )
+            .bind(execution)
+            .bind(key)
+            .bind(state)
+            .bind(result.as_ref().map(Json::to_string))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Write::Instance { deployment, record } => {
+            let r = sqlx::query("UPDATE node_instances SET state = ?, runtime_properties = ?, version = ? WHERE deployment_id = ? AND id = ? AND version < ?")
+                .bind(&record.state)
+                .bind(Json::Object(record.runtime_properties.clone()).to_string())
+                .bind(record.version)
+                .bind(deployment)
+                .bind(&record.id)
+                .bind(record.version)
+                .execute(&mut **tx)
+                .await?;
+            if r.rows_affected() != 1 {
+                return Err(StoreError::Conflict(record.id.clone()));
+            }
+        }
+        Write::Event { deployment, event } => {
+            sqlx::query(
+                "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(deployment)
+            .bind(&event.execution_id)
+            .bind(&event.timestamp)
+            .bind(&event.event_type)
+            .bind(&event.node_instance_id)
+            .bind(&event.operation)
+            .bind(&event.message)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// True while a process with this pid exists (Linux: /proc).
+pub fn process_alive(pid: i64) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists() && {
+        // A zombie counts as gone.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    != Some("Z")
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// RFC 3339 UTC timestamp with milliseconds.
+pub fn now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn new_execution_id() -> String {
+    let mut ids = crate::plan::IdMaker::new();
+    let id = ids.make("x").0;
+    format!(
+        "{}-{}",
+        &now()[..19].replace([':', '-'], "").replace('T', "-"),
+        &id[2..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}
