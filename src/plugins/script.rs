@@ -84,6 +84,8 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so a kill reaches whatever the script started too.
+        .process_group(0)
         .kill_on_drop(true);
     for (k, v) in &ctx.inputs {
         if k == "script_path" || !is_env_name(k) {
@@ -134,9 +136,9 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         status = child.wait() => Some(status),
         _ = sleep_or_forever(ctx.timeout) => None,
         _ = super::cancelled(ctx.cancel.clone()) => {
-            let _ = child.kill().await;
-            let _ = out_task.await;
-            let _ = err_task.await;
+            kill_group(&mut child).await;
+            out_task.abort();
+            err_task.abort();
             server.stop();
             return Err(OpError::NonRecoverable("cancelled".to_string()));
         }
@@ -144,9 +146,9 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
     let status = match waited {
         Some(s) => s,
         None => {
-            let _ = child.kill().await;
-            let _ = out_task.await;
-            let _ = err_task.await;
+            kill_group(&mut child).await;
+            out_task.abort();
+            err_task.abort();
             server.stop();
             let message = format!(
                 "script `{script}` timed out after {:?}",
@@ -186,6 +188,17 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         }
         Err(e) => Err(OpError::Failed(format!("script `{script}`: {e}"))),
     }
+}
+
+/// Kill the script and everything in its process group.
+async fn kill_group(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: killpg only sends a signal; the group id is the child's pid (process_group(0)).
+        unsafe {
+            libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill().await;
 }
 
 async fn sleep_or_forever(timeout: Option<std::time::Duration>) {
