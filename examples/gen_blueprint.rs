@@ -1,6 +1,7 @@
 //! Write a generated benchmark blueprint to stdout:
 //! `cargo run --release --example gen_blueprint -- TIERS HOSTS > big.yaml`
-//! gives TIERS*10 node templates and TIERS*10*HOSTS node instances.
+//! gives TIERS*10 node templates and TIERS*10*HOSTS node instances; add `--noop` for `noop`
+//! lifecycle operations on every node (engine benchmarks).
 
 #[path = "../benches/support/generate.rs"]
 mod generate;
@@ -17,5 +18,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    print!("{}", generate::blueprint(tiers, hosts));
+    if noop {
+        print!("{}", generate::blueprint_with_noop_operations(tiers, hosts));
+    } else {
+        print!("{}", generate::blueprint(tiers, hosts));
+    }
 }

@@ -6,10 +6,21 @@
 
 use std::fmt::Write;
 
+#[allow(dead_code)] // each bench uses one of the two
 pub fn blueprint(tiers: usize, hosts: usize) -> String {
+    generate(tiers, hosts, false)
+}
+
+/// The same blueprint with `noop` lifecycle operations on every node, for engine benchmarks.
+#[allow(dead_code)] // each bench uses one of the two
+pub fn blueprint_with_noop_operations(tiers: usize, hosts: usize) -> String {
+    generate(tiers, hosts, true)
+}
+
+fn generate(tiers: usize, hosts: usize, noop: bool) -> String {
     let mut out = String::with_capacity(tiers * 2_000);
     out.push_str(
-        "tosca_definitions_version: cloudify_dsl_1_3\nimports:\n  - cloudify/types/types.yaml\n\
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports:\n  - cloudify/types/types.yaml\n  - plugin:noop\n\
          inputs:\n  env:\n    type: string\n    default: prod\n  hosts:\n    type: integer\n",
     );
     let _ = writeln!(out, "    default: {hosts}");
@@ -18,10 +29,16 @@ pub fn blueprint(tiers: usize, hosts: usize) -> String {
          name: { type: string }\n      port: { type: integer, default: 8080 }\n      url: { type: string, required: false }\n\
          node_templates:\n",
     );
+    let ops = if noop {
+        "    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: noop.create\n        configure: noop.configure\n        \
+         start: noop.start\n        stop: noop.stop\n        delete: noop.delete\n"
+    } else {
+        ""
+    };
     for t in 0..tiers {
         let _ = write!(
             out,
-            "  host_{t}:\n    type: cloudify.nodes.Compute\n    capabilities:\n      scalable:\n        properties:\n          default_instances: {{ get_input: hosts }}\n"
+            "  host_{t}:\n    type: cloudify.nodes.Compute\n    capabilities:\n      scalable:\n        properties:\n          default_instances: {{ get_input: hosts }}\n{ops}"
         );
         if t > 0 {
             let _ = write!(
@@ -35,7 +52,7 @@ pub fn blueprint(tiers: usize, hosts: usize) -> String {
                 out,
                 "  app_{t}_{c}:\n    type: bench.Component\n    properties:\n      name: {{ concat: [ {{ get_input: env }}, '-{t}-{c}' ] }}\n      \
                  url: {{ concat: [ 'http://', {{ get_property: [SELF, name] }}, ':', {{ get_property: [SELF, port] }} ] }}\n    \
-                 relationships:\n      - {{ type: cloudify.relationships.contained_in, target: host_{t} }}\n"
+                 relationships:\n      - {{ type: cloudify.relationships.contained_in, target: host_{t} }}\n{ops}"
             );
         }
     }

@@ -146,23 +146,24 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
         if *run.cancel.borrow() {
             return Err("cancelled".to_string());
         }
+        // `None`: nothing to record (state changes and no-ops are safe to repeat on resume).
         let durable = match &step.kind {
             StepKind::State(s) => {
                 run.instances.set_state(id, s);
-                false
+                None
             }
             StepKind::Operation { name, extra_inputs } => {
                 match run.compiled.nodes[inst.node].operations.get(name) {
                     None => {
                         noops.push(name.rsplit('.').next().unwrap_or(name));
-                        false
+                        None
                     }
                     Some(op) => {
                         let scope = Scope {
                             this: Some(job.instance),
                             ..Scope::default()
                         };
-                        execute(run, job.instance, name, op, extra_inputs, scope, None).await?
+                        Some(execute(run, job.instance, name, op, extra_inputs, scope, None).await?)
                     }
                 }
             }
@@ -176,7 +177,7 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
                 match ops.get(name) {
                     None => {
                         noops.push(name.rsplit('.').next().unwrap_or(name));
-                        false
+                        None
                     }
                     Some(op) => {
                         let target = &run.plan.instances[r.target as usize];
@@ -199,11 +200,12 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
                             source: Some(job.instance),
                             target: Some(r.target),
                         };
-                        execute(run, this, name, op, &Map::new(), scope, Some(rel_ctx)).await?
+                        Some(execute(run, this, name, op, &Map::new(), scope, Some(rel_ctx)).await?)
                     }
                 }
             }
         };
+        let Some(durable) = durable else { continue };
         run.recorder.write(Write::Task {
             execution: run.execution.clone(),
             key: step.key.clone(),

@@ -16,10 +16,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
 
 use crate::dsl::Compiled;
 use crate::plan::Plan;
@@ -248,13 +248,22 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for inst in &plan.instances {
-            sqlx::query("INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES (?, ?, ?, 'uninitialized', '{}', 0)")
-                .bind(id)
-                .bind(&inst.id.0)
-                .bind(&compiled.nodes[inst.node].id.0)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in plan.instances.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES {}",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for inst in chunk {
+                q = q
+                    .bind(id)
+                    .bind(&inst.id.0)
+                    .bind(&compiled.nodes[inst.node].id.0)
+                    .bind("uninitialized")
+                    .bind("{}")
+                    .bind(0i64);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -365,14 +374,95 @@ impl Store {
             .collect()
     }
 
-    /// Apply writes in one transaction (the engine's group commit).
+    /// Apply writes in one transaction (the engine's group commit). Writes of one kind go in
+    /// multi-row statements; of several writes to one instance only the newest is kept.
     pub async fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tasks = Vec::new();
+        let mut events = Vec::new();
+        let mut instances: Vec<(&str, &InstanceRecord)> = Vec::new();
+        let mut latest: std::collections::HashMap<(&str, &str), usize> =
+            std::collections::HashMap::new();
         for w in writes {
-            apply_one(&mut tx, w).await?;
+            match w {
+                Write::Task { .. } => tasks.push(w),
+                Write::Event { .. } => events.push(w),
+                Write::Instance { deployment, record } => {
+                    match latest.get(&(deployment.as_str(), record.id.as_str())) {
+                        Some(&i) if instances[i].1.version >= record.version => {}
+                        Some(&i) => instances[i] = (deployment, record),
+                        None => {
+                            latest.insert((deployment, &record.id), instances.len());
+                            instances.push((deployment, record));
+                        }
+                    }
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO tasks (execution_id, key, state, result) VALUES {} ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
+                placeholders(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for w in chunk {
+                if let Write::Task {
+                    execution,
+                    key,
+                    state,
+                    result,
+                } = w
+                {
+                    q = q
+                        .bind(execution)
+                        .bind(key)
+                        .bind(state)
+                        .bind(result.as_ref().map(Json::to_string));
+                }
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in instances.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES {} \
+                 ON CONFLICT (deployment_id, id) DO UPDATE SET state = excluded.state, runtime_properties = excluded.runtime_properties, \
+                 version = excluded.version WHERE excluded.version > node_instances.version",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for (deployment, r) in chunk {
+                q = q
+                    .bind(*deployment)
+                    .bind(&r.id)
+                    .bind(&r.node_id)
+                    .bind(&r.state)
+                    .bind(Json::Object(r.runtime_properties.clone()).to_string())
+                    .bind(r.version);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) VALUES {}",
+                placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for w in chunk {
+                if let Write::Event { deployment, event } = w {
+                    q = q
+                        .bind(deployment)
+                        .bind(&event.execution_id)
+                        .bind(&event.timestamp)
+                        .bind(&event.event_type)
+                        .bind(&event.node_instance_id)
+                        .bind(&event.operation)
+                        .bind(&event.message);
+                }
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -600,54 +690,13 @@ impl Store {
     }
 }
 
-async fn apply_one(tx: &mut Transaction<'_, Sqlite>, w: &Write) -> Result<(), StoreError> {
-    match w {
-        Write::Task {
-            execution,
-            key,
-            state,
-            result,
-        } => {
-            sqlx::query(
-                "INSERT INTO tasks (execution_id, key, state, result) VALUES (?, ?, ?, ?) ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
-            )
-            .bind(execution)
-            .bind(key)
-            .bind(state)
-            .bind(result.as_ref().map(Json::to_string))
-            .execute(&mut **tx)
-            .await?;
-        }
-        Write::Instance { deployment, record } => {
-            let r = sqlx::query("UPDATE node_instances SET state = ?, runtime_properties = ?, version = ? WHERE deployment_id = ? AND id = ? AND version < ?")
-                .bind(&record.state)
-                .bind(Json::Object(record.runtime_properties.clone()).to_string())
-                .bind(record.version)
-                .bind(deployment)
-                .bind(&record.id)
-                .bind(record.version)
-                .execute(&mut **tx)
-                .await?;
-            if r.rows_affected() != 1 {
-                return Err(StoreError::Conflict(record.id.clone()));
-            }
-        }
-        Write::Event { deployment, event } => {
-            sqlx::query(
-                "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(deployment)
-            .bind(&event.execution_id)
-            .bind(&event.timestamp)
-            .bind(&event.event_type)
-            .bind(&event.node_instance_id)
-            .bind(&event.operation)
-            .bind(&event.message)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(())
+/// Rows per multi-row statement (well under SQLite's limit of bound variables).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// `(?, ?), (?, ?)` for `rows` rows of `columns` columns.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
 }
 
 /// True while a process with this pid exists (Linux: /proc).
