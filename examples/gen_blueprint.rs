@@ -7,6 +7,7 @@
 mod generate;
 
 fn main() {
+    let noop = std::env::args().any(|a| a == "--noop");
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -14,7 +15,7 @@ fn main() {
     let (tiers, hosts) = match args.as_slice() {
         [t, h] => (*t, *h),
         _ => {
-            eprintln!("usage: gen_blueprint TIERS HOSTS");
+            eprintln!("usage: gen_blueprint TIERS HOSTS [--noop]");
             std::process::exit(2);
         }
     };
