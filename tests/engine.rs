@@ -577,3 +577,59 @@ fn deploy_refuses_operations_no_plugin_can_run() {
     assert_eq!(sb.json(&["list", "--json"]), serde_json::json!([]));
     let _ = Path::new("");
 }
+
+#[test]
+fn cloudify_script_blueprint_gives_the_same_properties_and_outputs_as_cloudify() {
+    let sb = Sandbox::new("cloudify-ctx");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudify-ctx");
+    for f in ["blueprint.yaml", "scripts/create.sh", "scripts/link.sh"] {
+        sb.file(f, &std::fs::read_to_string(fixture.join(f)).unwrap());
+    }
+    let out = sb.run(&["deploy", "blueprint.yaml", "-d", "c"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What Cloudify 7.0.5's local engine produced for this blueprint.
+    assert_eq!(
+        sb.json(&["outputs", "c", "--json"]),
+        serde_json::json!({"db_host": "db.local", "web_peer": "db.local", "combo": "web@db"})
+    );
+    let instances = sb.json(&["instances", "c", "--json"]);
+    let props = |n: &str| {
+        instances
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["node_id"] == n)
+            .unwrap()["runtime_properties"]
+            .clone()
+    };
+    assert_eq!(
+        props("db"),
+        serde_json::json!({"endpoint": {"host": "db.local"}, "greeting": "hi", "name": "db", "seen_by": "web"})
+    );
+    assert_eq!(
+        props("web"),
+        serde_json::json!({"endpoint": {"host": "web.local"}, "greeting": "db.local", "name": "web", "peer": "db.local"})
+    );
+}
+
+#[test]
+fn a_script_past_its_timeout_is_killed_and_fails() {
+    let sb = Sandbox::new("timeout");
+    sb.script("scripts/hang.sh", "echo $$ > hang.pid\nsleep 30 &\nwait\n");
+    sb.file(
+        "blueprint.yaml",
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  a:\n    type: cloudify.nodes.Root\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: { implementation: scripts/hang.sh, timeout: 1 }\n",
+    );
+    let started = Instant::now();
+    let out = sb.run(&["deploy", "blueprint.yaml", "-d", "t"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("timed out after 1s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the script and its children were killed"
+    );
+}
