@@ -41,16 +41,28 @@ fn engine_workflows(c: &mut Criterion) {
                 store
             })
         };
-        group.bench_function(format!("install_{name}"), |b| {
+        // Times `workflow` on a fresh deployment, after running `before` (untimed).
+        let mut timed = |b: &mut criterion::Bencher, before: &[&str], workflow: &str| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let store = fresh(&dir);
+                    for w in before {
+                        rt.block_on(engine::run(
+                            &store,
+                            "bench",
+                            w,
+                            Default::default(),
+                            false,
+                            &Options::default(),
+                        ))
+                        .unwrap();
+                    }
                     let start = Instant::now();
                     rt.block_on(engine::run(
                         &store,
                         "bench",
-                        "install",
+                        workflow,
                         Default::default(),
                         false,
                         &Options::default(),
@@ -60,35 +72,10 @@ fn engine_workflows(c: &mut Criterion) {
                 }
                 total
             })
-        });
+        };
+        group.bench_function(format!("install_{name}"), |b| timed(b, &[], "install"));
         group.bench_function(format!("uninstall_{name}"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let store = fresh(&dir);
-                    rt.block_on(engine::run(
-                        &store,
-                        "bench",
-                        "install",
-                        Default::default(),
-                        false,
-                        &Options::default(),
-                    ))
-                    .unwrap();
-                    let start = Instant::now();
-                    rt.block_on(engine::run(
-                        &store,
-                        "bench",
-                        "uninstall",
-                        Default::default(),
-                        false,
-                        &Options::default(),
-                    ))
-                    .unwrap();
-                    total += start.elapsed();
-                }
-                total
-            })
+            timed(b, &["install"], "uninstall")
         });
     }
     group.finish();

@@ -111,18 +111,25 @@ fn insert_mapping(value: Json, out: &mut GivenInputs, arg: &str) -> Result<(), I
 
 /// Convert `key=value` text to the declared simple type where it reads as one.
 fn convert(text: &str, ty: Option<&str>) -> Json {
-    let parsed = match ty {
-        Some("integer") => text.trim().parse::<i64>().ok().map(Json::from),
-        Some("float") => text.trim().parse::<f64>().ok().map(Json::from),
-        Some("boolean") => match text.trim() {
-            "true" | "True" | "TRUE" => Some(Json::Bool(true)),
-            "false" | "False" | "FALSE" => Some(Json::Bool(false)),
+    ty.and_then(|t| parse_as(text, t))
+        .unwrap_or_else(|| Json::String(text.to_string()))
+}
+
+/// Read command-line text as a value of a declared simple type (`None` when it does not read
+/// as one). Shared by inputs and workflow parameters.
+pub fn parse_as(text: &str, ty: &str) -> Option<Json> {
+    match ty {
+        "integer" => text.trim().parse::<i64>().ok().map(Json::from),
+        "float" => text.trim().parse::<f64>().ok().map(Json::from),
+        "boolean" => match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(Json::Bool(true)),
+            "false" => Some(Json::Bool(false)),
             _ => None,
         },
-        Some("list") | Some("dict") => serde_json::from_str(text).ok(),
+        "list" | "dict" => serde_json::from_str(text).ok(),
+        "string" | "textarea" => Some(Json::String(text.to_string())),
         _ => None,
-    };
-    parsed.unwrap_or_else(|| Json::String(text.to_string()))
+    }
 }
 
 /// Check given inputs against the declarations and produce the values `get_input` reads.

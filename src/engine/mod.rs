@@ -486,7 +486,7 @@ pub fn check_parameters(
     for (k, p) in declared {
         let value = match given.remove(k) {
             Some(Json::String(s)) if p.ty.as_deref().is_some_and(|t| t != "string") => {
-                match convert(&s, p.ty.as_deref().unwrap_or("string")) {
+                match crate::dsl::inputs::parse_as(&s, p.ty.as_deref().unwrap_or("string")) {
                     Some(v) => v,
                     None => {
                         problems.push(format!(
@@ -533,20 +533,6 @@ pub fn check_parameters(
         Ok(out)
     } else {
         Err(EngineError::Workflow(problems.join("; ")))
-    }
-}
-
-fn convert(text: &str, ty: &str) -> Option<Json> {
-    match ty {
-        "integer" => text.trim().parse::<i64>().ok().map(Json::from),
-        "float" => text.trim().parse::<f64>().ok().map(Json::from),
-        "boolean" => match text.trim().to_ascii_lowercase().as_str() {
-            "true" => Some(Json::Bool(true)),
-            "false" => Some(Json::Bool(false)),
-            _ => None,
-        },
-        "list" | "dict" => serde_json::from_str(text).ok(),
-        _ => Some(Json::String(text.to_string())),
     }
 }
 
