@@ -1,3 +1,9 @@
 fn main() -> std::process::ExitCode {
+    // Behave like other Unix tools when stdout closes early (`windlass events ID | head`):
+    // end quietly on SIGPIPE instead of panicking on the failed write.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     windlass::cli::main()
 }

@@ -65,6 +65,30 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    id: String,
+    /// A node or a scaling group (a node inside a scaling group scales its group).
+    target: String,
+    /// +N adds, -N removes, N sets the count (per instance of what contains the target).
+    #[arg(allow_hyphen_values = true)]
+    amount: String,
+    /// Scale-in: remove these instances first (repeatable).
+    #[arg(long = "include", value_name = "INSTANCE")]
+    include: Vec<String>,
+    /// Scale-in: never remove these instances (repeatable).
+    #[arg(long = "exclude", value_name = "INSTANCE")]
+    exclude: Vec<String>,
+    /// Scale-in: go on when an operation fails.
+    #[arg(long)]
+    ignore_failure: bool,
+    /// Scale-out: keep what was added when it fails, instead of rolling it back.
+    #[arg(long)]
+    no_rollback: bool,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct IdArgs {
     id: String,
     #[command(flatten)]
@@ -175,6 +199,47 @@ pub async fn run(store: &Store, global: &Global, args: RunArgs) -> Result<ExitCo
         format!(
             "workflow `{}` of `{}` finished (execution {execution})",
             args.workflow, args.id
+        ),
+    ))
+}
+
+pub async fn scale(
+    store: &Store,
+    global: &Global,
+    args: ScaleArgs,
+) -> Result<ExitCode, EngineError> {
+    let amount: engine::scale::Amount = args.amount.parse().map_err(EngineError::Workflow)?;
+    let mut extra = Map::new();
+    extra.insert(
+        "include_instances".to_string(),
+        Json::from(args.include.clone()),
+    );
+    extra.insert(
+        "exclude_instances".to_string(),
+        Json::from(args.exclude.clone()),
+    );
+    extra.insert(
+        "ignore_failure".to_string(),
+        Json::Bool(args.ignore_failure),
+    );
+    extra.insert(
+        "rollback_if_failed".to_string(),
+        Json::Bool(!args.no_rollback),
+    );
+    let execution = engine::scale(
+        store,
+        &args.id,
+        &args.target,
+        amount,
+        extra,
+        &options(global, &args.run),
+    )
+    .await?;
+    Ok(done(
+        global,
+        format!(
+            "scaled `{}` of `{}` (execution {execution})",
+            args.target, args.id
         ),
     ))
 }

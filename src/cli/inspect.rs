@@ -211,3 +211,32 @@ pub async fn executions(store: &Store, args: IdJsonArgs) -> Result<ExitCode, Eng
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn workflows(store: &Store, args: IdJsonArgs) -> Result<ExitCode, EngineError> {
+    let dep = store.deployment(&args.id).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&dep.compiled.workflows).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (name, w) in &dep.compiled.workflows {
+        println!("{name}\t{}.{}", w.plugin, w.operation);
+        for (p, def) in &w.parameters {
+            let ty = def.ty.as_deref().unwrap_or("any");
+            let default = match (&def.default, def.required) {
+                (Some(d), _) => format!(" = {d}"),
+                (None, true) => " (required)".to_string(),
+                (None, false) => String::new(),
+            };
+            let description = def
+                .description
+                .as_deref()
+                .map(|d| format!("  {d}"))
+                .unwrap_or_default();
+            println!("    {p}: {ty}{default}{description}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -60,6 +60,10 @@ enum Command {
     Undeploy(deployments::UndeployArgs),
     /// Run a workflow (built-in or declared in the blueprint) on a deployment.
     Run(deployments::RunArgs),
+    /// Add or remove instances of a node or scaling group: AMOUNT is +N, -N or an absolute N.
+    Scale(deployments::ScaleArgs),
+    /// The workflows a deployment can run, with their parameters.
+    Workflows(inspect::IdJsonArgs),
     /// Continue the deployment's interrupted, failed or cancelled execution.
     Resume(deployments::IdArgs),
     /// Stop the deployment's running execution.
@@ -116,6 +120,12 @@ pub fn main() -> ExitCode {
         }),
         Command::Run(args) => with_store(&global, |store, g| {
             Box::pin(deployments::run(store, g, args))
+        }),
+        Command::Scale(args) => with_store(&global, |store, g| {
+            Box::pin(deployments::scale(store, g, args))
+        }),
+        Command::Workflows(args) => with_store(&global, |store, _| {
+            Box::pin(inspect::workflows(store, args))
         }),
         Command::Resume(args) => with_store(&global, |store, g| {
             Box::pin(deployments::resume(store, g, args))

@@ -8,7 +8,8 @@
 //! reverses the edges. Step keys are stable for the same deployment, so resume can skip what an
 //! earlier run recorded as done.
 
-use crate::dsl::Compiled;
+use std::collections::HashMap;
+
 use crate::plan::Plan;
 use crate::plugins::Side;
 
@@ -78,41 +79,53 @@ impl Builder<'_> {
         });
     }
     fn rel_ops(&mut self, op: &str) {
-        let name = format!("{RELATIONSHIP}.{op}");
-        for (rel, r) in self.plan.instances[self.instance as usize]
+        for rel in 0..self.plan.instances[self.instance as usize]
             .relationships
-            .iter()
-            .enumerate()
+            .len()
         {
-            let target = self.plan.instance_id(r.target).0.clone();
-            for side in [Side::Source, Side::Target] {
-                let key = format!(
-                    "{}:{name}@{}->{target}",
-                    self.id(),
-                    crate::plugins::ctx::side_name(side)
-                );
-                self.steps.push(Step {
-                    key,
-                    kind: StepKind::Relationship {
-                        name: name.clone(),
-                        rel,
-                        side,
-                    },
-                });
-            }
+            self.rel_op(op, rel);
+        }
+    }
+
+    /// `op` on both sides of one relationship instance.
+    fn rel_op(&mut self, op: &str, rel: usize) {
+        let name = format!("{RELATIONSHIP}.{op}");
+        let r = self.plan.instances[self.instance as usize].relationships[rel];
+        let target = self.plan.instance_id(r.target).0.clone();
+        for side in [Side::Source, Side::Target] {
+            let key = format!(
+                "{}:{name}@{}->{target}",
+                self.id(),
+                crate::plugins::ctx::side_name(side)
+            );
+            self.steps.push(Step {
+                key,
+                kind: StepKind::Relationship {
+                    name: name.clone(),
+                    rel,
+                    side,
+                },
+            });
         }
     }
 }
 
-/// Instances of a deployment to act on, in plan order.
-fn all(plan: &Plan) -> impl Iterator<Item = u32> {
-    0..plan.instances.len() as u32
+/// Every instance of a deployment, in plan order.
+fn all(plan: &Plan) -> Vec<u32> {
+    (0..plan.instances.len() as u32).collect()
 }
 
 /// `install`: Cloudify's per-instance sequence; targets before sources.
 pub fn install(plan: &Plan) -> TaskGraph {
-    let jobs = all(plan)
-        .map(|i| {
+    install_subset(plan, &all(plan))
+}
+
+/// `install` of some instances (scale-out); relationships to others are taken as installed.
+pub fn install_subset(plan: &Plan, set: &[u32]) -> TaskGraph {
+    let position: HashMap<u32, usize> = set.iter().enumerate().map(|(j, i)| (*i, j)).collect();
+    let jobs = set
+        .iter()
+        .map(|&i| {
             let mut b = Builder {
                 plan,
                 instance: i,
@@ -133,27 +146,51 @@ pub fn install(plan: &Plan) -> TaskGraph {
             b.state("started");
             b.op("poststart");
             b.rel_ops("establish");
+            let targets = plan.instances[i as usize]
+                .relationships
+                .iter()
+                .map(|r| r.target);
             Job {
                 instance: i,
                 steps: b.steps,
-                deps: targets(plan, i),
+                deps: within(targets, &position),
             }
         })
         .collect();
     TaskGraph { jobs }
 }
 
+/// Job indexes of the instances that are in the graph.
+fn within(instances: impl Iterator<Item = u32>, position: &HashMap<u32, usize>) -> Vec<usize> {
+    let mut deps: Vec<usize> = instances
+        .filter_map(|t| position.get(&t).copied())
+        .collect();
+    deps.sort_unstable();
+    deps.dedup();
+    deps
+}
+
 /// `uninstall`: dependants first; what an instance reached decides which steps it needs, so an
 /// instance whose create failed half-way still gets `delete`.
 pub fn uninstall(plan: &Plan, state_of: impl Fn(u32) -> String) -> TaskGraph {
-    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); plan.instances.len()];
+    uninstall_subset(plan, &all(plan), state_of)
+}
+
+/// `uninstall` of some instances (scale-in, rollback); dependants inside the set go first.
+pub fn uninstall_subset(plan: &Plan, set: &[u32], state_of: impl Fn(u32) -> String) -> TaskGraph {
+    let position: HashMap<u32, usize> = set.iter().enumerate().map(|(j, i)| (*i, j)).collect();
+    let mut dependants: Vec<Vec<u32>> = vec![Vec::new(); set.len()];
     for (s, inst) in plan.instances.iter().enumerate() {
         for r in &inst.relationships {
-            dependants[r.target as usize].push(s);
+            if let Some(&j) = position.get(&r.target) {
+                dependants[j].push(s as u32);
+            }
         }
     }
-    let jobs = all(plan)
-        .map(|i| {
+    let jobs = set
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| {
             let state = state_of(i);
             let mut b = Builder {
                 plan,
@@ -195,17 +232,57 @@ pub fn uninstall(plan: &Plan, state_of: impl Fn(u32) -> String) -> TaskGraph {
             if !reached(&["uninitialized", "deleted"]) {
                 b.state("deleted");
             }
-            let mut deps = dependants[i as usize].clone();
-            deps.sort_unstable();
-            deps.dedup();
             Job {
                 instance: i,
                 steps: b.steps,
-                deps,
+                deps: within(dependants[j].iter().copied(), &position),
             }
         })
         .collect();
     TaskGraph { jobs }
+}
+
+/// Jobs that run a relationship operation for single relationship instances `(source, index)`.
+/// With `after_target`, each waits for its target's job (establish after the target installed);
+/// otherwise the target's job waits for it (unlink before the target is uninstalled).
+pub fn add_link_jobs(
+    graph: &mut TaskGraph,
+    plan: &Plan,
+    links: &[(u32, usize)],
+    op: &str,
+    after_target: bool,
+) {
+    let position: HashMap<u32, usize> = graph
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(j, job)| (job.instance, j))
+        .collect();
+    for &(s, k) in links {
+        let mut b = Builder {
+            plan,
+            instance: s,
+            steps: Vec::new(),
+        };
+        b.rel_op(op, k);
+        let target_job = position
+            .get(&plan.instances[s as usize].relationships[k].target)
+            .copied();
+        let me = graph.jobs.len();
+        let deps = if after_target {
+            target_job.into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        graph.jobs.push(Job {
+            instance: s,
+            steps: b.steps,
+            deps,
+        });
+        if !after_target && let Some(t) = target_job {
+            graph.jobs[t].deps.push(me);
+        }
+    }
 }
 
 /// `execute_operation` on the selected instances, optionally in dependency order.
@@ -246,20 +323,4 @@ pub fn execute_operation(
         })
         .collect();
     TaskGraph { jobs }
-}
-
-fn targets(plan: &Plan, i: u32) -> Vec<usize> {
-    let mut t: Vec<usize> = plan.instances[i as usize]
-        .relationships
-        .iter()
-        .map(|r| r.target as usize)
-        .collect();
-    t.sort_unstable();
-    t.dedup();
-    t
-}
-
-/// Operations every step of the graph calls that have an implementation, for plugin checks.
-pub fn node_operation_exists(c: &Compiled, node: usize, name: &str) -> bool {
-    c.nodes[node].operations.contains_key(name)
 }

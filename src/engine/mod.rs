@@ -20,6 +20,7 @@
 pub mod attributes;
 pub mod events;
 pub mod graph;
+pub mod scale;
 pub mod state;
 pub mod walker;
 
@@ -144,7 +145,12 @@ pub async fn run(
         params,
         allow_custom_parameters,
     )?;
-    builtin(workflow, &declared.plugin, &declared.operation)?;
+    if builtin(workflow, &declared.plugin, &declared.operation)? == "scale" {
+        // Checked before an execution exists: a refused scale leaves no trace.
+        let target = scale::target_param(&params)?;
+        let delta = scale::delta_param(params.get("delta"))?;
+        scale::plan_scale(&dep, &target, scale::Amount::Relative(delta))?;
+    }
     let execution = store
         .start_execution(id, workflow, &Json::Object(params))
         .await?;
@@ -180,6 +186,25 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
         }
     };
     execute(store, dep, execution, options).await
+}
+
+/// `windlass scale ID TARGET AMOUNT`: the scale workflow with an amount as users write it.
+pub async fn scale(
+    store: &Store,
+    id: &str,
+    target: &str,
+    amount: scale::Amount,
+    mut extra: Map<String, Json>,
+    options: &Options,
+) -> Result<String, EngineError> {
+    let dep = store.deployment(id).await?;
+    let spec = scale::plan_scale(&dep, target, amount)?;
+    extra.insert(
+        "scalable_entity_name".to_string(),
+        Json::String(target.to_string()),
+    );
+    extra.insert("delta".to_string(), Json::from(spec.delta));
+    run(store, id, "scale", extra, false, options).await
 }
 
 /// Run `uninstall` and delete the deployment. With `ignore_failure`, failing operations are
@@ -242,15 +267,16 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
         ("default_workflows", "install") => Ok("install"),
         ("default_workflows", "uninstall") => Ok("uninstall"),
         ("default_workflows", "execute_operation") => Ok("execute_operation"),
+        ("default_workflows", "scale" | "scale_entity") => Ok("scale"),
         _ => Err(EngineError::Workflow(format!(
-            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall and execute_operation)"
+            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, execute_operation and scale)"
         ))),
     }
 }
 
 async fn execute(
     store: &Store,
-    dep: DeploymentRecord,
+    mut dep: DeploymentRecord,
     execution: ExecutionRecord,
     options: &Options,
 ) -> Result<String, EngineError> {
@@ -268,54 +294,11 @@ async fn execute(
         .as_object()
         .cloned()
         .unwrap_or_default();
-    let (recorder, writer) = Recorder::spawn(store.clone(), &dep.id, options.display.clone());
-    let instances = state::Instances::new(store.instances(&dep.id).await?, recorder.clone());
-    let ignore_failure = params
-        .get("ignore_failure")
-        .and_then(Json::as_bool)
-        .unwrap_or(false);
-    let graph = match kind {
-        "install" => graph::install(&dep.plan),
-        "uninstall" => graph::uninstall(&dep.plan, |i| instances.state(&dep.plan.instance_id(i).0)),
-        _ => execute_operation_graph(&dep, &params)?,
-    };
-    let workdir = Workdir::create(store, &dep.id).await?;
-    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    let poller = {
-        let (store, id) = (store.clone(), execution.id.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Ok(Some(s)) = store.execution_status(&id).await
-                    && s == "cancelling"
-                {
-                    let _ = cancel_tx.send(true);
-                    break;
-                }
-            }
-        })
-    };
-    let progress = match &options.display {
-        Display::Progress(bar) => {
-            bar.set_length(graph.jobs.len() as u64);
-            bar.set_position(0);
-            Some(bar.clone())
-        }
-        _ => None,
-    };
-    let node_properties = dep
-        .compiled
-        .nodes
-        .iter()
-        .map(|n| Arc::new(n.properties.clone()))
-        .collect();
+    let session = Session::open(store, &dep.id, &execution, options).await?;
     let done = store.done_tasks(&execution.id).await?;
     let resumed = !done.is_empty();
-    recorder.event(
-        &execution.id,
+    session.event(
         "workflow_started",
-        None,
-        None,
         format!(
             "{} {}{}",
             if resumed { "resuming" } else { "starting" },
@@ -327,89 +310,230 @@ async fn execute(
             }
         ),
     );
-    let run = Arc::new(walker::Run {
-        deployment: dep.id.clone(),
-        execution: execution.id.clone(),
-        compiled: dep.compiled,
-        plan: dep.plan,
-        instances,
-        recorder: recorder.clone(),
-        registry: Registry::default(),
-        resources: workdir.resources.clone(),
-        cancel: cancel_rx,
-        task_retries: options.task_retries,
-        retry_interval: options.retry_interval,
-        done,
-        node_properties,
-        progress: progress.clone(),
-    });
-    let outcome = walker::walk(run.clone(), graph, options.parallelism, ignore_failure).await;
-    poller.abort();
-    let (status, error) = if outcome.cancelled {
-        ("cancelled", None)
-    } else if !outcome.failures.is_empty() && !ignore_failure {
-        let skipped = if outcome.skipped > 0 {
-            format!(" ({} dependent instances not started)", outcome.skipped)
+    let ended = match kind {
+        "scale" => scale::run(store, &mut dep, &params, &session, done).await,
+        _ => {
+            let ignore_failure = params
+                .get("ignore_failure")
+                .and_then(Json::as_bool)
+                .unwrap_or(false);
+            let graph = match kind {
+                "install" => graph::install(&dep.plan),
+                "uninstall" => graph::uninstall(&dep.plan, |i| {
+                    session.instances.state(&dep.plan.instance_id(i).0)
+                }),
+                _ => execute_operation_graph(&dep, &params)?,
+            };
+            let outcome = session.walk(&dep, graph, done, ignore_failure).await;
+            Ok(Ended::from_outcome(&outcome, ignore_failure))
+        }
+    };
+    let ended = match ended {
+        Ok(e) => e,
+        Err(e) => Ended {
+            status: "failed",
+            error: Some(e.to_string()),
+            ignored: Vec::new(),
+        },
+    };
+    session.close(store, &dep.id, &execution, ended).await
+}
+
+/// How an execution ended.
+pub(crate) struct Ended {
+    status: &'static str,
+    error: Option<String>,
+    /// Failures that `ignore_failure` let pass.
+    ignored: Vec<String>,
+}
+
+impl Ended {
+    fn from_outcome(outcome: &walker::Outcome, ignore_failure: bool) -> Ended {
+        if outcome.cancelled {
+            Ended {
+                status: "cancelled",
+                error: None,
+                ignored: Vec::new(),
+            }
+        } else if !outcome.failures.is_empty() && !ignore_failure {
+            let skipped = if outcome.skipped > 0 {
+                format!(" ({} dependent instances not started)", outcome.skipped)
+            } else {
+                String::new()
+            };
+            Ended {
+                status: "failed",
+                error: Some(format!("{}{skipped}", outcome.failures.join("; "))),
+                ignored: Vec::new(),
+            }
         } else {
-            String::new()
+            Ended {
+                status: "terminated",
+                error: None,
+                ignored: outcome.failures.clone(),
+            }
+        }
+    }
+}
+
+/// What one execution holds while it runs: the recorder, live instance state, the working
+/// directory, the cancellation signal and the progress bar.
+pub(crate) struct Session {
+    execution: String,
+    recorder: Recorder,
+    writer: tokio::task::JoinHandle<()>,
+    instances: state::Instances,
+    workdir: Workdir,
+    cancel: tokio::sync::watch::Receiver<bool>,
+    poller: tokio::task::JoinHandle<()>,
+    progress: Option<indicatif::ProgressBar>,
+    parallelism: usize,
+    task_retries: i64,
+    retry_interval: Duration,
+}
+
+impl Session {
+    async fn open(
+        store: &Store,
+        deployment: &str,
+        execution: &ExecutionRecord,
+        options: &Options,
+    ) -> Result<Session, EngineError> {
+        let (recorder, writer) =
+            Recorder::spawn(store.clone(), deployment, options.display.clone());
+        let instances = state::Instances::new(store.instances(deployment).await?, recorder.clone());
+        let workdir = Workdir::create(store, deployment).await?;
+        let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+        let poller = {
+            let (store, id) = (store.clone(), execution.id.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Ok(Some(s)) = store.execution_status(&id).await
+                        && s == "cancelling"
+                    {
+                        let _ = cancel_tx.send(true);
+                        break;
+                    }
+                }
+            })
         };
-        (
-            "failed",
-            Some(format!("{}{skipped}", outcome.failures.join("; "))),
-        )
-    } else {
-        ("terminated", None)
-    };
-    let message = match (&error, outcome.failures.is_empty()) {
-        (Some(e), _) => format!("{} failed: {e}", execution.workflow),
-        (None, false) => format!(
-            "{} finished; failures ignored: {}",
-            execution.workflow,
-            outcome.failures.join("; ")
-        ),
-        (None, true) => format!("{} {status}", execution.workflow),
-    };
-    recorder.event(
-        &execution.id,
-        if status == "terminated" {
+        let progress = match &options.display {
+            Display::Progress(bar) => Some(bar.clone()),
+            _ => None,
+        };
+        Ok(Session {
+            execution: execution.id.clone(),
+            recorder,
+            writer,
+            instances,
+            workdir,
+            cancel,
+            poller,
+            progress,
+            parallelism: options.parallelism,
+            task_retries: options.task_retries,
+            retry_interval: options.retry_interval,
+        })
+    }
+
+    pub(crate) fn event(&self, event_type: &str, message: impl Into<String>) {
+        self.recorder
+            .event(&self.execution, event_type, None, None, message);
+    }
+
+    /// Walk a graph over the deployment as it is now.
+    pub(crate) async fn walk(
+        &self,
+        dep: &DeploymentRecord,
+        graph: graph::TaskGraph,
+        done: std::collections::HashSet<String>,
+        ignore_failure: bool,
+    ) -> walker::Outcome {
+        if let Some(bar) = &self.progress {
+            bar.set_length(graph.jobs.len() as u64);
+            bar.set_position(0);
+        }
+        let run = Arc::new(walker::Run {
+            deployment: dep.id.clone(),
+            execution: self.execution.clone(),
+            compiled: dep.compiled.clone(),
+            plan: dep.plan.clone(),
+            instances: self.instances.clone(),
+            recorder: self.recorder.clone(),
+            registry: Registry::default(),
+            resources: self.workdir.resources.clone(),
+            cancel: self.cancel.clone(),
+            task_retries: self.task_retries,
+            retry_interval: self.retry_interval,
+            done,
+            node_properties: dep
+                .compiled
+                .nodes
+                .iter()
+                .map(|n| Arc::new(n.properties.clone()))
+                .collect(),
+            progress: self.progress.clone(),
+        });
+        walker::walk(run, graph, self.parallelism, ignore_failure).await
+    }
+
+    /// Wait for everything to be recorded, then mark the execution ended.
+    async fn close(
+        self,
+        store: &Store,
+        deployment: &str,
+        execution: &ExecutionRecord,
+        ended: Ended,
+    ) -> Result<String, EngineError> {
+        self.poller.abort();
+        let message = match (&ended.error, ended.ignored.is_empty()) {
+            (Some(e), _) => format!("{} failed: {e}", execution.workflow),
+            (None, false) => format!(
+                "{} finished; failures ignored: {}",
+                execution.workflow,
+                ended.ignored.join("; ")
+            ),
+            (None, true) => format!("{} {}", execution.workflow, ended.status),
+        };
+        let event = if ended.status == "terminated" {
             "workflow_succeeded"
         } else {
             "workflow_failed"
-        },
-        None,
-        None,
-        message,
-    );
-    let flushed = recorder.flush().await;
-    drop(run);
-    drop(recorder);
-    let _ = writer.await;
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    workdir.remove();
-    if let Err(e) = flushed {
-        let _ = store
-            .set_execution_status(&execution.id, "failed", Some(&e))
-            .await;
-        return Err(EngineError::Io(format!("cannot record progress: {e}")));
-    }
-    store
-        .set_execution_status(&execution.id, status, error.as_deref())
-        .await?;
-    match status {
-        "terminated" => Ok(execution.id),
-        "cancelled" => Err(EngineError::Cancelled {
-            deployment: dep.id,
-            execution: execution.id,
-            workflow: execution.workflow,
-        }),
-        _ => Err(EngineError::Failed {
-            deployment: dep.id,
-            execution: execution.id,
-            workflow: execution.workflow,
-            error: error.unwrap_or_default(),
-        }),
+        };
+        self.recorder
+            .event(&self.execution, event, None, None, message);
+        let flushed = self.recorder.flush().await;
+        drop(self.recorder);
+        drop(self.instances);
+        let _ = self.writer.await;
+        if let Some(bar) = self.progress {
+            bar.finish_and_clear();
+        }
+        self.workdir.remove();
+        if let Err(e) = flushed {
+            let _ = store
+                .set_execution_status(&execution.id, "failed", Some(&e))
+                .await;
+            return Err(EngineError::Io(format!("cannot record progress: {e}")));
+        }
+        store
+            .set_execution_status(&execution.id, ended.status, ended.error.as_deref())
+            .await?;
+        match ended.status {
+            "terminated" => Ok(execution.id.clone()),
+            "cancelled" => Err(EngineError::Cancelled {
+                deployment: deployment.to_string(),
+                execution: execution.id.clone(),
+                workflow: execution.workflow.clone(),
+            }),
+            _ => Err(EngineError::Failed {
+                deployment: deployment.to_string(),
+                execution: execution.id.clone(),
+                workflow: execution.workflow.clone(),
+                error: ended.error.unwrap_or_default(),
+            }),
+        }
     }
 }
 

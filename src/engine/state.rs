@@ -31,6 +31,15 @@ impl Instances {
         map.get_mut(id).map(f)
     }
 
+    /// Track instances a scale-out added (already stored).
+    pub fn insert(&self, records: Vec<InstanceRecord>) {
+        if let Ok(mut map) = self.inner.lock() {
+            for r in records {
+                map.insert(r.id.clone(), r);
+            }
+        }
+    }
+
     pub fn state(&self, id: &str) -> String {
         self.with(id, |r| r.state.clone()).unwrap_or_default()
     }

@@ -22,6 +22,8 @@ pub fn generate(c: &Compiled, tree: Tree, install_order: Vec<usize>, ids: &mut I
         instances: Vec::new(),
         group_instances: Vec::new(),
         install_order,
+        node_counts: c.nodes.iter().map(|n| n.counts.default).collect(),
+        group_counts: tree.groups.iter().map(|g| g.counts.default).collect(),
         tree,
     };
     let order = plan.tree.order.clone();
@@ -37,7 +39,7 @@ pub fn generate(c: &Compiled, tree: Tree, install_order: Vec<usize>, ids: &mut I
                 .map(|i| Some(Slot::Group(*i)))
                 .collect(),
         };
-        let count = plan.tree.count(c, e);
+        let count = plan.count(e);
         for parent in parents {
             for _ in 0..count {
                 add_instance(c, &mut plan, e, parent, ids);
@@ -100,7 +102,7 @@ pub(super) fn add_instance(
 }
 
 /// Fill in the relationship instances of every node instance.
-fn link_all(c: &Compiled, plan: &mut Plan) {
+pub(super) fn link_all(c: &Compiled, plan: &mut Plan) {
     let mut index = TargetIndex::default();
     for i in 0..plan.instances.len() {
         let rels = links_of(c, plan, i as u32, &mut index);

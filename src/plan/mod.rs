@@ -9,6 +9,7 @@
 pub mod graph;
 pub mod ids;
 pub mod instances;
+pub mod modify;
 pub mod render;
 pub mod tree;
 
@@ -68,6 +69,12 @@ pub struct Plan {
     pub by_group: Vec<Vec<u32>>,
     /// Node indexes, every node after the nodes it has relationships to.
     pub install_order: Vec<usize>,
+    /// Current instances per parent instance of each node and scaling group (starts at the
+    /// blueprint's default; scaling changes it).
+    #[serde(default)]
+    pub node_counts: Vec<u32>,
+    #[serde(default)]
+    pub group_counts: Vec<u32>,
 }
 
 /// Build the plan with fresh random ids. `None` when the blueprint cannot be planned, or when

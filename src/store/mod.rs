@@ -353,6 +353,65 @@ impl Store {
             .collect())
     }
 
+    /// Save a modified plan with the node instances it added and removed, in one transaction.
+    pub async fn update_plan(
+        &self,
+        deployment: &str,
+        plan: &Plan,
+        added: &[InstanceRecord],
+        removed: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE deployments SET plan = ? WHERE id = ?")
+            .bind(serde_json::to_string(plan).unwrap_or_default())
+            .bind(deployment)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in added.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES {}",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(deployment)
+                    .bind(&r.id)
+                    .bind(&r.node_id)
+                    .bind(&r.state)
+                    .bind(Json::Object(r.runtime_properties.clone()).to_string())
+                    .bind(r.version);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in removed.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM node_instances WHERE deployment_id = ? AND id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(deployment);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_execution_parameters(
+        &self,
+        id: &str,
+        parameters: &Json,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE executions SET parameters = ? WHERE id = ?")
+            .bind(parameters.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     // ----- node instances -------------------------------------------------------------------
 
     pub async fn instances(&self, deployment: &str) -> Result<Vec<InstanceRecord>, StoreError> {
