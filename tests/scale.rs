@@ -144,11 +144,7 @@ fn scale_out_and_in_a_host_with_what_it_contains() {
     assert!(instances.iter().all(|i| i["state"] == "started"));
 
     sb.clear_log();
-    let newest_vm = instances
-        .iter()
-        .filter(|i| i["node_id"] == "vm")
-        .last()
-        .unwrap()["id"]
+    let newest_vm = instances.iter().rfind(|i| i["node_id"] == "vm").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
