@@ -89,6 +89,15 @@ pub struct ScaleArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct HealArgs {
+    id: String,
+    /// The failing node instance.
+    instance: String,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct IdArgs {
     id: String,
     #[command(flatten)]
@@ -240,6 +249,30 @@ pub async fn scale(
         format!(
             "scaled `{}` of `{}` (execution {execution})",
             args.target, args.id
+        ),
+    ))
+}
+
+pub async fn heal(store: &Store, global: &Global, args: HealArgs) -> Result<ExitCode, EngineError> {
+    let mut params = Map::new();
+    params.insert(
+        "node_instance_id".to_string(),
+        Json::String(args.instance.clone()),
+    );
+    let execution = engine::run(
+        store,
+        &args.id,
+        "heal",
+        params,
+        false,
+        &options(global, &args.run),
+    )
+    .await?;
+    Ok(done(
+        global,
+        format!(
+            "healed `{}` of `{}` (execution {execution})",
+            args.instance, args.id
         ),
     ))
 }

@@ -62,6 +62,8 @@ enum Command {
     Run(deployments::RunArgs),
     /// Add or remove instances of a node or scaling group: AMOUNT is +N, -N or an absolute N.
     Scale(deployments::ScaleArgs),
+    /// Reinstall a failing node instance's host subtree (or run its heal operations).
+    Heal(deployments::HealArgs),
     /// The workflows a deployment can run, with their parameters.
     Workflows(inspect::IdJsonArgs),
     /// Continue the deployment's interrupted, failed or cancelled execution.
@@ -123,6 +125,9 @@ pub fn main() -> ExitCode {
         }),
         Command::Scale(args) => with_store(&global, |store, g| {
             Box::pin(deployments::scale(store, g, args))
+        }),
+        Command::Heal(args) => with_store(&global, |store, g| {
+            Box::pin(deployments::heal(store, g, args))
         }),
         Command::Workflows(args) => with_store(&global, |store, _| {
             Box::pin(inspect::workflows(store, args))

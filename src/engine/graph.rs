@@ -324,3 +324,24 @@ pub fn execute_operation(
         .collect();
     TaskGraph { jobs }
 }
+
+/// One instance running the named operations of its node, in order.
+pub fn operations(plan: &Plan, instance: u32, names: &[&str]) -> TaskGraph {
+    let steps = names
+        .iter()
+        .map(|name| Step {
+            key: format!("{}:{name}", plan.instance_id(instance)),
+            kind: StepKind::Operation {
+                name: name.to_string(),
+                extra_inputs: Default::default(),
+            },
+        })
+        .collect();
+    TaskGraph {
+        jobs: vec![Job {
+            instance,
+            steps,
+            deps: Vec::new(),
+        }],
+    }
+}

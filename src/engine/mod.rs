@@ -20,6 +20,7 @@
 pub mod attributes;
 pub mod events;
 pub mod graph;
+pub mod heal;
 pub mod scale;
 pub mod state;
 pub mod walker;
@@ -268,8 +269,10 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
         ("default_workflows", "uninstall") => Ok("uninstall"),
         ("default_workflows", "execute_operation") => Ok("execute_operation"),
         ("default_workflows", "scale" | "scale_entity") => Ok("scale"),
+        ("default_workflows", "auto_heal_reinstall_node_subgraph" | "heal") => Ok("heal"),
+        ("script", _) => Ok("script"),
         _ => Err(EngineError::Workflow(format!(
-            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, execute_operation and scale)"
+            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, execute_operation, scale and heal)"
         ))),
     }
 }
@@ -312,6 +315,8 @@ async fn execute(
     );
     let ended = match kind {
         "scale" => scale::run(store, &mut dep, &params, &session, done).await,
+        "heal" => heal::run(&dep, &params, &session, done).await,
+        "script" => script_workflow(&dep, &execution, &params, &session).await,
         _ => {
             let ignore_failure = params
                 .get("ignore_failure")
@@ -337,6 +342,60 @@ async fn execute(
         },
     };
     session.close(store, &dep.id, &execution, ended).await
+}
+
+/// A workflow implemented by a script in the blueprint: it runs once, with the workflow's
+/// parameters as environment variables and a `ctx` with deployment-level access
+/// (`ctx node-instances [NODE]`, `ctx node-instance ID runtime-properties …`, `ctx logger …`).
+async fn script_workflow(
+    dep: &DeploymentRecord,
+    execution: &ExecutionRecord,
+    params: &Map<String, Json>,
+    session: &Session,
+) -> Result<Ended, EngineError> {
+    let Some(w) = dep.compiled.workflows.get(&execution.workflow) else {
+        return Err(EngineError::Workflow(format!(
+            "no workflow `{}`",
+            execution.workflow
+        )));
+    };
+    let mut inputs = params.clone();
+    inputs.insert("script_path".to_string(), Json::String(w.operation.clone()));
+    let ctx = crate::plugins::OperationContext {
+        deployment_id: dep.id.clone(),
+        execution_id: execution.id.clone(),
+        node_id: String::new(),
+        node_properties: Arc::new(Map::new()),
+        instance_id: String::new(),
+        operation: execution.workflow.clone(),
+        function: "script_runner.tasks.execute_workflow".to_string(),
+        relationship: None,
+        inputs,
+        instances: session.instances.clone(),
+        recorder: session.recorder.clone(),
+        cancel: session.cancel.clone(),
+        resources: session.workdir.resources.clone(),
+        timeout: None,
+        timeout_recoverable: false,
+    };
+    let result = crate::plugins::script::ScriptPlugin.run_workflow(ctx).await;
+    Ok(match result {
+        Ok(_) => Ended {
+            status: "terminated",
+            error: None,
+            ignored: Vec::new(),
+        },
+        Err(e) if *session.cancel.borrow() => Ended {
+            status: "cancelled",
+            error: Some(e.to_string()),
+            ignored: Vec::new(),
+        },
+        Err(e) => Ended {
+            status: "failed",
+            error: Some(e.to_string()),
+            ignored: Vec::new(),
+        },
+    })
 }
 
 /// How an execution ended.

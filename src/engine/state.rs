@@ -40,6 +40,28 @@ impl Instances {
         }
     }
 
+    /// Every instance: `(id, node_id, state, runtime_properties)`, sorted by id.
+    pub fn all(&self) -> Vec<(String, String, String, Map<String, Json>)> {
+        let mut out: Vec<_> = self
+            .inner
+            .lock()
+            .map(|m| {
+                m.values()
+                    .map(|r| {
+                        (
+                            r.id.clone(),
+                            r.node_id.clone(),
+                            r.state.clone(),
+                            r.runtime_properties.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     pub fn state(&self, id: &str) -> String {
         self.with(id, |r| r.state.clone()).unwrap_or_default()
     }

@@ -137,6 +137,21 @@ fn handle(
             Ok(Json::Null)
         }
         ["node", rest @ ..] => node(rest, &ctx.node_id, &ctx.node_properties),
+        // Deployment-level access, for workflow scripts (and any operation).
+        ["node-instances", filter @ ..] => Ok(Json::Array(
+            ctx.instances
+                .all()
+                .into_iter()
+                .filter(|(_, node, _, _)| filter.is_empty() || filter.contains(&node.as_str()))
+                .map(|(id, node, state, props)| json!({"id": id, "node_id": node, "state": state, "runtime_properties": props}))
+                .collect(),
+        )),
+        ["node-instance", id, rest @ ..] => {
+            if !ctx.instances.all().iter().any(|(i, ..)| i == id) {
+                return Err(format!("no node instance `{id}`"));
+            }
+            instance(ctx, id, rest, value_of)
+        }
         ["instance", rest @ ..] => instance(ctx, &ctx.instance_id, rest, value_of),
         [side @ ("source" | "target"), what, rest @ ..] => {
             let Some(rel) = &ctx.relationship else {

@@ -69,7 +69,7 @@ impl OperationContext {
         self.recorder.event(
             &self.execution_id,
             "log",
-            Some(&self.instance_id),
+            Some(self.instance_id.as_str()).filter(|i| !i.is_empty()),
             Some(&self.operation),
             format!("{level}: {}", message.into()),
         );

@@ -33,6 +33,13 @@ impl Plugin for ScriptPlugin {
     }
 }
 
+impl ScriptPlugin {
+    /// Run a workflow script (no node instance; `ctx` at deployment level).
+    pub async fn run_workflow(&self, ctx: OperationContext) -> Result<Option<Json>, OpError> {
+        run(ctx).await
+    }
+}
+
 /// The directories an engine prepares next to the materialised resources.
 pub fn bin_dir(resources: &Path) -> PathBuf {
     resources.parent().unwrap_or(resources).join("bin")
