@@ -505,7 +505,7 @@ fn a_second_command_on_a_busy_deployment_is_refused_and_cancel_stops_it() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = stderr(&out);
         assert!(
-            err.contains("deployment `b` is busy with execution")
+            err.contains("deployment 'b' is busy with execution")
                 && err.contains("(install, started"),
             "{err}"
         );

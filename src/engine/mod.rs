@@ -106,7 +106,7 @@ pub async fn deploy(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let resources = snapshot(root)?;
+    let resources = snapshot(root, &store.files())?;
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
     store
         .create_deployment(
@@ -131,6 +131,28 @@ pub async fn run(
     options: &Options,
 ) -> Result<String, EngineError> {
     let dep = store.deployment(id).await?;
+    run_loaded(
+        store,
+        dep,
+        workflow,
+        params,
+        allow_custom_parameters,
+        options,
+    )
+    .await
+}
+
+/// [`run`] on a deployment already read from the store.
+async fn run_loaded(
+    store: &Store,
+    dep: DeploymentRecord,
+    workflow: &str,
+    params: Map<String, Json>,
+    allow_custom_parameters: bool,
+    options: &Options,
+) -> Result<String, EngineError> {
+    let id = dep.id.clone();
+    let id = id.as_str();
     let Some(declared) = dep.compiled.workflows.get(workflow) else {
         let names: Vec<&str> = dep.compiled.workflows.keys().map(String::as_str).collect();
         return Err(EngineError::Workflow(format!(
@@ -205,7 +227,7 @@ pub async fn scale(
         Json::String(target.to_string()),
     );
     extra.insert("delta".to_string(), Json::from(spec.delta));
-    run(store, id, "scale", extra, false, options).await
+    run_loaded(store, dep, "scale", extra, false, options).await
 }
 
 /// Run `uninstall` and delete the deployment. With `ignore_failure`, failing operations are
@@ -234,6 +256,12 @@ pub async fn cancel(store: &Store, id: &str) -> Result<String, EngineError> {
     let alive = active.pid.is_some_and(crate::store::process_alive);
     let status = if alive { "cancelling" } else { "cancelled" };
     store.set_execution_status(&active.id, status, None).await?;
+    if let Some(pid) = active.pid.filter(|_| alive) {
+        // SAFETY: sends SIGUSR1 to the process that runs the execution; it listens for it.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGUSR1);
+        }
+    }
     Ok(active.id)
 }
 
@@ -444,6 +472,7 @@ pub(crate) struct Session {
     instances: state::Instances,
     workdir: Workdir,
     cancel: tokio::sync::watch::Receiver<bool>,
+    _cancel_tx: Arc<tokio::sync::watch::Sender<bool>>,
     poller: tokio::task::JoinHandle<()>,
     progress: Option<indicatif::ProgressBar>,
     parallelism: usize,
@@ -463,8 +492,10 @@ impl Session {
         let instances = state::Instances::new(store.instances(deployment).await?, recorder.clone());
         let workdir = Workdir::create(store, deployment).await?;
         let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+        // The sender lives as long as the session: receivers never see it closed.
+        let cancel_tx = Arc::new(cancel_tx);
         let poller = {
-            let (store, id) = (store.clone(), execution.id.clone());
+            let (store, id, cancel_tx) = (store.clone(), execution.id.clone(), cancel_tx.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -477,6 +508,18 @@ impl Session {
                 }
             })
         };
+        // `windlass cancel` also signals this process (SIGUSR1): the store poll above is the
+        // fallback when the signal cannot be sent.
+        if let Ok(mut signals) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        {
+            let cancel_tx = cancel_tx.clone();
+            tokio::spawn(async move {
+                if signals.recv().await.is_some() {
+                    let _ = cancel_tx.send(true);
+                }
+            });
+        }
         let progress = match &options.display {
             Display::Progress(bar) => Some(bar.clone()),
             _ => None,
@@ -488,6 +531,7 @@ impl Session {
             instances,
             workdir,
             cancel,
+            _cancel_tx: cancel_tx,
             poller,
             progress,
             parallelism: options.parallelism,
@@ -756,8 +800,9 @@ pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<()
     }
 }
 
-/// Files under the blueprint's directory, for the deployment's snapshot.
-fn snapshot(root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>, EngineError> {
+/// Files under the blueprint's directory, for the deployment's snapshot; never the state
+/// store's own files (`skip`), which may live there.
+fn snapshot(root: &Path, skip: &[PathBuf]) -> Result<Vec<(String, Vec<u8>, u32)>, EngineError> {
     const MAX_TOTAL: usize = 256 << 20;
     let mut out = Vec::new();
     let mut total = 0usize;
@@ -769,6 +814,9 @@ fn snapshot(root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>, EngineError> {
             let path = entry.path();
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') || name == "target" {
+                continue;
+            }
+            if std::fs::canonicalize(&path).is_ok_and(|p| skip.contains(&p)) {
                 continue;
             }
             let Ok(meta) = entry.metadata() else { continue };

@@ -281,9 +281,13 @@ pub(crate) async fn run(
             });
         }
         if s.delta > 0 {
-            let m =
-                dep.plan
-                    .scale_out(&dep.compiled, s.entity, s.delta as u32, &mut IdMaker::new());
+            let compiled = dep.compiled.clone();
+            let m = std::sync::Arc::make_mut(&mut dep.plan).scale_out(
+                &compiled,
+                s.entity,
+                s.delta as u32,
+                &mut IdMaker::new(),
+            );
             let records: Vec<InstanceRecord> = m
                 .instances
                 .iter()
@@ -443,7 +447,7 @@ async fn remove(
         .map(|i| dep.plan.instance_id(*i).0.clone())
         .collect();
     let (entity, per_parent) = entity_and_delta.unwrap_or((Entity::Node(0), 0));
-    dep.plan.remove(&removal, entity, per_parent);
+    std::sync::Arc::make_mut(&mut dep.plan).remove(&removal, entity, per_parent);
     store.update_plan(&dep.id, &dep.plan, &[], &ids).await?;
     Ok(())
 }

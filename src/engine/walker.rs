@@ -27,8 +27,8 @@ use crate::store::Write;
 pub struct Run {
     pub deployment: String,
     pub execution: String,
-    pub compiled: Compiled,
-    pub plan: Plan,
+    pub compiled: Arc<Compiled>,
+    pub plan: Arc<Plan>,
     pub instances: Instances,
     pub recorder: Recorder,
     pub registry: Registry,
@@ -130,6 +130,10 @@ pub async fn walk(
                 ready.clear();
             }
         }
+    }
+    // A job that stopped because of the cancellation may have ended before the signal was seen here.
+    if *run.cancel.borrow() {
+        outcome.cancelled = true;
     }
     outcome
 }

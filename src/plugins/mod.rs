@@ -77,9 +77,11 @@ impl OperationContext {
 }
 
 /// Resolves when cancellation is signalled (never, if the sender is gone without signalling).
-pub async fn cancelled(mut rx: tokio::sync::watch::Receiver<bool>) {
-    if rx.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
+pub async fn cancelled(rx: tokio::sync::watch::Receiver<bool>) {
+    // Polled rather than awaited on the channel: simple, and immune to how a receiver clone
+    // remembers which values it has seen.
+    while !*rx.borrow() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

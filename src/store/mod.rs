@@ -47,7 +47,7 @@ pub enum StoreError {
     #[error("deployment `{0}` does not exist")]
     NoDeployment(String),
     #[error(
-        "deployment `{deployment}` is busy with execution {execution} ({workflow}, {status} {since})"
+        "deployment '{deployment}' is busy with execution {execution} ({workflow}, {status} {since})"
     )]
     Busy {
         deployment: String,
@@ -83,6 +83,7 @@ pub fn default_location() -> String {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    path: PathBuf,
 }
 
 /// A deployment as stored.
@@ -92,8 +93,9 @@ pub struct DeploymentRecord {
     pub blueprint: String,
     pub created_at: String,
     pub inputs: Json,
-    pub compiled: Compiled,
-    pub plan: Plan,
+    /// Shared with running walks without copying (a 10,000-instance plan is megabytes).
+    pub compiled: std::sync::Arc<Compiled>,
+    pub plan: std::sync::Arc<Plan>,
 }
 
 /// A node instance's mutable state.
@@ -186,9 +188,22 @@ impl Store {
                 location: location.to_string(),
                 source,
             })?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path)),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The files of the state store (database, WAL, shared memory, journal). Nothing else in
+    /// this process may open them: closing any descriptor of a file drops the process's POSIX
+    /// locks on it, and SQLite would then let another process delete the WAL under us.
+    pub fn files(&self) -> Vec<PathBuf> {
+        ["", "-wal", "-shm", "-journal"]
+            .iter()
+            .map(|suffix| PathBuf::from(format!("{}{suffix}", self.path.display())))
+            .collect()
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -223,8 +238,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let exists = sqlx::query("SELECT 1 FROM deployments WHERE id = ?")
             .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .next();
         if exists.is_some() {
             return Err(StoreError::Exists(id.to_string()));
         }
@@ -272,8 +289,10 @@ impl Store {
     pub async fn deployment(&self, id: &str) -> Result<DeploymentRecord, StoreError> {
         let row = sqlx::query("SELECT id, blueprint, created_at, inputs, compiled, plan FROM deployments WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?
+            .into_iter()
+            .next()
             .ok_or_else(|| StoreError::NoDeployment(id.to_string()))?;
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(id.to_string(), e.to_string());
         Ok(DeploymentRecord {
@@ -332,8 +351,10 @@ impl Store {
             sqlx::query("SELECT content, mode FROM resources WHERE deployment_id = ? AND path = ?")
                 .bind(deployment)
                 .bind(path)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .next();
         Ok(row.map(|r| (r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1) as u32)))
     }
 
@@ -669,11 +690,11 @@ impl Store {
     }
 
     pub async fn execution_status(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT status FROM executions WHERE id = ?")
+        let rows = sqlx::query("SELECT status FROM executions WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.get(0)))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().next().map(|r| r.get(0)))
     }
 
     pub async fn set_execution_status(
@@ -772,6 +793,10 @@ pub fn process_alive(pid: i64) -> bool {
             .unwrap_or(false)
     }
 }
+
+// Reads use `fetch_all`, never `fetch_optional`: a statement left unfinished keeps SQLite's
+// read snapshot open on its pooled connection, and later reads on that connection (the
+// cancellation poll) would not see other processes' commits.
 
 /// RFC 3339 UTC timestamp with milliseconds.
 pub fn now() -> String {
