@@ -304,29 +304,28 @@ pub(crate) async fn run(
                 .collect();
             store.update_plan(&dep.id, &dep.plan, &records, &[]).await?;
             session.instances.insert(records);
-            recorded.insert(
-                "_added".to_string(),
-                Json::Array(
-                    m.instances
-                        .iter()
-                        .map(|i| json!(dep.plan.instance_id(*i)))
-                        .collect(),
-                ),
+            let ids = m
+                .instances
+                .iter()
+                .map(|i| dep.plan.instance_id(*i).0.clone())
+                .collect();
+            let message = format!(
+                "{} {} -> {}: adding {} node instances",
+                s.name,
+                s.current,
+                i64::from(s.current) + s.delta,
+                m.instances.len()
             );
-            recorded.insert("_links".to_string(), links_json(dep, &m.links));
-            store
-                .set_execution_parameters(&session.execution, &Json::Object(recorded.clone()))
-                .await?;
-            session.event(
-                "scale",
-                format!(
-                    "{} {} -> {}: adding {} node instances",
-                    s.name,
-                    s.current,
-                    i64::from(s.current) + s.delta,
-                    m.instances.len()
-                ),
-            );
+            record(
+                store,
+                session,
+                &mut recorded,
+                "_added",
+                ids,
+                links_json(dep, &m.links),
+                message,
+            )
+            .await?;
             added = m.instances;
             links = m.links;
             removal_ids = Vec::new();
@@ -349,21 +348,23 @@ pub(crate) async fn run(
                 .iter()
                 .map(|i| dep.plan.instance_id(*i).0.clone())
                 .collect();
-            recorded.insert("_removed".to_string(), json!(removal_ids));
-            recorded.insert("_links".to_string(), links_json(dep, &removal.links));
-            store
-                .set_execution_parameters(&session.execution, &Json::Object(recorded.clone()))
-                .await?;
-            session.event(
-                "scale",
-                format!(
-                    "{} {} -> {}: removing {} node instances",
-                    s.name,
-                    s.current,
-                    i64::from(s.current) + s.delta,
-                    removal.instances.len()
-                ),
+            let message = format!(
+                "{} {} -> {}: removing {} node instances",
+                s.name,
+                s.current,
+                i64::from(s.current) + s.delta,
+                removal.instances.len()
             );
+            record(
+                store,
+                session,
+                &mut recorded,
+                "_removed",
+                removal_ids.clone(),
+                links_json(dep, &removal.links),
+                message,
+            )
+            .await?;
             removal_links = removal.links;
             added = Vec::new();
             links = Vec::new();
@@ -417,6 +418,25 @@ pub(crate) async fn run(
         remove(store, dep, &removed, entity_and_delta).await?;
     }
     Ok(ended)
+}
+
+/// Record the modification in the execution (so resume does not apply it twice) and say it.
+async fn record(
+    store: &Store,
+    session: &Session,
+    recorded: &mut Map<String, Json>,
+    key: &str,
+    ids: Vec<String>,
+    links: Json,
+    message: String,
+) -> Result<(), EngineError> {
+    recorded.insert(key.to_string(), json!(ids));
+    recorded.insert("_links".to_string(), links);
+    store
+        .set_execution_parameters(&session.execution, &Json::Object(recorded.clone()))
+        .await?;
+    session.event("scale", message);
+    Ok(())
 }
 
 /// Remove instances (with their group instances and links) from the plan and the store.
