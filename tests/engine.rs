@@ -1,103 +1,14 @@
 //! The engine end to end, through the real binary: real scripts, real `ctx` calls, a real
 //! SQLite state file, real SIGKILL.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-/// A scratch directory with its own state file and blueprint.
-struct Sandbox {
-    dir: PathBuf,
-}
+mod common;
 
-impl Sandbox {
-    fn new(name: &str) -> Sandbox {
-        let dir =
-            std::env::temp_dir().join(format!("windlass-engine-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("scripts")).unwrap();
-        Sandbox { dir }
-    }
-
-    /// A script that works in the sandbox directory (scripts run in the deployment's snapshot).
-    fn script(&self, rel: &str, body: &str) {
-        self.file(
-            rel,
-            &format!("#!/bin/bash\ncd '{}'\n{body}", self.dir.display()),
-        );
-    }
-
-    fn file(&self, rel: &str, text: &str) {
-        let path = self.dir.join(rel);
-        std::fs::write(&path, text).unwrap();
-        if rel.ends_with(".sh") {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_windlass"));
-        c.args(args)
-            .current_dir(&self.dir)
-            .env("WINDLASS_STATE", self.dir.join("state.db"))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Json {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("ops.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn wait_for(&self, what: impl Fn() -> bool) {
-        let start = Instant::now();
-        while !what() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "timed out waiting"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{Sandbox, stderr};
 
 /// Appends "<instance> <operation>" to ops.log, through ctx.
 const RECORD: &str =
@@ -162,7 +73,7 @@ fn install_and_uninstall_run_real_scripts_in_dependency_order() {
     let log = sb.log();
     assert_eq!(log.len(), 5 * 3 + 2, "{log:#?}");
     // Every app is created only after every host it could sit on... its own host started.
-    let instances = sb.json(&["instances", "demo", "--json"]);
+    let instances = Json::Array(sb.instances("demo"));
     for app in instances
         .as_array()
         .unwrap()

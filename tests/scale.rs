@@ -2,100 +2,33 @@
 //! scaling groups, establish/unlink on related instances, rollback, min/max, hints, and the
 //! Cloudify parameter forms. Asserted through `instances --json` and the operations log.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-
 use serde_json::Value as Json;
 
-struct Sandbox {
-    dir: PathBuf,
+mod common;
+
+use common::Sandbox;
+
+/// A sandbox whose `scripts/op.sh` records "<instance> <operation>" in ops.log and refuses a
+/// create while a file `fail-<node>` exists.
+fn sandbox(name: &str, blueprint: &str) -> Sandbox {
+    let sb = Sandbox::new(name);
+    sb.file(
+        "scripts/op.sh",
+        &format!(
+            "#!/bin/bash\nset -e\necho \"$(ctx instance id) $(ctx operation name)\" >> '{log}'\nif [ \"$(ctx operation name)\" = cloudify.interfaces.lifecycle.create ] && [ -f \"{dir}/fail-$(ctx node id)\" ]; then echo 'create refused' >&2; exit 1; fi\n",
+            log = sb.dir.join("ops.log").display(),
+            dir = sb.dir.display()
+        ),
+    );
+    sb.file("blueprint.yaml", blueprint);
+    sb
 }
 
-impl Sandbox {
-    fn new(name: &str, blueprint: &str) -> Sandbox {
-        let dir =
-            std::env::temp_dir().join(format!("windlass-scale-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("scripts")).unwrap();
-        let sb = Sandbox { dir };
-        // Records "<instance> <operation>"; fails a create when FAIL_NODE names the node.
-        sb.write(
-            "scripts/op.sh",
-            &format!(
-                "#!/bin/bash\nset -e\necho \"$(ctx instance id) $(ctx operation name)\" >> '{log}'\nif [ \"$(ctx operation name)\" = cloudify.interfaces.lifecycle.create ] && [ -f \"{dir}/fail-$(ctx node id)\" ]; then echo 'create refused' >&2; exit 1; fi\n",
-                log = sb.dir.join("ops.log").display(),
-                dir = sb.dir.display()
-            ),
-        );
-        sb.write("blueprint.yaml", blueprint);
-        sb
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.dir.join(rel), text).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(self.dir.join(rel), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_windlass"))
-            .args(args)
-            .current_dir(&self.dir)
-            .env("WINDLASS_STATE", self.dir.join("state.db"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn err(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "{args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn instances(&self) -> Vec<Json> {
-        let out = self.run(&["instances", "d", "--json"]);
-        serde_json::from_slice::<Json>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn count(&self, node: &str) -> usize {
-        self.instances()
-            .iter()
-            .filter(|i| i["node_id"] == node)
-            .count()
-    }
-
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("ops.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn clear_log(&self) {
-        let _ = std::fs::remove_file(self.dir.join("ops.log"));
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn count(sb: &Sandbox, node: &str) -> usize {
+    sb.instances("d")
+        .iter()
+        .filter(|i| i["node_id"] == node)
+        .count()
 }
 
 const OPS: &str = "    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: scripts/op.sh\n        start: scripts/op.sh\n        stop: scripts/op.sh\n        delete: scripts/op.sh\n";
@@ -109,11 +42,11 @@ fn web_blueprint() -> String {
 
 #[test]
 fn scale_out_and_in_a_host_with_what_it_contains() {
-    let sb = Sandbox::new("vm", &web_blueprint());
+    let sb = sandbox("vm", &web_blueprint());
     sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
     sb.clear_log();
     sb.ok(&["scale", "d", "vm", "+2"]);
-    assert_eq!((sb.count("vm"), sb.count("web")), (4, 4));
+    assert_eq!((count(&sb, "vm"), count(&sb, "web")), (4, 4));
     let log = sb.log();
     // Only the new instances were installed: 2 vms + 2 webs, create and start each.
     assert_eq!(
@@ -138,7 +71,7 @@ fn scale_out_and_in_a_host_with_what_it_contains() {
         .map(|(i, _)| i)
         .collect();
     assert!(establishes.iter().all(|e| web_starts.iter().any(|s| s < e)));
-    let instances = sb.instances();
+    let instances = sb.instances("d");
     let lb = instances.iter().find(|i| i["node_id"] == "lb").unwrap();
     assert_eq!(lb["relationships"].as_array().unwrap().len(), 4);
     assert!(instances.iter().all(|i| i["state"] == "started"));
@@ -149,9 +82,11 @@ fn scale_out_and_in_a_host_with_what_it_contains() {
         .unwrap()
         .to_string();
     sb.ok(&["scale", "d", "vm", "-1"]);
-    assert_eq!((sb.count("vm"), sb.count("web")), (3, 3));
+    assert_eq!((count(&sb, "vm"), count(&sb, "web")), (3, 3));
     assert!(
-        sb.instances().iter().all(|i| i["id"] != newest_vm.as_str()),
+        sb.instances("d")
+            .iter()
+            .all(|i| i["id"] != newest_vm.as_str()),
         "newest first"
     );
     let log = sb.log();
@@ -170,7 +105,7 @@ fn scale_out_and_in_a_host_with_what_it_contains() {
     assert!(unlink < web_stop || unlink < vm_delete, "{log:#?}");
     assert!(web_stop < vm_delete, "contained first: {log:#?}");
     let lb = sb
-        .instances()
+        .instances("d")
         .into_iter()
         .find(|i| i["node_id"] == "lb")
         .unwrap();
@@ -178,7 +113,7 @@ fn scale_out_and_in_a_host_with_what_it_contains() {
 
     // Absolute counts, and Cloudify's parameters through `run`.
     sb.ok(&["scale", "d", "vm", "2"]);
-    assert_eq!(sb.count("vm"), 2);
+    assert_eq!(count(&sb, "vm"), 2);
     sb.ok(&[
         "run",
         "d",
@@ -188,7 +123,7 @@ fn scale_out_and_in_a_host_with_what_it_contains() {
         "-p",
         "delta=+1",
     ]);
-    assert_eq!(sb.count("vm"), 3);
+    assert_eq!(count(&sb, "vm"), 3);
     sb.ok(&[
         "run",
         "d",
@@ -196,12 +131,12 @@ fn scale_out_and_in_a_host_with_what_it_contains() {
         "-p",
         "{\"scalable_entity_name\": \"web\", \"delta\": 1}",
     ]);
-    assert_eq!(sb.count("web"), 6, "web scales per vm: 2 on each of 3");
+    assert_eq!(count(&sb, "web"), 6, "web scales per vm: 2 on each of 3");
 }
 
 #[test]
 fn limits_are_checked_before_anything_runs() {
-    let sb = Sandbox::new("limits", &web_blueprint());
+    let sb = sandbox("limits", &web_blueprint());
     sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
     let err = sb.err(&["scale", "d", "vm", "+4"]);
     assert!(err.contains("vm has max_instances 5; 2 + 4 = 6"), "{err}");
@@ -216,22 +151,22 @@ fn limits_are_checked_before_anything_runs() {
         serde_json::from_slice(&sb.run(&["executions", "d", "--json"]).stdout).unwrap();
     assert_eq!(execs.as_array().unwrap().len(), 1);
     sb.ok(&["scale", "d", "vm", "+0"]);
-    assert_eq!(sb.count("vm"), 2);
+    assert_eq!(count(&sb, "vm"), 2);
 }
 
 #[test]
 fn a_failing_scale_out_is_rolled_back() {
-    let sb = Sandbox::new("rollback", &web_blueprint());
+    let sb = sandbox("rollback", &web_blueprint());
     sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
-    let before = sb.instances();
-    sb.write("fail-web", "");
+    let before = sb.instances("d");
+    sb.file("fail-web", "");
     sb.clear_log();
     let err = sb.err(&["scale", "d", "vm", "+1"]);
     assert!(
         err.contains("create refused") && err.contains("rolled back"),
         "{err}"
     );
-    let after = sb.instances();
+    let after = sb.instances("d");
     assert_eq!(after, before, "the deployment is exactly as before");
     let log = sb.log();
     // The new vm was created and started, then stopped and deleted by the rollback.
@@ -243,10 +178,10 @@ fn a_failing_scale_out_is_rolled_back() {
     // Without rollback the failed instances stay for resume or undeploy.
     let err = sb.err(&["scale", "d", "vm", "+1", "--no-rollback"]);
     assert!(!err.contains("rolled back"), "{err}");
-    assert_eq!(sb.count("vm"), 3);
+    assert_eq!(count(&sb, "vm"), 3);
     std::fs::remove_file(sb.dir.join("fail-web")).unwrap();
     sb.ok(&["resume", "d"]);
-    assert!(sb.instances().iter().all(|i| i["state"] == "started"));
+    assert!(sb.instances("d").iter().all(|i| i["state"] == "started"));
     sb.ok(&["undeploy", "d"]);
 }
 
@@ -255,15 +190,19 @@ fn scaling_groups_scale_as_a_unit_and_hints_pick_what_goes() {
     let bp = format!(
         "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm:\n    type: cloudify.nodes.Compute\n{OPS}  db:\n    type: cloudify.nodes.DBMS\n    relationships: [{{ type: cloudify.relationships.contained_in, target: vm }}]\n  app:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.contained_in, target: vm }}\n      - {{ type: cloudify.relationships.connected_to, target: db }}\ngroups:\n  pair: {{ members: [vm] }}\npolicies:\n  p: {{ type: cloudify.policies.scaling, properties: {{ default_instances: 2, min_instances: 1 }}, targets: [pair] }}\nworkflows:\n  grow:\n    mapping: default_workflows.cloudify.plugins.workflows.scale\n    parameters:\n      node_id: {{}}\n      delta: {{ default: 1 }}\n      scale_compute: {{ default: true }}\n"
     );
-    let sb = Sandbox::new("group", &bp);
+    let sb = sandbox("group", &bp);
     sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
     // Naming a member scales its group, and says so.
-    let out = sb.run(&["scale", "d", "vm", "+1"]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("member of the scaling group `pair`"));
-    assert_eq!((sb.count("vm"), sb.count("db"), sb.count("app")), (3, 3, 3));
+    assert!(
+        sb.ok(&["scale", "d", "vm", "+1"])
+            .contains("member of the scaling group `pair`")
+    );
+    assert_eq!(
+        (count(&sb, "vm"), count(&sb, "db"), count(&sb, "app")),
+        (3, 3, 3)
+    );
     // Links stay inside each group instance.
-    let instances = sb.instances();
+    let instances = sb.instances("d");
     for app in instances.iter().filter(|i| i["node_id"] == "app") {
         let db_id = app["relationships"]
             .as_array()
@@ -286,9 +225,9 @@ fn scaling_groups_scale_as_a_unit_and_hints_pick_what_goes() {
         "delta=-1",
         "--allow-custom-parameters",
     ]);
-    assert_eq!(sb.count("vm"), 2);
+    assert_eq!(count(&sb, "vm"), 2);
     // include/exclude hints: remove the vm that holds a given db, keep another.
-    let instances = sb.instances();
+    let instances = sb.instances("d");
     let dbs: Vec<&Json> = instances.iter().filter(|i| i["node_id"] == "db").collect();
     let (doomed_db, doomed_host) = (
         dbs[0]["id"].as_str().unwrap(),
@@ -296,7 +235,7 @@ fn scaling_groups_scale_as_a_unit_and_hints_pick_what_goes() {
     );
     sb.ok(&["scale", "d", "pair", "-1", "--include", doomed_db]);
     assert!(
-        sb.instances()
+        sb.instances("d")
             .iter()
             .all(|i| i["id"] != doomed_host.as_str())
     );
@@ -306,10 +245,10 @@ fn scaling_groups_scale_as_a_unit_and_hints_pick_what_goes() {
 
 #[test]
 fn all_to_one_sources_keep_their_target() {
-    let sb = Sandbox::new("all-to-one", &web_blueprint());
+    let sb = sandbox("all-to-one", &web_blueprint());
     sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
     let target = |sb: &Sandbox| -> Vec<String> {
-        sb.instances()
+        sb.instances("d")
             .iter()
             .filter(|i| i["node_id"] == "worker")
             .map(|w| {

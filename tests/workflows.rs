@@ -1,80 +1,13 @@
 //! heal and blueprint-declared workflows (typed parameters, script workflows) through the binary.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-
 use serde_json::Value as Json;
 
-struct Sandbox {
-    dir: PathBuf,
-}
+mod common;
 
-impl Sandbox {
-    fn new(name: &str) -> Sandbox {
-        let dir = std::env::temp_dir().join(format!("windlass-wf-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("scripts")).unwrap();
-        Sandbox { dir }
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.dir.join(rel), text).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(self.dir.join(rel), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_windlass"))
-            .args(args)
-            .current_dir(&self.dir)
-            .env("WINDLASS_STATE", self.dir.join("state.db"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn err(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?} should be refused");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("ops.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn instances(&self) -> Vec<Json> {
-        serde_json::from_str::<Json>(&self.ok(&["instances", "d", "--json"]))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::Sandbox;
 
 fn record(sb: &Sandbox) {
-    sb.write(
+    sb.file(
         "scripts/op.sh",
         &format!(
             "#!/bin/bash\necho \"$(ctx instance id) $(ctx operation name)\" >> '{}'\n",
@@ -89,7 +22,7 @@ const OPS: &str = "    interfaces:\n      cloudify.interfaces.lifecycle:\n      
 fn heal_reinstalls_the_host_subtree_and_relinks() {
     let sb = Sandbox::new("heal");
     record(&sb);
-    sb.write(
+    sb.file(
         "blueprint.yaml",
         &format!(
             "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm:\n    type: cloudify.nodes.Compute\n    instances: {{ deploy: 2 }}\n{OPS}  app:\n    type: cloudify.nodes.Root\n{OPS}    relationships: [{{ type: cloudify.relationships.contained_in, target: vm }}]\n  lb:\n    type: cloudify.nodes.Root\n    relationships:\n      - type: cloudify.relationships.connected_to\n        target: app\n        source_interfaces:\n          cloudify.interfaces.relationship_lifecycle:\n            establish: scripts/op.sh\n            unlink: scripts/op.sh\n  fixer:\n    type: cloudify.nodes.Root\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        heal: scripts/op.sh\n"
@@ -97,7 +30,7 @@ fn heal_reinstalls_the_host_subtree_and_relinks() {
     );
     sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
     std::fs::remove_file(sb.dir.join("ops.log")).unwrap();
-    let instances = sb.instances();
+    let instances = sb.instances("d");
     let app = instances.iter().find(|i| i["node_id"] == "app").unwrap();
     let (app_id, host) = (
         app["id"].as_str().unwrap(),
@@ -131,7 +64,7 @@ fn heal_reinstalls_the_host_subtree_and_relinks() {
         .position(|l| l.starts_with(app_id) && l.ends_with("create"))
         .unwrap();
     assert!(unlink < recreate && recreate < establish, "{log:#?}");
-    assert!(sb.instances().iter().all(|i| i["state"] == "started"));
+    assert!(sb.instances("d").iter().all(|i| i["state"] == "started"));
     // A node with its own heal operation runs that instead.
     std::fs::remove_file(sb.dir.join("ops.log")).unwrap();
     let fixer = instances.iter().find(|i| i["node_id"] == "fixer").unwrap()["id"]
@@ -154,14 +87,14 @@ fn heal_reinstalls_the_host_subtree_and_relinks() {
 #[test]
 fn declared_workflows_validate_their_parameters_and_scripts_get_deployment_ctx() {
     let sb = Sandbox::new("declared");
-    sb.write(
+    sb.file(
         "scripts/report.sh",
         &format!(
             "#!/bin/bash\nset -e\nctx logger info \"reporting to $target, keeping $keep\"\nfirst=$(ctx node-instances web | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"id\"])')\nctx node-instance \"$first\" runtime-properties reported_to \"$target\"\nctx node-instances > '{}'\n",
             sb.dir.join("all.json").display()
         ),
     );
-    sb.write(
+    sb.file(
         "blueprint.yaml",
         "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  web:\n    type: cloudify.nodes.Root\n    instances: { deploy: 2 }\nworkflows:\n  report:\n    mapping: scripts/report.sh\n    parameters:\n      target: { type: string, description: where to report }\n      keep: { type: integer, default: 7 }\n",
     );
@@ -172,14 +105,14 @@ fn declared_workflows_validate_their_parameters_and_scripts_get_deployment_ctx()
             && listing.contains("target: string (required)  where to report"),
         "{listing}"
     );
-    let err = sb.err(&["run", "d", "report"]);
+    let err = sb.refused(&["run", "d", "report"]);
     assert!(err.contains("needs the parameter `target`"), "{err}");
-    let err = sb.err(&["run", "d", "report", "-p", "target=x;keep=many"]);
+    let err = sb.refused(&["run", "d", "report", "-p", "target=x;keep=many"]);
     assert!(
         err.contains("parameter `keep` must be of type integer"),
         "{err}"
     );
-    let err = sb.err(&["run", "d", "report", "-p", "target=x;color=red"]);
+    let err = sb.refused(&["run", "d", "report", "-p", "target=x;color=red"]);
     assert!(
         err.contains("`color` is not a parameter of workflow `report`"),
         "{err}"
@@ -190,7 +123,7 @@ fn declared_workflows_validate_their_parameters_and_scripts_get_deployment_ctx()
         serde_json::from_str(&std::fs::read_to_string(sb.dir.join("all.json")).unwrap()).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
     assert_eq!(
-        sb.instances()
+        sb.instances("d")
             .iter()
             .filter(|i| i["runtime_properties"]["reported_to"] == "ops")
             .count(),
@@ -204,6 +137,6 @@ fn declared_workflows_validate_their_parameters_and_scripts_get_deployment_ctx()
         "target=x;color=red",
         "--allow-custom-parameters",
     ]);
-    let err = sb.err(&["run", "d", "reprot"]);
+    let err = sb.refused(&["run", "d", "reprot"]);
     assert!(err.contains("did you mean `report`?"), "{err}");
 }
