@@ -199,10 +199,10 @@ fn resolve_node_type(
                 ty.loc,
                 format!("node template `{name}` has the unknown type `{}`", ty.name),
             )
-            .with_help_opt(did_you_mean(
-                &ty.name,
-                model.node_types.keys().map(String::as_str),
-            )),
+            .with_help_opt(
+                did_you_mean(&ty.name, model.node_types.keys().map(String::as_str))
+                    .or_else(|| builtin_types_hint(&ty.name)),
+            ),
         );
         return None;
     }
@@ -559,10 +559,13 @@ impl Ctx<'_> {
                         rel.ty.loc,
                         format!("unknown relationship type `{}`", rel.ty.name),
                     )
-                    .with_help_opt(did_you_mean(
-                        &rel.ty.name,
-                        self.model.relationships.keys().map(String::as_str),
-                    )),
+                    .with_help_opt(
+                        did_you_mean(
+                            &rel.ty.name,
+                            self.model.relationships.keys().map(String::as_str),
+                        )
+                        .or_else(|| builtin_types_hint(&rel.ty.name)),
+                    ),
                 );
                 continue;
             }
@@ -845,6 +848,14 @@ impl Ctx<'_> {
         }
         out
     }
+}
+
+/// A `cloudify.*` name that is not defined: the built-in types were most likely not imported.
+fn builtin_types_hint(name: &str) -> Option<String> {
+    name.starts_with("cloudify.").then(|| {
+        "the built-in types are not imported: add `imports: [cloudify/types/types.yaml]`"
+            .to_string()
+    })
 }
 
 /// min ≤ default ≤ max, with a message that shows the numbers.
