@@ -50,13 +50,6 @@ impl Tree {
     pub fn ancestors(&self, e: Entity) -> impl Iterator<Item = Entity> + '_ {
         std::iter::successors(self.parent(e), |p| self.parent(*p))
     }
-
-    pub fn count(&self, c: &Compiled, e: Entity) -> u32 {
-        match e {
-            Entity::Node(n) => c.nodes[n].counts.default,
-            Entity::Group(g) => self.groups[g].counts.default,
-        }
-    }
 }
 
 /// Build the tree, or report why it cannot be built.

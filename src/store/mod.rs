@@ -66,8 +66,6 @@ pub enum StoreError {
     },
     #[error("stored data of deployment `{0}` is unreadable: {1}")]
     Corrupt(String, String),
-    #[error("node instance `{0}` was changed by someone else meanwhile")]
-    Conflict(String),
 }
 
 /// The default state file: `$XDG_DATA_HOME/windlass/state.db` (`~/.local/share/windlass/state.db`).
@@ -340,22 +338,6 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn resource(
-        &self,
-        deployment: &str,
-        path: &str,
-    ) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        let row =
-            sqlx::query("SELECT content, mode FROM resources WHERE deployment_id = ? AND path = ?")
-                .bind(deployment)
-                .bind(path)
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .next();
-        Ok(row.map(|r| (r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1) as u32)))
     }
 
     pub async fn resources(
