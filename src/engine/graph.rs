@@ -16,6 +16,22 @@ use crate::plugins::Side;
 const LIFECYCLE: &str = "cloudify.interfaces.lifecycle";
 const RELATIONSHIP: &str = "cloudify.interfaces.relationship_lifecycle";
 
+/// Node-instance states in lifecycle order.
+const STATES: [&str; 12] = [
+    "uninitialized",
+    "initializing",
+    "creating",
+    "created",
+    "configuring",
+    "configured",
+    "starting",
+    "started",
+    "stopping",
+    "stopped",
+    "deleting",
+    "deleted",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
     State(&'static str),
@@ -197,39 +213,29 @@ pub fn uninstall_subset(plan: &Plan, set: &[u32], state_of: impl Fn(u32) -> Stri
                 instance: i,
                 steps: Vec::new(),
             };
-            let reached = |states: &[&str]| states.contains(&state.as_str());
-            if reached(&["starting", "started", "stopping"]) {
+            // Which steps an instance needs depends on how far along the lifecycle it got.
+            let at = STATES.iter().position(|s| *s == state);
+            let between = |from: &str, to: &str| {
+                let index = |x: &str| STATES.iter().position(|s| *s == x);
+                at.is_some_and(|a| {
+                    index(from).is_some_and(|f| f <= a) && index(to).is_some_and(|t| a <= t)
+                })
+            };
+            if between("starting", "stopping") {
                 b.state("stopping");
                 b.op("prestop");
                 b.op("stop");
                 b.state("stopped");
             }
-            if reached(&[
-                "configuring",
-                "configured",
-                "starting",
-                "started",
-                "stopping",
-                "stopped",
-            ]) {
+            if between("configuring", "stopped") {
                 b.rel_ops("unlink");
             }
-            if reached(&[
-                "creating",
-                "created",
-                "configuring",
-                "configured",
-                "starting",
-                "started",
-                "stopping",
-                "stopped",
-                "deleting",
-            ]) {
+            if between("creating", "deleting") {
                 b.state("deleting");
                 b.op("delete");
                 b.op("postdelete");
             }
-            if !reached(&["uninitialized", "deleted"]) {
+            if state != "uninitialized" && state != "deleted" {
                 b.state("deleted");
             }
             Job {
