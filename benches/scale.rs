@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use windlass::engine::scale::Amount;
 use windlass::engine::{self, Options};
-use windlass::store::Store;
+
+#[path = "support/deployments.rs"]
+mod deployments;
 
 fn blueprint(instances: usize) -> String {
     format!(
@@ -16,13 +18,8 @@ fn blueprint(instances: usize) -> String {
 }
 
 fn scale(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("windlass-bench-scale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let rt = deployments::runtime();
+    let mut scratch = deployments::Scratch::new("scale");
     let mut group = c.benchmark_group("scale");
     group.sample_size(10);
     for size in [1_000usize, 10_000] {
@@ -32,36 +29,6 @@ fn scale(c: &mut Criterion) {
             &Default::default(),
         )
         .unwrap();
-        let mut n = 0;
-        let mut installed = || {
-            n += 1;
-            let path = dir.join(format!("{size}-{n}.db"));
-            rt.block_on(async {
-                let store = Store::open(path.to_str().unwrap()).await.unwrap();
-                store
-                    .create_deployment(
-                        "bench",
-                        "bench.yaml",
-                        &serde_json::json!({}),
-                        &bp.compiled,
-                        &bp.plan,
-                        &[],
-                    )
-                    .await
-                    .unwrap();
-                engine::run(
-                    &store,
-                    "bench",
-                    "install",
-                    Default::default(),
-                    false,
-                    &Options::default(),
-                )
-                .await
-                .unwrap();
-                store
-            })
-        };
         for (label, amount) in [
             ("out_100", Amount::Relative(100)),
             ("in_100", Amount::Relative(-100)),
@@ -70,7 +37,16 @@ fn scale(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let store = installed();
+                        let store = scratch.deployment(&rt, &bp);
+                        rt.block_on(engine::run(
+                            &store,
+                            "bench",
+                            "install",
+                            Default::default(),
+                            false,
+                            &Options::default(),
+                        ))
+                        .unwrap();
                         let start = Instant::now();
                         rt.block_on(engine::scale(
                             &store,
@@ -89,7 +65,6 @@ fn scale(c: &mut Criterion) {
         }
     }
     group.finish();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, scale);
