@@ -232,6 +232,12 @@ impl Plan {
                 })
             })
             .collect();
+        if chosen.len() > count {
+            return Err(format!(
+                "include_instances names {} instances to remove, but only {count} are being removed",
+                chosen.len()
+            ));
+        }
         if chosen.iter().any(|c| excluded.contains(c)) {
             return Err("an instance is both included and excluded".to_string());
         }
@@ -249,7 +255,6 @@ impl Plan {
                 chosen.len()
             ));
         }
-        chosen.truncate(count.max(chosen.len().min(include.len())));
         Ok(chosen)
     }
 
@@ -426,6 +431,15 @@ mod tests {
     fn scale_in_removes_newest_with_contents_and_links() {
         let (c, mut p) = open(BP);
         let vm = *c.node_index.get("vm").unwrap();
+        let both: Vec<String> = p.by_node[vm]
+            .iter()
+            .map(|i| p.instances[*i as usize].id.0.clone())
+            .collect();
+        assert_eq!(
+            p.pick_for_removal(Entity::Node(vm), 1, &both, &[])
+                .unwrap_err(),
+            "include_instances names 2 instances to remove, but only 1 are being removed"
+        );
         let newest = p.instances[p.by_node[vm][1] as usize].id.clone();
         let victims = p.pick_for_removal(Entity::Node(vm), 1, &[], &[]).unwrap();
         let removal = p.removal(&victims);
