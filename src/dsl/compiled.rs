@@ -159,3 +159,35 @@ pub struct Compiled {
     pub outputs: IndexMap<String, Json>,
     pub capabilities: IndexMap<String, Json>,
 }
+
+impl Compiled {
+    /// Whether an operation input names a node at runtime (`get_attribute: [NODE, …]`,
+    /// `get_attributes_list`, `get_attributes_dict`). Resolving those needs every instance of
+    /// that node, so a scale of such a blueprint reads the whole plan.
+    pub fn names_nodes_at_runtime(&self) -> bool {
+        fn names_node(v: &Json) -> bool {
+            match v {
+                Json::Object(m) => m.iter().any(|(k, arg)| {
+                    let by_name = match k.as_str() {
+                        "get_attributes_list" | "get_attributes_dict" => true,
+                        "get_attribute" => !matches!(
+                            arg.get(0).and_then(Json::as_str),
+                            Some("SELF" | "SOURCE" | "TARGET")
+                        ),
+                        _ => false,
+                    };
+                    by_name || names_node(arg)
+                }),
+                Json::Array(a) => a.iter().any(names_node),
+                _ => false,
+            }
+        }
+        let ops = |o: &Operations| o.values().any(|op| op.inputs.values().any(names_node));
+        self.nodes.iter().any(|n| {
+            ops(&n.operations)
+                || n.relationships
+                    .iter()
+                    .any(|r| ops(&r.source_operations) || ops(&r.target_operations))
+        })
+    }
+}

@@ -22,6 +22,7 @@ pub mod events;
 pub mod graph;
 pub mod heal;
 pub mod scale;
+pub mod scope;
 pub mod state;
 pub mod walker;
 
@@ -130,7 +131,7 @@ pub async fn run(
     allow_custom_parameters: bool,
     options: &Options,
 ) -> Result<String, EngineError> {
-    let dep = store.deployment(id).await?;
+    let dep = store.deployment_frame(id).await?;
     run_loaded(
         store,
         dep,
@@ -182,7 +183,7 @@ async fn run_loaded(
 
 /// Continue the deployment's interrupted, failed or cancelled execution, skipping what is done.
 pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String, EngineError> {
-    let dep = store.deployment(id).await?;
+    let dep = store.deployment_frame(id).await?;
     let execution = match store.adopt_execution(id).await? {
         Some(e) => e,
         None => {
@@ -220,7 +221,7 @@ pub async fn scale(
     mut extra: Map<String, Json>,
     options: &Options,
 ) -> Result<String, EngineError> {
-    let dep = store.deployment(id).await?;
+    let dep = store.deployment_frame(id).await?;
     let spec = scale::plan_scale(&dep, target, amount)?;
     extra.insert(
         "scalable_entity_name".to_string(),
@@ -247,7 +248,7 @@ pub async fn undeploy(
 
 /// Ask the deployment's running execution to stop; an interrupted one is marked cancelled.
 pub async fn cancel(store: &Store, id: &str) -> Result<String, EngineError> {
-    store.deployment(id).await?;
+    store.deployment_frame(id).await?;
     let Some(active) = store.active_execution(id).await? else {
         return Err(EngineError::Workflow(format!(
             "deployment `{id}` has no running execution"
@@ -325,7 +326,17 @@ async fn execute(
         .as_object()
         .cloned()
         .unwrap_or_default();
-    let session = Session::open(store, &dep.id, &execution, options).await?;
+    // A scale reads the instances it touches as it goes; everything else needs them all.
+    let records = if kind == "scale" {
+        Vec::new()
+    } else {
+        let plan = store
+            .whole_plan(&dep.id, dep.plan.frame(), &dep.compiled)
+            .await?;
+        dep.plan = Arc::new(plan);
+        store.instances(&dep.id).await?
+    };
+    let session = Session::open(store, &dep.id, &execution, records, options).await?;
     let done = store.done_tasks(&execution.id).await?;
     let resumed = !done.is_empty();
     session.event(
@@ -481,15 +492,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A session tracking the state of `records` (a scale tracks more as it reads them).
     async fn open(
         store: &Store,
         deployment: &str,
         execution: &ExecutionRecord,
+        records: Vec<crate::store::InstanceRecord>,
         options: &Options,
     ) -> Result<Session, EngineError> {
         let (recorder, writer) =
             Recorder::spawn(store.clone(), deployment, options.display.clone());
-        let instances = state::Instances::new(store.instances(deployment).await?, recorder.clone());
+        let instances = state::Instances::new(records, recorder.clone());
         let workdir = Workdir::create(store, deployment).await?;
         let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
         // The sender lives as long as the session: receivers never see it closed.

@@ -8,16 +8,22 @@
 //! ones, uninstalls them (with everything they contain) and removes them; with `ignore_failure`
 //! failing operations do not stop it. The modification is recorded in the execution's
 //! parameters, so `resume` continues it instead of applying it twice.
+//!
+//! Every step reads only the instances it touches ([`scope`]) into a partial plan, and stores
+//! only the rows that change, so a scale costs what it adds or removes, not what the
+//! deployment holds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
-use super::{Ended, EngineError, Session, graph};
+use super::{Ended, EngineError, Session, graph, scope};
 use crate::diag::did_you_mean;
 use crate::dsl::compiled::Counts;
+use crate::plan::modify::{Added, Removal};
 use crate::plan::{Entity, IdMaker, Slot};
-use crate::store::{DeploymentRecord, InstanceRecord, Store};
+use crate::store::{DeploymentRecord, InstanceRecord, PlanChange, Store};
 
 /// An amount as users write it: `+N`, `-N` (relative) or `N` (absolute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,15 +66,15 @@ pub struct Spec {
     pub note: Option<String>,
 }
 
-/// Resolve the target and check the new count against min and max.
-pub fn plan_scale(
+/// The entity a target names: a node, or the scaling group a node is a member of (with a note
+/// saying so), or a scaling group.
+fn resolve_target(
     dep: &DeploymentRecord,
     target: &str,
-    amount: Amount,
-) -> Result<Spec, EngineError> {
+) -> Result<(Entity, String, Option<String>), EngineError> {
     let (c, plan) = (&dep.compiled, &dep.plan);
-    let (entity, name, note) = if let Some(&n) = c.node_index.get(target) {
-        match plan.tree.parent(Entity::Node(n)) {
+    if let Some(&n) = c.node_index.get(target) {
+        return Ok(match plan.tree.parent(Entity::Node(n)) {
             Some(Entity::Group(g)) => {
                 let group = plan.tree.groups[g].name.clone();
                 let note = format!(
@@ -77,23 +83,34 @@ pub fn plan_scale(
                 (Entity::Group(g), group, Some(note))
             }
             _ => (Entity::Node(n), target.to_string(), None),
-        }
-    } else if let Some(g) = plan.tree.groups.iter().position(|g| g.name == target) {
-        (Entity::Group(g), target.to_string(), None)
-    } else {
-        let candidates = c
-            .node_index
-            .keys()
-            .map(String::as_str)
-            .chain(plan.tree.groups.iter().map(|g| g.name.as_str()));
-        return Err(EngineError::Workflow(format!(
-            "deployment `{}` has no node or scaling group `{target}`{}",
-            dep.id,
-            did_you_mean(target, candidates)
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default()
-        )));
-    };
+        });
+    }
+    if let Some(g) = plan.tree.groups.iter().position(|g| g.name == target) {
+        return Ok((Entity::Group(g), target.to_string(), None));
+    }
+    let candidates = c
+        .node_index
+        .keys()
+        .map(String::as_str)
+        .chain(plan.tree.groups.iter().map(|g| g.name.as_str()));
+    Err(EngineError::Workflow(format!(
+        "deployment `{}` has no node or scaling group `{target}`{}",
+        dep.id,
+        did_you_mean(target, candidates)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default()
+    )))
+}
+
+/// Resolve the target and check the new count against min and max. Needs only the plan's
+/// frame.
+pub fn plan_scale(
+    dep: &DeploymentRecord,
+    target: &str,
+    amount: Amount,
+) -> Result<Spec, EngineError> {
+    let (c, plan) = (&dep.compiled, &dep.plan);
+    let (entity, name, note) = resolve_target(dep, target)?;
     let current = plan.count(entity);
     let delta = match amount {
         Amount::Relative(d) => d,
@@ -184,10 +201,13 @@ fn strings(params: &Map<String, Json>, key: &str) -> Vec<String> {
     }
 }
 
+/// Instances by id (those in the loaded plan), in the order given.
 fn index_of(dep: &DeploymentRecord, ids: &[String]) -> Vec<u32> {
-    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    (0..dep.plan.instances.len() as u32)
-        .filter(|i| wanted.contains(dep.plan.instance_id(*i).0.as_str()))
+    let by_id: HashMap<&str, u32> = (0..dep.plan.instances.len() as u32)
+        .map(|i| (dep.plan.instance_id(i).0.as_str(), i))
+        .collect();
+    ids.iter()
+        .filter_map(|id| by_id.get(id.as_str()).copied())
         .collect()
 }
 
@@ -208,19 +228,196 @@ fn links_from(dep: &DeploymentRecord, value: Option<&Json>) -> Vec<(u32, usize)>
     let Some(Json::Array(items)) = value else {
         return Vec::new();
     };
+    let by_id: HashMap<&str, u32> = (0..dep.plan.instances.len() as u32)
+        .map(|i| (dep.plan.instance_id(i).0.as_str(), i))
+        .collect();
     items
         .iter()
         .filter_map(|pair| {
-            let (s, t) = (pair.get(0)?.as_str()?, pair.get(1)?.as_str()?);
-            let si = dep.plan.instances.iter().position(|i| i.id.0 == s)? as u32;
-            let ti = dep.plan.instances.iter().position(|i| i.id.0 == t)? as u32;
-            let k = dep.plan.instances[si as usize]
+            let s = *by_id.get(pair.get(0)?.as_str()?)?;
+            let t = *by_id.get(pair.get(1)?.as_str()?)?;
+            let k = dep.plan.instances[s as usize]
                 .relationships
                 .iter()
-                .rposition(|r| r.target == ti)?;
-            Some((si, k))
+                .rposition(|r| r.target == t)?;
+            Some((s, k))
         })
         .collect()
+}
+
+fn recorded_ids(params: &Map<String, Json>, key: &str) -> Option<Vec<String>> {
+    match params.get(key) {
+        Some(Json::Array(ids)) => Some(
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// What one step of a scale reads.
+enum Scope<'a> {
+    Out(Entity),
+    Candidates(Entity, usize, &'a [String]),
+    Around(&'a [String], bool),
+}
+
+/// Read what a step needs into `dep.plan` and track the state of its instances. A blueprint
+/// that names nodes at runtime (`get_attribute: [NODE, …]`) gets the whole plan instead.
+async fn load(
+    store: &Store,
+    dep: &mut DeploymentRecord,
+    session: &Session,
+    what: Scope<'_>,
+) -> Result<(), EngineError> {
+    let (plan, records) = if dep.compiled.names_nodes_at_runtime() {
+        let plan = store
+            .whole_plan(&dep.id, dep.plan.frame(), &dep.compiled)
+            .await?;
+        (plan, store.instances(&dep.id).await?)
+    } else {
+        match what {
+            Scope::Out(e) => scope::scale_out(store, dep, e).await?,
+            Scope::Candidates(e, count, named) => {
+                scope::candidates(store, dep, e, count, named).await?
+            }
+            Scope::Around(ids, subtrees) => scope::around(store, dep, ids, subtrees).await?,
+        }
+    };
+    session.instances.insert(records);
+    dep.plan = Arc::new(plan);
+    Ok(())
+}
+
+/// Give new instances that happen to share an id with a stored one (ids are random) another.
+async fn make_ids_unique(
+    store: &Store,
+    dep: &mut DeploymentRecord,
+    added: &Added,
+    ids: &mut IdMaker,
+) -> Result<(), EngineError> {
+    loop {
+        let plan = &dep.plan;
+        let new: Vec<String> = added
+            .instances
+            .iter()
+            .map(|i| plan.instance_id(*i).0.clone())
+            .chain(
+                added
+                    .groups
+                    .iter()
+                    .map(|g| plan.group_instances[*g as usize].id.0.clone()),
+            )
+            .collect();
+        let taken = store.existing_ids(&dep.id, &new).await?;
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let compiled = dep.compiled.clone();
+        let plan = Arc::make_mut(&mut dep.plan);
+        for &i in &added.instances {
+            let inst = &mut plan.instances[i as usize];
+            if taken.contains(&inst.id.0) {
+                inst.id = ids.make(&compiled.nodes[inst.node].id.0);
+            }
+        }
+        for &g in &added.groups {
+            let name = plan.tree.groups[plan.group_instances[g as usize].group]
+                .name
+                .clone();
+            let gi = &mut plan.group_instances[g as usize];
+            if taken.contains(&gi.id.0) {
+                gi.id = ids.make(&name);
+            }
+        }
+    }
+}
+
+/// Add `delta` instances of the entity (per parent instance) and store them, with their links
+/// and those of existing instances to them.
+async fn add(
+    store: &Store,
+    dep: &mut DeploymentRecord,
+    session: &Session,
+    s: &Spec,
+) -> Result<Added, EngineError> {
+    load(store, dep, session, Scope::Out(s.entity)).await?;
+    let compiled = dep.compiled.clone();
+    let mut ids = IdMaker::new();
+    let m = Arc::make_mut(&mut dep.plan).scale_out(&compiled, s.entity, s.delta as u32, &mut ids);
+    make_ids_unique(store, dep, &m, &mut ids).await?;
+    let plan = &dep.plan;
+    let change = PlanChange {
+        instances: m
+            .instances
+            .iter()
+            .map(|i| {
+                let row = plan.instance_row(*i);
+                let name = compiled.nodes[row.node].id.0.clone();
+                (row, name)
+            })
+            .collect(),
+        groups: m.groups.iter().map(|g| plan.group_row(*g)).collect(),
+        links: m
+            .instances
+            .iter()
+            .flat_map(|i| plan.link_rows(*i))
+            .chain(m.links.iter().map(|(s, k)| plan.link_row(*s, *k)))
+            .collect(),
+        removed: Vec::new(),
+    };
+    store.change_plan(&dep.id, &plan.frame(), &change).await?;
+    session.instances.insert(
+        change
+            .instances
+            .into_iter()
+            .map(|(row, node_id)| InstanceRecord {
+                id: row.id,
+                node_id,
+                state: "uninitialized".to_string(),
+                runtime_properties: Map::new(),
+                version: 0,
+            })
+            .collect(),
+    );
+    Ok(m)
+}
+
+/// Pick what a scale-in removes and read it with everything it touches.
+async fn pick(
+    store: &Store,
+    dep: &mut DeploymentRecord,
+    session: &Session,
+    s: &Spec,
+    params: &Map<String, Json>,
+) -> Result<Removal, EngineError> {
+    let parents = match dep.plan.tree.parent(s.entity) {
+        None => 1,
+        Some(p) => store.count_instances(&dep.id, p).await?,
+    };
+    let count = (-s.delta) as usize * parents;
+    let include = strings(params, "include_instances");
+    let exclude = strings(params, "exclude_instances");
+    let named: Vec<String> = include.iter().chain(&exclude).cloned().collect();
+    load(
+        store,
+        dep,
+        session,
+        Scope::Candidates(s.entity, count, &named),
+    )
+    .await?;
+    let victims = dep
+        .plan
+        .pick_for_removal(s.entity, count, &include, &exclude)
+        .map_err(EngineError::Workflow)?;
+    let victim_ids: Vec<String> = victims.iter().map(|v| dep.plan.slot_id(*v)).collect();
+    load(store, dep, session, Scope::Around(&victim_ids, true)).await?;
+    let victims: Vec<Slot> = victim_ids
+        .iter()
+        .filter_map(|id| dep.plan.slot_of(id))
+        .collect();
+    Ok(dep.plan.removal(&victims))
 }
 
 pub(crate) async fn run(
@@ -239,29 +436,28 @@ pub(crate) async fn run(
         .and_then(Json::as_bool)
         .unwrap_or(true);
     let mut recorded = params.clone();
-    let spec;
+    // The entity and how many instances per parent; known again when resuming.
+    let entity_and_delta = match target_param(params) {
+        Ok(target) => Some((
+            resolve_target(dep, &target)?.0,
+            delta_param(params.get("delta"))?.unsigned_abs() as u32,
+        )),
+        Err(_) => None,
+    };
     let (added, links, removal_ids, removal_links);
-    if let Some(Json::Array(ids)) = params.get("_added") {
+    if let Some(ids) = recorded_ids(params, "_added") {
         // Resuming a scale-out whose modification is already stored.
-        let ids: Vec<String> = ids
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        load(store, dep, session, Scope::Around(&ids, false)).await?;
         added = index_of(dep, &ids);
         links = links_from(dep, params.get("_links"));
         removal_ids = Vec::new();
         removal_links = Vec::new();
-        spec = None;
-    } else if let Some(Json::Array(ids)) = params.get("_removed") {
-        let ids: Vec<String> = ids
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        removal_ids = ids;
+    } else if let Some(ids) = recorded_ids(params, "_removed") {
+        load(store, dep, session, Scope::Around(&ids, false)).await?;
         removal_links = links_from(dep, params.get("_links"));
+        removal_ids = ids;
         added = Vec::new();
         links = Vec::new();
-        spec = None;
     } else {
         let target = target_param(params)?;
         let delta = delta_param(params.get("delta"))?;
@@ -280,49 +476,28 @@ pub(crate) async fn run(
                 ignored: Vec::new(),
             });
         }
+        let new_count = i64::from(s.current) + s.delta;
         if s.delta > 0 {
-            let compiled = dep.compiled.clone();
-            let m = std::sync::Arc::make_mut(&mut dep.plan).scale_out(
-                &compiled,
-                s.entity,
-                s.delta as u32,
-                &mut IdMaker::new(),
-            );
-            let records: Vec<InstanceRecord> = m
-                .instances
-                .iter()
-                .map(|i| InstanceRecord {
-                    id: dep.plan.instance_id(*i).0.clone(),
-                    node_id: dep.compiled.nodes[dep.plan.instances[*i as usize].node]
-                        .id
-                        .0
-                        .clone(),
-                    state: "uninitialized".to_string(),
-                    runtime_properties: Map::new(),
-                    version: 0,
-                })
-                .collect();
-            store.update_plan(&dep.id, &dep.plan, &records, &[]).await?;
-            session.instances.insert(records);
+            let m = add(store, dep, session, &s).await?;
             let ids = m
                 .instances
                 .iter()
                 .map(|i| dep.plan.instance_id(*i).0.clone())
                 .collect();
             let message = format!(
-                "{} {} -> {}: adding {} node instances",
+                "{} {} -> {new_count}: adding {} node instances",
                 s.name,
                 s.current,
-                i64::from(s.current) + s.delta,
                 m.instances.len()
             );
+            let links_value = links_json(dep, &m.links);
             record(
                 store,
                 session,
                 &mut recorded,
                 "_added",
                 ids,
-                links_json(dep, &m.links),
+                links_value,
                 message,
             )
             .await?;
@@ -331,37 +506,26 @@ pub(crate) async fn run(
             removal_ids = Vec::new();
             removal_links = Vec::new();
         } else {
-            let per_parent = (-s.delta) as u32;
-            let count = per_parent as usize * dep.plan.parent_slots(s.entity).len();
-            let victims = dep
-                .plan
-                .pick_for_removal(
-                    s.entity,
-                    count,
-                    &strings(params, "include_instances"),
-                    &strings(params, "exclude_instances"),
-                )
-                .map_err(EngineError::Workflow)?;
-            let removal = dep.plan.removal(&victims);
+            let removal = pick(store, dep, session, &s, params).await?;
             removal_ids = removal
                 .instances
                 .iter()
                 .map(|i| dep.plan.instance_id(*i).0.clone())
                 .collect();
             let message = format!(
-                "{} {} -> {}: removing {} node instances",
+                "{} {} -> {new_count}: removing {} node instances",
                 s.name,
                 s.current,
-                i64::from(s.current) + s.delta,
                 removal.instances.len()
             );
+            let links_value = links_json(dep, &removal.links);
             record(
                 store,
                 session,
                 &mut recorded,
                 "_removed",
                 removal_ids.clone(),
-                links_json(dep, &removal.links),
+                links_value,
                 message,
             )
             .await?;
@@ -369,7 +533,6 @@ pub(crate) async fn run(
             added = Vec::new();
             links = Vec::new();
         }
-        spec = Some(s);
     }
 
     if !added.is_empty() || removal_ids.is_empty() {
@@ -390,7 +553,6 @@ pub(crate) async fn run(
         });
         graph::add_link_jobs(&mut g, &dep.plan, &links, "unlink", false);
         let rolled = session.walk(dep, g, HashSet::new(), true).await;
-        let entity_and_delta = spec.as_ref().map(|s| (s.entity, s.delta as u32));
         remove(store, dep, &added, entity_and_delta).await?;
         let mut error = ended.error.unwrap_or_default();
         error.push_str(if rolled.failures.is_empty() {
@@ -414,7 +576,6 @@ pub(crate) async fn run(
     let outcome = session.walk(dep, g, done, ignore_failure).await;
     let ended = Ended::from_outcome(&outcome, ignore_failure);
     if ended.status == "terminated" {
-        let entity_and_delta = spec.as_ref().map(|s| (s.entity, (-s.delta) as u32));
         remove(store, dep, &removed, entity_and_delta).await?;
     }
     Ok(ended)
@@ -461,14 +622,25 @@ async fn remove(
         .collect();
     let mut removal = dep.plan.removal(&victims);
     removal.instances.retain(|i| set.contains(i));
-    let ids: Vec<String> = removal
+    let removed: Vec<String> = removal
         .instances
         .iter()
         .map(|i| dep.plan.instance_id(*i).0.clone())
+        .chain(
+            removal
+                .groups
+                .iter()
+                .map(|g| dep.plan.group_instances[*g as usize].id.0.clone()),
+        )
         .collect();
     let (entity, per_parent) = entity_and_delta.unwrap_or((Entity::Node(0), 0));
-    std::sync::Arc::make_mut(&mut dep.plan).remove(&removal, entity, per_parent);
-    store.update_plan(&dep.id, &dep.plan, &[], &ids).await?;
+    let plan = Arc::make_mut(&mut dep.plan);
+    plan.remove(&removal, entity, per_parent);
+    let change = PlanChange {
+        removed,
+        ..PlanChange::default()
+    };
+    store.change_plan(&dep.id, &plan.frame(), &change).await?;
     Ok(())
 }
 

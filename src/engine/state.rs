@@ -31,11 +31,12 @@ impl Instances {
         map.get_mut(id).map(f)
     }
 
-    /// Track instances a scale-out added (already stored).
+    /// Track more instances (read or added by a scale). One already tracked keeps its live
+    /// state.
     pub fn insert(&self, records: Vec<InstanceRecord>) {
         if let Ok(mut map) = self.inner.lock() {
             for r in records {
-                map.insert(r.id.clone(), r);
+                map.entry(r.id.clone()).or_insert(r);
             }
         }
     }

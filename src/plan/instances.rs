@@ -24,6 +24,8 @@ pub fn generate(c: &Compiled, tree: Tree, install_order: Vec<usize>, ids: &mut I
         install_order,
         node_counts: c.nodes.iter().map(|n| n.counts.default).collect(),
         group_counts: tree.groups.iter().map(|g| g.counts.default).collect(),
+        next_index: vec![1; c.nodes.len()],
+        next_seq: 0,
         tree,
     };
     let order = plan.tree.order.clone();
@@ -65,7 +67,9 @@ pub(super) fn add_instance(
                 id: ids.make(&plan.tree.groups[g].name),
                 group: g,
                 parent,
+                seq: plan.next_seq,
             });
+            plan.next_seq += 1;
             plan.by_group[g].push(idx);
             Slot::Group(idx)
         }
@@ -94,7 +98,11 @@ pub(super) fn add_instance(
                 host,
                 relationships: Vec::new(),
                 scaling_groups,
+                seq: plan.next_seq,
+                index: plan.next_index[n],
             });
+            plan.next_seq += 1;
+            plan.next_index[n] += 1;
             plan.by_node[n].push(idx);
             Slot::Node(idx)
         }
@@ -167,7 +175,7 @@ pub(super) fn links_of(
 }
 
 /// The innermost scaling group that contains both nodes, if any.
-pub(super) fn shared_scaling_group(tree: &Tree, a: usize, b: usize) -> Option<usize> {
+pub fn shared_scaling_group(tree: &Tree, a: usize, b: usize) -> Option<usize> {
     let a_groups: Vec<usize> = tree
         .ancestors(Entity::Node(a))
         .filter_map(|e| match e {

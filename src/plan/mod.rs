@@ -11,6 +11,7 @@ pub mod ids;
 pub mod instances;
 pub mod modify;
 pub mod render;
+pub mod rows;
 pub mod tree;
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,12 @@ pub struct NodeInstance {
     pub relationships: Vec<RelationshipInstance>,
     /// Scaling-group instances this instance is a member of, innermost first.
     pub scaling_groups: Vec<u32>,
+    /// Creation order within the deployment (instances and group instances share it).
+    #[serde(default)]
+    pub seq: i64,
+    /// `node_instance_index`: 1 for a node's first instance, never reused after a scale-in.
+    #[serde(default)]
+    pub index: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +62,8 @@ pub struct GroupInstance {
     pub id: InstanceId,
     pub group: usize,
     pub parent: Option<Slot>,
+    #[serde(default)]
+    pub seq: i64,
 }
 
 /// The node-instance plan of a deployment.
@@ -75,6 +84,25 @@ pub struct Plan {
     pub node_counts: Vec<u32>,
     #[serde(default)]
     pub group_counts: Vec<u32>,
+    /// Per node, the `index` its next instance gets.
+    #[serde(default)]
+    pub next_index: Vec<u32>,
+    /// The `seq` the next instance or group instance gets.
+    #[serde(default)]
+    pub next_seq: i64,
+}
+
+/// A plan without its instances: what every command needs (the containment tree, install
+/// order, counts and counters) and what is stored in one piece. Its size follows the
+/// blueprint, not the number of instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Frame {
+    pub tree: Tree,
+    pub install_order: Vec<usize>,
+    pub node_counts: Vec<u32>,
+    pub group_counts: Vec<u32>,
+    pub next_index: Vec<u32>,
+    pub next_seq: i64,
 }
 
 /// Build the plan with fresh random ids. `None` when the blueprint cannot be planned, or when
@@ -97,6 +125,33 @@ pub fn build_with(c: &Compiled, ids: &mut IdMaker, diags: &mut Diagnostics) -> O
 }
 
 impl Plan {
+    /// A plan with no instances loaded yet.
+    pub fn from_frame(frame: Frame) -> Plan {
+        Plan {
+            by_node: vec![Vec::new(); frame.node_counts.len()],
+            by_group: vec![Vec::new(); frame.group_counts.len()],
+            instances: Vec::new(),
+            group_instances: Vec::new(),
+            tree: frame.tree,
+            install_order: frame.install_order,
+            node_counts: frame.node_counts,
+            group_counts: frame.group_counts,
+            next_index: frame.next_index,
+            next_seq: frame.next_seq,
+        }
+    }
+
+    pub fn frame(&self) -> Frame {
+        Frame {
+            tree: self.tree.clone(),
+            install_order: self.install_order.clone(),
+            node_counts: self.node_counts.clone(),
+            group_counts: self.group_counts.clone(),
+            next_index: self.next_index.clone(),
+            next_seq: self.next_seq,
+        }
+    }
+
     /// Host node of a node: the nearest Compute along `contained_in`, itself included.
     pub fn host_node(c: &Compiled, mut node: usize) -> Option<usize> {
         for _ in 0..=c.nodes.len() {

@@ -7,6 +7,9 @@
 //! what is added. Scale-in picks instances (asked-for ones first, never excluded ones, else the
 //! newest), and removes them with everything they contain, and every relationship instance that
 //! points at them; indexes are then compacted.
+//!
+//! All of this works on a partial plan too (the instances a scale touches, see
+//! `engine::scope`): it only follows the per-node lists and parent links of what is loaded.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +25,8 @@ use crate::dsl::compiled::ConnectionType;
 pub struct Added {
     /// New node instances (indexes into `Plan::instances`).
     pub instances: Vec<u32>,
+    /// New scaling-group instances (indexes into `Plan::group_instances`).
+    pub groups: Vec<u32>,
     /// Existing instances that got a relationship instance to a new one: (source, index into
     /// the source's `relationships`).
     pub links: Vec<(u32, usize)>,
@@ -87,10 +92,16 @@ impl Plan {
 
     /// Add `delta` instances of `e` under each of its parent's instances.
     pub fn scale_out(&mut self, c: &Compiled, e: Entity, delta: u32, ids: &mut IdMaker) -> Added {
-        for inst in &self.instances {
-            ids.reserve(&inst.id.0);
+        for id in self
+            .instances
+            .iter()
+            .map(|i| &i.id)
+            .chain(self.group_instances.iter().map(|g| &g.id))
+        {
+            ids.reserve(&id.0);
         }
         let before = self.instances.len() as u32;
+        let groups_before = self.group_instances.len() as u32;
         let children = self.children();
         for parent in self.parent_slots(e) {
             for _ in 0..delta {
@@ -107,6 +118,7 @@ impl Plan {
         let links = self.link_existing_sources(c, &added, before);
         Added {
             instances: added,
+            groups: (groups_before..self.group_instances.len() as u32).collect(),
             links,
         }
     }
@@ -256,6 +268,24 @@ impl Plan {
             ));
         }
         Ok(chosen)
+    }
+
+    /// The id of a node or group instance.
+    pub fn slot_id(&self, s: Slot) -> String {
+        match s {
+            Slot::Node(i) => self.instances[i as usize].id.0.clone(),
+            Slot::Group(g) => self.group_instances[g as usize].id.0.clone(),
+        }
+    }
+
+    /// The node or group instance with this id.
+    pub fn slot_of(&self, id: &str) -> Option<Slot> {
+        self.instance_slot(id).or_else(|| {
+            self.group_instances
+                .iter()
+                .position(|g| g.id.0 == id)
+                .map(|g| Slot::Group(g as u32))
+        })
     }
 
     fn instance_slot(&self, id: &str) -> Option<Slot> {

@@ -9,6 +9,7 @@
 //! from a running one. Queries are built at runtime (no compile-time database); a PostgreSQL
 //! backend can implement the same methods.
 
+mod plan_rows;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use sqlx::sqlite::{
 };
 
 use crate::dsl::Compiled;
-use crate::plan::Plan;
+use crate::plan::{Frame, Plan};
+pub use plan_rows::{PlanChange, Select};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -217,6 +219,9 @@ impl Store {
             sqlx::query(&format!("PRAGMA user_version = {}", i + 1))
                 .execute(&mut *tx)
                 .await?;
+            if i + 1 == schema::PLAN_ROWS {
+                plan_rows::convert_plan_blobs(&mut tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -249,7 +254,7 @@ impl Store {
             .bind(now())
             .bind(inputs.to_string())
             .bind(serde_json::to_string(compiled).unwrap_or_default())
-            .bind(serde_json::to_string(plan).unwrap_or_default())
+            .bind(serde_json::to_string(&plan.frame()).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
         for (path, content, mode) in resources {
@@ -263,28 +268,22 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for chunk in plan.instances.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES {}",
-                placeholders(chunk.len(), 6)
-            );
-            let mut q = sqlx::query(&sql);
-            for inst in chunk {
-                q = q
-                    .bind(id)
-                    .bind(&inst.id.0)
-                    .bind(&compiled.nodes[inst.node].id.0)
-                    .bind("uninitialized")
-                    .bind("{}")
-                    .bind(0i64);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        plan_rows::insert_rows(&mut tx, id, &plan_rows::change_adding(plan, compiled)).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    /// A deployment with its whole plan.
     pub async fn deployment(&self, id: &str) -> Result<DeploymentRecord, StoreError> {
+        let mut dep = self.deployment_frame(id).await?;
+        let plan = self.whole_plan(id, dep.plan.frame(), &dep.compiled).await?;
+        dep.plan = std::sync::Arc::new(plan);
+        Ok(dep)
+    }
+
+    /// A deployment with only the frame of its plan (no instances): enough to check a request
+    /// and to decide which instances to read.
+    pub async fn deployment_frame(&self, id: &str) -> Result<DeploymentRecord, StoreError> {
         let row = sqlx::query("SELECT id, blueprint, created_at, inputs, compiled, plan FROM deployments WHERE id = ?")
             .bind(id)
             .fetch_all(&self.pool)
@@ -293,13 +292,14 @@ impl Store {
             .next()
             .ok_or_else(|| StoreError::NoDeployment(id.to_string()))?;
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(id.to_string(), e.to_string());
+        let frame: Frame = serde_json::from_str(row.get::<&str, _>(5)).map_err(corrupt)?;
         Ok(DeploymentRecord {
             id: row.get(0),
             blueprint: row.get(1),
             created_at: row.get(2),
             inputs: serde_json::from_str(row.get::<&str, _>(3)).map_err(corrupt)?,
             compiled: serde_json::from_str(row.get::<&str, _>(4)).map_err(corrupt)?,
-            plan: serde_json::from_str(row.get::<&str, _>(5)).map_err(corrupt)?,
+            plan: std::sync::Arc::new(Plan::from_frame(frame)),
         })
     }
 
@@ -318,7 +318,13 @@ impl Store {
 
     pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for table in ["events", "node_instances", "resources"] {
+        for table in [
+            "events",
+            "links",
+            "group_instances",
+            "node_instances",
+            "resources",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE deployment_id = ?"))
                 .bind(id)
                 .execute(&mut *tx)
@@ -356,52 +362,6 @@ impl Store {
             .collect())
     }
 
-    /// Save a modified plan with the node instances it added and removed, in one transaction.
-    pub async fn update_plan(
-        &self,
-        deployment: &str,
-        plan: &Plan,
-        added: &[InstanceRecord],
-        removed: &[String],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE deployments SET plan = ? WHERE id = ?")
-            .bind(serde_json::to_string(plan).unwrap_or_default())
-            .bind(deployment)
-            .execute(&mut *tx)
-            .await?;
-        for chunk in added.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES {}",
-                placeholders(chunk.len(), 6)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(deployment)
-                    .bind(&r.id)
-                    .bind(&r.node_id)
-                    .bind(&r.state)
-                    .bind(Json::Object(r.runtime_properties.clone()).to_string())
-                    .bind(r.version);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in removed.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM node_instances WHERE deployment_id = ? AND id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(deployment);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn set_execution_parameters(
         &self,
         id: &str,
@@ -418,7 +378,7 @@ impl Store {
     // ----- node instances -------------------------------------------------------------------
 
     pub async fn instances(&self, deployment: &str) -> Result<Vec<InstanceRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, node_id, state, runtime_properties, version FROM node_instances WHERE deployment_id = ? ORDER BY rowid")
+        let rows = sqlx::query("SELECT id, node_id, state, runtime_properties, version FROM node_instances WHERE deployment_id = ? ORDER BY seq")
             .bind(deployment)
             .fetch_all(&self.pool)
             .await?;
@@ -487,19 +447,20 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        // Only ever an update: a write that arrives after its instance was removed (a rolled
+        // back scale-out) must not bring the row back.
         for chunk in instances.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO node_instances (deployment_id, id, node_id, state, runtime_properties, version) VALUES {} \
-                 ON CONFLICT (deployment_id, id) DO UPDATE SET state = excluded.state, runtime_properties = excluded.runtime_properties, \
-                 version = excluded.version WHERE excluded.version > node_instances.version",
-                placeholders(chunk.len(), 6)
+                "UPDATE node_instances SET state = v.column3, runtime_properties = v.column4, version = v.column5 \
+                 FROM (VALUES {}) AS v WHERE node_instances.deployment_id = v.column1 AND node_instances.id = v.column2 \
+                 AND v.column5 > node_instances.version",
+                placeholders(chunk.len(), 5)
             );
             let mut q = sqlx::query(&sql);
             for (deployment, r) in chunk {
                 q = q
                     .bind(*deployment)
                     .bind(&r.id)
-                    .bind(&r.node_id)
                     .bind(&r.state)
                     .bind(Json::Object(r.runtime_properties.clone()).to_string())
                     .bind(r.version);

@@ -1,6 +1,10 @@
 //! Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+//!
+//! 1: deployments, resources, node instances, executions, tasks, events (the plan as JSON).
+//! 2: the plan as rows: plan columns on node instances, group instances, links.
 
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE deployments (
     id TEXT PRIMARY KEY,
     blueprint TEXT NOT NULL,
@@ -55,4 +59,40 @@ CREATE TABLE events (
     message TEXT NOT NULL
 );
 CREATE INDEX events_by_deployment ON events(deployment_id, seq)
-"#];
+"#,
+    r#"
+ALTER TABLE node_instances ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE node_instances ADD COLUMN node INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE node_instances ADD COLUMN parent TEXT;
+ALTER TABLE node_instances ADD COLUMN parent_is_group INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE node_instances ADD COLUMN contained_in TEXT;
+ALTER TABLE node_instances ADD COLUMN host TEXT;
+ALTER TABLE node_instances ADD COLUMN groups TEXT NOT NULL DEFAULT '';
+ALTER TABLE node_instances ADD COLUMN idx INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX node_instances_by_node ON node_instances(deployment_id, node, seq);
+CREATE INDEX node_instances_by_parent ON node_instances(deployment_id, parent);
+CREATE TABLE group_instances (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    id TEXT NOT NULL,
+    grp INTEGER NOT NULL,
+    parent TEXT,
+    parent_is_group INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, id)
+);
+CREATE INDEX group_instances_by_group ON group_instances(deployment_id, grp, seq);
+CREATE INDEX group_instances_by_parent ON group_instances(deployment_id, parent);
+CREATE TABLE links (
+    seq INTEGER PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    source TEXT NOT NULL,
+    relationship INTEGER NOT NULL,
+    target TEXT NOT NULL
+);
+CREATE INDEX links_by_source ON links(deployment_id, source);
+CREATE INDEX links_by_target ON links(deployment_id, target)
+"#,
+];
+
+/// The migration after which plans are stored as rows (older deployments are converted).
+pub const PLAN_ROWS: usize = 2;

@@ -1,0 +1,342 @@
+//! The stored form of a plan's instances, and its assembly back into a [`Plan`].
+//!
+//! A stored plan is a [`Frame`](super::Frame) (one small record) plus one row per node
+//! instance, scaling-group instance and relationship instance. Rows name each other by id, not
+//! by position, so any set of rows that is closed under "parent of" can be assembled on its
+//! own: all of a deployment's rows give the whole plan, and the rows a scale touches give a
+//! partial plan whose per-node lists hold only those instances, in creation order (`seq`).
+//! [`Plan::instance_row`] and friends go the other way, for rows to write.
+
+use std::collections::{HashMap, HashSet};
+
+use super::ids::InstanceId;
+use super::{Frame, GroupInstance, NodeInstance, Plan, RelationshipInstance, Slot};
+use crate::dsl::Compiled;
+
+/// The parent of an instance in the instance tree, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentRef {
+    Node(String),
+    Group(String),
+}
+
+impl ParentRef {
+    pub fn id(&self) -> &str {
+        match self {
+            ParentRef::Node(id) | ParentRef::Group(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    pub seq: i64,
+    pub id: String,
+    pub node: usize,
+    pub parent: Option<ParentRef>,
+    pub contained_in: Option<String>,
+    pub host: Option<String>,
+    /// Scaling-group instances, innermost first.
+    pub groups: Vec<String>,
+    pub index: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub seq: i64,
+    pub id: String,
+    pub group: usize,
+    pub parent: Option<ParentRef>,
+}
+
+/// A relationship instance. `seq` orders a source's relationships (the store assigns it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRow {
+    pub seq: i64,
+    pub source: String,
+    pub relationship: usize,
+    pub target: String,
+}
+
+impl Plan {
+    fn slot_ref(&self, slot: Option<Slot>) -> Option<ParentRef> {
+        slot.map(|s| match s {
+            Slot::Node(i) => ParentRef::Node(self.instance_id(i).0.clone()),
+            Slot::Group(g) => ParentRef::Group(self.group_instances[g as usize].id.0.clone()),
+        })
+    }
+
+    pub fn instance_row(&self, i: u32) -> InstanceRow {
+        let inst = &self.instances[i as usize];
+        let id_of = |x: Option<u32>| x.map(|x| self.instance_id(x).0.clone());
+        InstanceRow {
+            seq: inst.seq,
+            id: inst.id.0.clone(),
+            node: inst.node,
+            parent: self.slot_ref(inst.parent),
+            contained_in: id_of(inst.contained_in),
+            host: id_of(inst.host),
+            groups: inst
+                .scaling_groups
+                .iter()
+                .map(|g| self.group_instances[*g as usize].id.0.clone())
+                .collect(),
+            index: inst.index,
+        }
+    }
+
+    pub fn group_row(&self, g: u32) -> GroupRow {
+        let gi = &self.group_instances[g as usize];
+        GroupRow {
+            seq: gi.seq,
+            id: gi.id.0.clone(),
+            group: gi.group,
+            parent: self.slot_ref(gi.parent),
+        }
+    }
+
+    /// Relationship instance `k` of `source`.
+    pub fn link_row(&self, source: u32, k: usize) -> LinkRow {
+        let r = self.instances[source as usize].relationships[k];
+        LinkRow {
+            seq: 0,
+            source: self.instance_id(source).0.clone(),
+            relationship: r.relationship,
+            target: self.instance_id(r.target).0.clone(),
+        }
+    }
+
+    /// Every relationship instance of `source`, in order.
+    pub fn link_rows(&self, source: u32) -> impl Iterator<Item = LinkRow> + '_ {
+        (0..self.instances[source as usize].relationships.len())
+            .map(move |k| self.link_row(source, k))
+    }
+}
+
+/// Rows gathered (in any order, duplicates ignored) and then assembled into a plan.
+pub struct Assembly {
+    frame: Frame,
+    instances: Vec<InstanceRow>,
+    groups: Vec<GroupRow>,
+    links: Vec<LinkRow>,
+    known: HashSet<String>,
+    known_links: HashSet<i64>,
+}
+
+impl Assembly {
+    pub fn new(frame: Frame) -> Assembly {
+        Assembly {
+            frame,
+            instances: Vec::new(),
+            groups: Vec::new(),
+            links: Vec::new(),
+            known: HashSet::new(),
+            known_links: HashSet::new(),
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.known.contains(id)
+    }
+
+    pub fn add_instance(&mut self, row: InstanceRow) {
+        if self.known.insert(row.id.clone()) {
+            self.instances.push(row);
+        }
+    }
+
+    pub fn add_group(&mut self, row: GroupRow) {
+        if self.known.insert(row.id.clone()) {
+            self.groups.push(row);
+        }
+    }
+
+    pub fn add_link(&mut self, row: LinkRow) {
+        if self.known_links.insert(row.seq) {
+            self.links.push(row);
+        }
+    }
+
+    /// Ids of the node instances gathered so far.
+    pub fn instance_ids(&self) -> Vec<String> {
+        self.instances.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// Parents named by gathered rows that are not gathered yet.
+    pub fn missing_parents(&self) -> Vec<String> {
+        let parents = self
+            .instances
+            .iter()
+            .filter_map(|r| r.parent.as_ref())
+            .chain(self.groups.iter().filter_map(|g| g.parent.as_ref()));
+        let mut out: Vec<String> = parents
+            .map(ParentRef::id)
+            .filter(|id| !self.known.contains(*id))
+            .map(str::to_string)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Ends of gathered links that are not gathered yet.
+    pub fn missing_link_ends(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .links
+            .iter()
+            .flat_map(|l| [&l.source, &l.target])
+            .filter(|id| !self.known.contains(id.as_str()))
+            .cloned()
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The plan of the gathered rows. Every reference must resolve to a gathered row and every
+    /// node and relationship index must exist in `c`; otherwise the rows are corrupt.
+    pub fn finish(mut self, c: &Compiled) -> Result<Plan, String> {
+        self.instances.sort_by_key(|r| r.seq);
+        self.groups.sort_by_key(|r| r.seq);
+        self.links.sort_by_key(|r| r.seq);
+        let mut slots: HashMap<&str, Slot> = HashMap::with_capacity(self.known.len());
+        for (i, r) in self.instances.iter().enumerate() {
+            slots.insert(&r.id, Slot::Node(i as u32));
+        }
+        for (g, r) in self.groups.iter().enumerate() {
+            slots.insert(&r.id, Slot::Group(g as u32));
+        }
+        let node_slot = |id: &str| match slots.get(id) {
+            Some(Slot::Node(i)) => Ok(*i),
+            _ => Err(format!("no node instance `{id}`")),
+        };
+        let group_slot = |id: &str| match slots.get(id) {
+            Some(Slot::Group(g)) => Ok(*g),
+            _ => Err(format!("no scaling-group instance `{id}`")),
+        };
+        let parent = |p: &Option<ParentRef>| -> Result<Option<Slot>, String> {
+            p.as_ref()
+                .map(|p| match p {
+                    ParentRef::Node(id) => node_slot(id).map(Slot::Node),
+                    ParentRef::Group(id) => group_slot(id).map(Slot::Group),
+                })
+                .transpose()
+        };
+        let groups_len = self.frame.group_counts.len();
+        let mut plan = Plan::from_frame(self.frame.clone());
+        for r in &self.groups {
+            if r.group >= groups_len {
+                return Err(format!("`{}` names scaling group #{}", r.id, r.group));
+            }
+            plan.by_group[r.group].push(plan.group_instances.len() as u32);
+            plan.group_instances.push(GroupInstance {
+                id: InstanceId(r.id.clone()),
+                group: r.group,
+                parent: parent(&r.parent)?,
+                seq: r.seq,
+            });
+        }
+        for r in &self.instances {
+            if r.node >= c.nodes.len() {
+                return Err(format!("`{}` names node #{}", r.id, r.node));
+            }
+            plan.by_node[r.node].push(plan.instances.len() as u32);
+            plan.instances.push(NodeInstance {
+                id: InstanceId(r.id.clone()),
+                node: r.node,
+                parent: parent(&r.parent)?,
+                contained_in: r.contained_in.as_deref().map(node_slot).transpose()?,
+                host: r.host.as_deref().map(node_slot).transpose()?,
+                relationships: Vec::new(),
+                scaling_groups: r
+                    .groups
+                    .iter()
+                    .map(|g| group_slot(g))
+                    .collect::<Result<_, _>>()?,
+                seq: r.seq,
+                index: r.index,
+            });
+        }
+        for l in &self.links {
+            let (s, t) = (node_slot(&l.source)?, node_slot(&l.target)?);
+            let node = plan.instances[s as usize].node;
+            if l.relationship >= c.nodes[node].relationships.len() {
+                return Err(format!(
+                    "`{}` names relationship #{} of node `{}`",
+                    l.source, l.relationship, c.nodes[node].id.0
+                ));
+            }
+            plan.instances[s as usize]
+                .relationships
+                .push(RelationshipInstance {
+                    relationship: l.relationship,
+                    target: t,
+                });
+        }
+        Ok(plan)
+    }
+}
+
+/// Rows of a whole plan: every instance, group instance and link (links get `seq` in order).
+pub fn all_rows(plan: &Plan) -> (Vec<InstanceRow>, Vec<GroupRow>, Vec<LinkRow>) {
+    let instances = (0..plan.instances.len() as u32)
+        .map(|i| plan.instance_row(i))
+        .collect();
+    let groups = (0..plan.group_instances.len() as u32)
+        .map(|g| plan.group_row(g))
+        .collect();
+    let links = (0..plan.instances.len() as u32)
+        .flat_map(|i| plan.link_rows(i))
+        .collect();
+    (instances, groups, links)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::blueprint;
+
+    #[test]
+    fn rows_assemble_back_into_the_same_plan_in_any_order() {
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, instances: { deploy: 2 } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.contained_in, target: vm }]\n  lb:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.connected_to, target: app }]\ngroups:\n  g: { members: [vm] }\npolicies:\n  p: { type: cloudify.policies.scaling, targets: [g], properties: { default_instances: 2 } }\n";
+        let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+        let (c, plan) = (bp.compiled, bp.plan);
+        let (mut instances, mut groups, links) = all_rows(&plan);
+        instances.reverse();
+        groups.reverse();
+        let mut a = Assembly::new(plan.frame());
+        for r in instances.iter().chain(instances.iter()) {
+            a.add_instance(r.clone());
+        }
+        for g in groups {
+            a.add_group(g);
+        }
+        for (seq, mut l) in links.into_iter().enumerate() {
+            l.seq = seq as i64;
+            a.add_link(l);
+        }
+        assert!(a.missing_parents().is_empty());
+        let back = a.finish(&c).unwrap();
+        assert_eq!(back.instances, plan.instances);
+        assert_eq!(back.group_instances, plan.group_instances);
+        assert_eq!(back.by_node, plan.by_node);
+        assert_eq!(back.by_group, plan.by_group);
+    }
+
+    #[test]
+    fn a_missing_parent_is_reported_not_assumed() {
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.contained_in, target: vm }]\n";
+        let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+        let (c, plan) = (bp.compiled, bp.plan);
+        let app = plan.by_node[*c.node_index.get("app").unwrap()][0];
+        let mut a = Assembly::new(plan.frame());
+        a.add_instance(plan.instance_row(app));
+        assert_eq!(
+            a.missing_parents(),
+            vec![plan.instances[plan.by_node[0][0] as usize].id.0.clone()]
+        );
+        assert!(a.finish(&c).unwrap_err().starts_with("no node instance"));
+    }
+}

@@ -1,0 +1,479 @@
+//! A deployment's plan as rows: the frame in `deployments.plan`, node instances (their plan
+//! columns next to their state), scaling-group instances and links (relationship instances).
+//!
+//! Rows are read whole (`deployment`) or selectively ([`Select`]) so a scale reads only the
+//! instances it touches; a [`PlanChange`] adds and removes rows and rewrites the frame in one
+//! transaction. Deployments stored by windlass 0.1 (the whole plan as one JSON value) are
+//! converted to rows by [`convert_plan_blobs`] when the store is opened.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError, placeholders};
+use crate::dsl::Compiled;
+use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRow, ParentRef};
+use crate::plan::{Entity, Frame, Plan};
+
+const INSTANCE_COLUMNS: &str = "id, node_id, state, runtime_properties, version, seq, node, parent, parent_is_group, contained_in, host, groups, idx";
+
+/// Which node instances to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Select<'a> {
+    /// These ids (node instances, or group instances for [`Store::group_rows`]).
+    Ids(&'a [String]),
+    /// Every instance of a node (or scaling group).
+    All(usize),
+    /// The first instance of a node (or scaling group) by creation order.
+    First(usize),
+    /// The newest `n` instances of a node (or scaling group).
+    Newest(usize, usize),
+    /// The instances whose parent is one of these.
+    ChildrenOf(&'a [String]),
+}
+
+/// Rows to add and ids to remove, with the frame that results.
+#[derive(Debug, Default)]
+pub struct PlanChange {
+    /// New node instances with their node's name; they start `uninitialized`.
+    pub instances: Vec<(InstanceRow, String)>,
+    pub groups: Vec<GroupRow>,
+    /// New links, in the order they were made.
+    pub links: Vec<LinkRow>,
+    /// Node and group instances to remove, with every link from or to them.
+    pub removed: Vec<String>,
+}
+
+fn parent_columns(p: &Option<ParentRef>) -> (Option<&str>, bool) {
+    match p {
+        None => (None, false),
+        Some(ParentRef::Node(id)) => (Some(id), false),
+        Some(ParentRef::Group(id)) => (Some(id), true),
+    }
+}
+
+fn parent_from(id: Option<String>, is_group: bool) -> Option<ParentRef> {
+    id.map(|id| {
+        if is_group {
+            ParentRef::Group(id)
+        } else {
+            ParentRef::Node(id)
+        }
+    })
+}
+
+fn corrupt(deployment: &str, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(deployment.to_string(), what.to_string())
+}
+
+fn instance_from(
+    deployment: &str,
+    r: &SqliteRow,
+) -> Result<(InstanceRow, InstanceRecord), StoreError> {
+    let id: String = r.get(0);
+    let record = InstanceRecord {
+        id: id.clone(),
+        node_id: r.get(1),
+        state: r.get(2),
+        runtime_properties: serde_json::from_str(r.get::<&str, _>(3))
+            .map_err(|e| corrupt(deployment, e))?,
+        version: r.get(4),
+    };
+    let groups: &str = r.get(11);
+    let row = InstanceRow {
+        seq: r.get(5),
+        id,
+        node: r.get::<i64, _>(6) as usize,
+        parent: parent_from(r.get(7), r.get(8)),
+        contained_in: r.get(9),
+        host: r.get(10),
+        groups: groups.split_whitespace().map(str::to_string).collect(),
+        index: r.get::<i64, _>(12) as u32,
+    };
+    Ok((row, record))
+}
+
+fn group_from(r: &SqliteRow) -> GroupRow {
+    GroupRow {
+        id: r.get(0),
+        group: r.get::<i64, _>(1) as usize,
+        parent: parent_from(r.get(2), r.get(3)),
+        seq: r.get(4),
+    }
+}
+
+fn link_from(r: &SqliteRow) -> LinkRow {
+    LinkRow {
+        seq: r.get(0),
+        source: r.get(1),
+        relationship: r.get::<i64, _>(2) as usize,
+        target: r.get(3),
+    }
+}
+
+/// `WHERE` clause and bound values of a selection on a table with `kind_column` (node / grp).
+fn selection(select: Select<'_>, kind_column: &str) -> Vec<(String, Vec<String>)> {
+    match select {
+        Select::Ids(ids) => ids
+            .chunks(ROWS_PER_STATEMENT)
+            .map(|c| {
+                (
+                    format!("id IN ({})", vec!["?"; c.len()].join(", ")),
+                    c.to_vec(),
+                )
+            })
+            .collect(),
+        Select::ChildrenOf(ids) => ids
+            .chunks(ROWS_PER_STATEMENT)
+            .map(|c| {
+                (
+                    format!("parent IN ({})", vec!["?"; c.len()].join(", ")),
+                    c.to_vec(),
+                )
+            })
+            .collect(),
+        Select::All(k) => vec![(format!("{kind_column} = {k} ORDER BY seq"), Vec::new())],
+        Select::First(k) => vec![(
+            format!("{kind_column} = {k} ORDER BY seq LIMIT 1"),
+            Vec::new(),
+        )],
+        Select::Newest(k, n) => vec![(
+            format!("{kind_column} = {k} ORDER BY seq DESC LIMIT {n}"),
+            Vec::new(),
+        )],
+    }
+}
+
+impl Store {
+    /// Node instances of a deployment, with their state.
+    pub async fn instance_rows(
+        &self,
+        deployment: &str,
+        select: Select<'_>,
+    ) -> Result<Vec<(InstanceRow, InstanceRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for (clause, binds) in selection(select, "node") {
+            let sql = format!(
+                "SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ? AND {clause}"
+            );
+            let mut q = sqlx::query(&sql).bind(deployment);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(instance_from(deployment, &r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Scaling-group instances of a deployment.
+    pub async fn group_rows(
+        &self,
+        deployment: &str,
+        select: Select<'_>,
+    ) -> Result<Vec<GroupRow>, StoreError> {
+        let mut out = Vec::new();
+        for (clause, binds) in selection(select, "grp") {
+            let sql = format!(
+                "SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ? AND {clause}"
+            );
+            let mut q = sqlx::query(&sql).bind(deployment);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            out.extend(q.fetch_all(&self.pool).await?.iter().map(group_from));
+        }
+        Ok(out)
+    }
+
+    /// Links from or to any of these node instances.
+    pub async fn links_touching(
+        &self,
+        deployment: &str,
+        ids: &[String],
+    ) -> Result<Vec<LinkRow>, StoreError> {
+        let mut out = Vec::new();
+        for column in ["source", "target"] {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT seq, source, relationship, target FROM links WHERE deployment_id = ? AND {column} IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(deployment);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                out.extend(q.fetch_all(&self.pool).await?.iter().map(link_from));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which of these ids a node or group instance of the deployment already has.
+    pub async fn existing_ids(
+        &self,
+        deployment: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = self
+            .instance_rows(deployment, Select::Ids(ids))
+            .await?
+            .into_iter()
+            .map(|(r, _)| r.id)
+            .collect();
+        out.extend(
+            self.group_rows(deployment, Select::Ids(ids))
+                .await?
+                .into_iter()
+                .map(|g| g.id),
+        );
+        Ok(out)
+    }
+
+    /// How many instances a node or scaling group has.
+    pub async fn count_instances(&self, deployment: &str, e: Entity) -> Result<usize, StoreError> {
+        let (table, column, k) = match e {
+            Entity::Node(n) => ("node_instances", "node", n),
+            Entity::Group(g) => ("group_instances", "grp", g),
+        };
+        let n: i64 = sqlx::query(&format!(
+            "SELECT count(*) FROM {table} WHERE deployment_id = ? AND {column} = ?"
+        ))
+        .bind(deployment)
+        .bind(k as i64)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
+        Ok(n as usize)
+    }
+
+    /// The whole plan of a deployment, from its frame and every row.
+    pub async fn whole_plan(
+        &self,
+        deployment: &str,
+        frame: Frame,
+        compiled: &Compiled,
+    ) -> Result<Plan, StoreError> {
+        let mut a = Assembly::new(frame);
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ? ORDER BY seq"
+        );
+        for r in sqlx::query(&sql)
+            .bind(deployment)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            a.add_instance(instance_from(deployment, &r)?.0);
+        }
+        for r in sqlx::query("SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ? ORDER BY seq")
+            .bind(deployment)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            a.add_group(group_from(&r));
+        }
+        for r in sqlx::query("SELECT seq, source, relationship, target FROM links WHERE deployment_id = ? ORDER BY seq")
+            .bind(deployment)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            a.add_link(link_from(&r));
+        }
+        a.finish(compiled).map_err(|e| corrupt(deployment, e))
+    }
+
+    /// Apply a plan change and store the new frame, in one transaction.
+    pub async fn change_plan(
+        &self,
+        deployment: &str,
+        frame: &Frame,
+        change: &PlanChange,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        write_frame(&mut tx, deployment, frame).await?;
+        insert_rows(&mut tx, deployment, change).await?;
+        for (table, column) in [
+            ("links", "source"),
+            ("links", "target"),
+            ("node_instances", "id"),
+            ("group_instances", "id"),
+        ] {
+            for chunk in change.removed.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE deployment_id = ? AND {column} IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(deployment);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub(super) async fn write_frame(
+    tx: &mut Transaction<'_, Sqlite>,
+    deployment: &str,
+    frame: &Frame,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET plan = ? WHERE id = ?")
+        .bind(serde_json::to_string(frame).unwrap_or_default())
+        .bind(deployment)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The change's new instance, group and link rows, in multi-row statements.
+pub(super) async fn insert_rows(
+    tx: &mut Transaction<'_, Sqlite>,
+    deployment: &str,
+    change: &PlanChange,
+) -> Result<(), StoreError> {
+    for chunk in change.instances.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) VALUES {}",
+            placeholders(chunk.len(), 14)
+        );
+        let mut q = sqlx::query(&sql);
+        for (r, node_name) in chunk {
+            let (parent, parent_is_group) = parent_columns(&r.parent);
+            q = q
+                .bind(deployment)
+                .bind(&r.id)
+                .bind(node_name)
+                .bind("uninitialized")
+                .bind("{}")
+                .bind(0i64)
+                .bind(r.seq)
+                .bind(r.node as i64)
+                .bind(parent)
+                .bind(parent_is_group)
+                .bind(&r.contained_in)
+                .bind(&r.host)
+                .bind(r.groups.join(" "))
+                .bind(i64::from(r.index));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in change.groups.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO group_instances (deployment_id, id, grp, parent, parent_is_group, seq) VALUES {}",
+            placeholders(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&sql);
+        for g in chunk {
+            let (parent, parent_is_group) = parent_columns(&g.parent);
+            q = q
+                .bind(deployment)
+                .bind(&g.id)
+                .bind(g.group as i64)
+                .bind(parent)
+                .bind(parent_is_group)
+                .bind(g.seq);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in change.links.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO links (deployment_id, source, relationship, target) VALUES {}",
+            placeholders(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(&sql);
+        for l in chunk {
+            q = q
+                .bind(deployment)
+                .bind(&l.source)
+                .bind(l.relationship as i64)
+                .bind(&l.target);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The rows of a whole new plan, as a change that adds them all.
+pub(super) fn change_adding(plan: &Plan, compiled: &Compiled) -> PlanChange {
+    let (instances, groups, links) = crate::plan::rows::all_rows(plan);
+    PlanChange {
+        instances: instances
+            .into_iter()
+            .map(|r| {
+                let name = compiled.nodes[r.node].id.0.clone();
+                (r, name)
+            })
+            .collect(),
+        groups,
+        links,
+        removed: Vec::new(),
+    }
+}
+
+/// Deployments stored before plans had rows keep the whole plan as one JSON value: write its
+/// rows (keeping each instance's state) and replace it by the frame.
+pub(super) async fn convert_plan_blobs(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT id, compiled, plan FROM deployments")
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in rows {
+        let id: String = r.get(0);
+        let compiled: Compiled =
+            serde_json::from_str(r.get::<&str, _>(1)).map_err(|e| corrupt(&id, e))?;
+        let mut plan: Plan =
+            serde_json::from_str(r.get::<&str, _>(2)).map_err(|e| corrupt(&id, e))?;
+        number_old_plan(&mut plan);
+        // The instances' state rows exist already: keep them, add the plan columns.
+        let change = change_adding(&plan, &compiled);
+        let states = sqlx::query(
+            "SELECT id, state, runtime_properties, version FROM node_instances WHERE deployment_id = ?",
+        )
+        .bind(&id)
+        .fetch_all(&mut **tx)
+        .await?;
+        let states: std::collections::HashMap<String, (String, String, i64)> = states
+            .iter()
+            .map(|s| (s.get(0), (s.get(1), s.get(2), s.get(3))))
+            .collect();
+        sqlx::query("DELETE FROM node_instances WHERE deployment_id = ?")
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+        insert_rows(tx, &id, &change).await?;
+        for (row, _) in &change.instances {
+            if let Some((state, props, version)) = states.get(&row.id) {
+                sqlx::query("UPDATE node_instances SET state = ?, runtime_properties = ?, version = ? WHERE deployment_id = ? AND id = ?")
+                    .bind(state)
+                    .bind(props)
+                    .bind(version)
+                    .bind(&id)
+                    .bind(&row.id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        write_frame(tx, &id, &plan.frame()).await?;
+    }
+    Ok(())
+}
+
+/// Give an old plan's instances the creation order and indexes they would have had.
+fn number_old_plan(plan: &mut Plan) {
+    for (i, inst) in plan.instances.iter_mut().enumerate() {
+        inst.seq = i as i64;
+    }
+    let base = plan.instances.len() as i64;
+    for (g, gi) in plan.group_instances.iter_mut().enumerate() {
+        gi.seq = base + g as i64;
+    }
+    plan.next_seq = base + plan.group_instances.len() as i64;
+    plan.next_index = plan.by_node.iter().map(|l| l.len() as u32 + 1).collect();
+    for list in &plan.by_node {
+        for (k, i) in list.iter().enumerate() {
+            plan.instances[*i as usize].index = k as u32 + 1;
+        }
+    }
+}
