@@ -270,7 +270,7 @@ pub async fn cancel(store: &Store, id: &str) -> Result<String, EngineError> {
 pub async fn outputs(store: &Store, id: &str) -> Result<Map<String, Json>, EngineError> {
     let dep = store.deployment(id).await?;
     let (recorder, _task) = Recorder::spawn(store.clone(), id, Display::Quiet);
-    let instances = state::Instances::new(store.instances(id).await?, recorder);
+    let instances = state::Instances::new(store.instances(id).await?, recorder, None);
     let resolver = attributes::Resolver {
         compiled: &dep.compiled,
         plan: &dep.plan,
@@ -328,13 +328,13 @@ async fn execute(
         .unwrap_or_default();
     // A scale reads the instances it touches as it goes; everything else needs them all.
     let records = if kind == "scale" {
-        Vec::new()
+        None
     } else {
         let plan = store
             .whole_plan(&dep.id, dep.plan.frame(), &dep.compiled)
             .await?;
         dep.plan = Arc::new(plan);
-        store.instances(&dep.id).await?
+        Some(store.instances(&dep.id).await?)
     };
     let session = Session::open(store, &dep.id, &execution, records, options).await?;
     let done = store.done_tasks(&execution.id).await?;
@@ -492,17 +492,21 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A session tracking the state of `records` (a scale tracks more as it reads them).
+    /// A session tracking the state of `records`, or (`None`) of the instances it is told
+    /// about and those operations ask for (a scale).
     async fn open(
         store: &Store,
         deployment: &str,
         execution: &ExecutionRecord,
-        records: Vec<crate::store::InstanceRecord>,
+        records: Option<Vec<crate::store::InstanceRecord>>,
         options: &Options,
     ) -> Result<Session, EngineError> {
         let (recorder, writer) =
             Recorder::spawn(store.clone(), deployment, options.display.clone());
-        let instances = state::Instances::new(records, recorder.clone());
+        let instances = match records {
+            Some(all) => state::Instances::new(all, recorder.clone(), None),
+            None => state::Instances::new(Vec::new(), recorder.clone(), Some(store.clone())),
+        };
         let workdir = Workdir::create(store, deployment).await?;
         let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
         // The sender lives as long as the session: receivers never see it closed.

@@ -384,19 +384,16 @@ async fn add(
     Ok(m)
 }
 
-/// Pick what a scale-in removes and read it with everything it touches.
+/// Pick what a scale-in removes and read it with everything it touches. Returns the ids of
+/// the picked instances (node or group instances; what they contain goes with them).
 async fn pick(
     store: &Store,
     dep: &mut DeploymentRecord,
     session: &Session,
     s: &Spec,
     params: &Map<String, Json>,
-) -> Result<Removal, EngineError> {
-    let parents = match dep.plan.tree.parent(s.entity) {
-        None => 1,
-        Some(p) => store.count_instances(&dep.id, p).await?,
-    };
-    let count = (-s.delta) as usize * parents;
+) -> Result<Vec<String>, EngineError> {
+    let per_parent = (-s.delta) as usize;
     let include = strings(params, "include_instances");
     let exclude = strings(params, "exclude_instances");
     let named: Vec<String> = include.iter().chain(&exclude).cloned().collect();
@@ -404,15 +401,24 @@ async fn pick(
         store,
         dep,
         session,
-        Scope::Candidates(s.entity, count, &named),
+        Scope::Candidates(s.entity, per_parent, &named),
     )
     .await?;
     let victims = dep
         .plan
-        .pick_for_removal(s.entity, count, &include, &exclude)
+        .pick_for_removal(s.entity, per_parent, &include, &exclude)
         .map_err(EngineError::Workflow)?;
-    let victim_ids: Vec<String> = victims.iter().map(|v| dep.plan.slot_id(*v)).collect();
-    load(store, dep, session, Scope::Around(&victim_ids, true)).await?;
+    Ok(victims.iter().map(|v| dep.plan.slot_id(*v)).collect())
+}
+
+/// Read the picked instances with everything inside them and what links to them; what goes.
+async fn removal_of(
+    store: &Store,
+    dep: &mut DeploymentRecord,
+    session: &Session,
+    victim_ids: &[String],
+) -> Result<Removal, EngineError> {
+    load(store, dep, session, Scope::Around(victim_ids, true)).await?;
     let victims: Vec<Slot> = victim_ids
         .iter()
         .filter_map(|id| dep.plan.slot_of(id))
@@ -444,18 +450,17 @@ pub(crate) async fn run(
         )),
         Err(_) => None,
     };
-    let (added, links, removal_ids, removal_links);
+    // A scale-out (what was added, and existing instances' new links) or a scale-in.
+    let (added, links, removal): (Vec<u32>, Vec<(u32, usize)>, Option<Removal>);
     if let Some(ids) = recorded_ids(params, "_added") {
         // Resuming a scale-out whose modification is already stored.
         load(store, dep, session, Scope::Around(&ids, false)).await?;
         added = index_of(dep, &ids);
         links = links_from(dep, params.get("_links"));
-        removal_ids = Vec::new();
-        removal_links = Vec::new();
+        removal = None;
     } else if let Some(ids) = recorded_ids(params, "_removed") {
-        load(store, dep, session, Scope::Around(&ids, false)).await?;
-        removal_links = links_from(dep, params.get("_links"));
-        removal_ids = ids;
+        // Resuming a scale-in: the same instances go (nothing is removed before the end).
+        removal = Some(removal_of(store, dep, session, &ids).await?);
         added = Vec::new();
         links = Vec::new();
     } else {
@@ -503,39 +508,34 @@ pub(crate) async fn run(
             .await?;
             added = m.instances;
             links = m.links;
-            removal_ids = Vec::new();
-            removal_links = Vec::new();
+            removal = None;
         } else {
-            let removal = pick(store, dep, session, &s, params).await?;
-            removal_ids = removal
-                .instances
-                .iter()
-                .map(|i| dep.plan.instance_id(*i).0.clone())
-                .collect();
+            let victims = pick(store, dep, session, &s, params).await?;
+            let r = removal_of(store, dep, session, &victims).await?;
             let message = format!(
                 "{} {} -> {new_count}: removing {} node instances",
                 s.name,
                 s.current,
-                removal.instances.len()
+                r.instances.len()
             );
-            let links_value = links_json(dep, &removal.links);
+            let links_value = links_json(dep, &r.links);
             record(
                 store,
                 session,
                 &mut recorded,
                 "_removed",
-                removal_ids.clone(),
+                victims,
                 links_value,
                 message,
             )
             .await?;
-            removal_links = removal.links;
+            removal = Some(r);
             added = Vec::new();
             links = Vec::new();
         }
     }
 
-    if !added.is_empty() || removal_ids.is_empty() {
+    let Some(removal) = removal else {
         // Scale-out: install the new instances, then establish existing ones' new links.
         let mut g = graph::install_subset(&dep.plan, &added);
         graph::add_link_jobs(&mut g, &dep.plan, &links, "establish", true);
@@ -553,7 +553,8 @@ pub(crate) async fn run(
         });
         graph::add_link_jobs(&mut g, &dep.plan, &links, "unlink", false);
         let rolled = session.walk(dep, g, HashSet::new(), true).await;
-        remove(store, dep, &added, entity_and_delta).await?;
+        let removal = added_removal(dep, &added);
+        apply_removal(store, dep, &removal, entity_and_delta).await?;
         let mut error = ended.error.unwrap_or_default();
         error.push_str(if rolled.failures.is_empty() {
             "; the added instances were rolled back"
@@ -565,18 +566,17 @@ pub(crate) async fn run(
             error: Some(error),
             ignored: Vec::new(),
         });
-    }
+    };
 
     // Scale-in: unlink what points at the removed instances, then uninstall them.
-    let removed = index_of(dep, &removal_ids);
-    let mut g = graph::uninstall_subset(&dep.plan, &removed, |i| {
+    let mut g = graph::uninstall_subset(&dep.plan, &removal.instances, |i| {
         session.instances.state(&dep.plan.instance_id(i).0)
     });
-    graph::add_link_jobs(&mut g, &dep.plan, &removal_links, "unlink", false);
+    graph::add_link_jobs(&mut g, &dep.plan, &removal.links, "unlink", false);
     let outcome = session.walk(dep, g, done, ignore_failure).await;
     let ended = Ended::from_outcome(&outcome, ignore_failure);
     if ended.status == "terminated" {
-        remove(store, dep, &removed, entity_and_delta).await?;
+        apply_removal(store, dep, &removal, entity_and_delta).await?;
     }
     Ok(ended)
 }
@@ -600,28 +600,31 @@ async fn record(
     Ok(())
 }
 
-/// Remove instances (with their group instances and links) from the plan and the store.
-async fn remove(
-    store: &Store,
-    dep: &mut DeploymentRecord,
-    instances: &[u32],
-    entity_and_delta: Option<(Entity, u32)>,
-) -> Result<(), EngineError> {
-    // The top-level instances: those whose parent is not removed too.
-    let set: HashSet<u32> = instances.iter().copied().collect();
-    let victims: Vec<Slot> = instances
+/// What rolling back a scale-out removes: the added instances, their group instances and links.
+fn added_removal(dep: &DeploymentRecord, added: &[u32]) -> Removal {
+    // The top-level instances: those whose parent is not added too.
+    let set: HashSet<u32> = added.iter().copied().collect();
+    let victims: Vec<Slot> = added
         .iter()
-        .filter_map(|i| {
-            let inst = &dep.plan.instances[*i as usize];
-            match inst.parent {
-                Some(Slot::Node(p)) if set.contains(&p) => None,
-                Some(Slot::Group(g)) => Some(Slot::Group(g)),
-                _ => Some(Slot::Node(*i)),
-            }
+        .filter_map(|i| match dep.plan.instances[*i as usize].parent {
+            Some(Slot::Node(p)) if set.contains(&p) => None,
+            Some(Slot::Group(g)) => Some(Slot::Group(g)),
+            _ => Some(Slot::Node(*i)),
         })
         .collect();
     let mut removal = dep.plan.removal(&victims);
     removal.instances.retain(|i| set.contains(i));
+    removal
+}
+
+/// Remove instances, group instances and their links from the plan and the store, and lower
+/// the entity's count.
+async fn apply_removal(
+    store: &Store,
+    dep: &mut DeploymentRecord,
+    removal: &Removal,
+    entity_and_delta: Option<(Entity, u32)>,
+) -> Result<(), EngineError> {
     let removed: Vec<String> = removal
         .instances
         .iter()
@@ -635,7 +638,7 @@ async fn remove(
         .collect();
     let (entity, per_parent) = entity_and_delta.unwrap_or((Entity::Node(0), 0));
     let plan = Arc::make_mut(&mut dep.plan);
-    plan.remove(&removal, entity, per_parent);
+    plan.remove(removal, entity, per_parent);
     let change = PlanChange {
         removed,
         ..PlanChange::default()

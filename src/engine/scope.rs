@@ -187,20 +187,25 @@ pub async fn scale_out(
     g.finish(dep)
 }
 
-/// The instances a scale-in of `count` instances of `e` may pick from.
+/// The instances a scale-in of `per_parent` instances of `e` (under each parent instance) may
+/// pick from.
 pub async fn candidates(
     store: &Store,
     dep: &DeploymentRecord,
     e: Entity,
-    count: usize,
+    per_parent: usize,
     named: &[String],
 ) -> Result<(Plan, Vec<InstanceRecord>), StoreError> {
     let mut g = Gather::new(store, dep);
     // At most one owner per named instance is excluded, so this many newest always suffice.
-    let newest = count + named.len();
+    let newest = per_parent + named.len();
+    let select = |k| match dep.plan.tree.parent(e) {
+        None => Select::Newest(k, newest),
+        Some(_) => Select::NewestPerParent(k, newest),
+    };
     match e {
-        Entity::Node(n) => g.instances(Select::Newest(n, newest)).await?,
-        Entity::Group(n) => g.groups(Select::Newest(n, newest)).await?,
+        Entity::Node(n) => g.instances(select(n)).await?,
+        Entity::Group(n) => g.groups(select(n)).await?,
     };
     g.ids(named).await?;
     g.close().await?;

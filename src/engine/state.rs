@@ -1,6 +1,11 @@
 //! Live node-instance state during an execution: lifecycle state and runtime properties,
 //! shared by the walker and the operations (through `ctx`), written through the recorder with
 //! a version that grows on every change.
+//!
+//! A scale tracks only the instances it touches; the others are read from the store when an
+//! operation asks for them by id or for all of them (`ctx node-instances`). No one else
+//! changes them meanwhile (one execution per deployment runs at a time), so the store's copy
+//! is current.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,22 +13,51 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value as Json};
 
 use super::events::Recorder;
-use crate::store::{InstanceRecord, Write};
+use crate::store::{InstanceRecord, Select, Store, StoreError, Write};
 
 #[derive(Clone)]
 pub struct Instances {
     inner: Arc<Mutex<HashMap<String, InstanceRecord>>>,
     recorder: Recorder,
+    /// Where untracked instances are read from, when only some are tracked.
+    backing: Option<Store>,
 }
 
 impl Instances {
-    pub fn new(records: Vec<InstanceRecord>, recorder: Recorder) -> Self {
+    /// Track `records`; with `backing`, these are only some of the deployment's instances.
+    pub fn new(records: Vec<InstanceRecord>, recorder: Recorder, backing: Option<Store>) -> Self {
         Instances {
             inner: Arc::new(Mutex::new(
                 records.into_iter().map(|r| (r.id.clone(), r)).collect(),
             )),
             recorder,
+            backing,
         }
+    }
+
+    /// Make sure an instance is tracked, reading it from the store if needed.
+    pub async fn load(&self, id: &str) -> Result<(), StoreError> {
+        let tracked = self
+            .inner
+            .lock()
+            .map(|m| m.contains_key(id))
+            .unwrap_or(true);
+        if let (Some(store), false) = (&self.backing, tracked) {
+            let ids = [id.to_string()];
+            let rows = store
+                .instance_rows(self.recorder.deployment(), Select::Ids(&ids))
+                .await?;
+            self.insert(rows.into_iter().map(|(_, r)| r).collect());
+        }
+        Ok(())
+    }
+
+    /// Make sure every instance of the deployment is tracked.
+    pub async fn load_all(&self) -> Result<(), StoreError> {
+        if let Some(store) = &self.backing {
+            self.insert(store.instances(self.recorder.deployment()).await?);
+        }
+        Ok(())
     }
 
     fn with<T>(&self, id: &str, f: impl FnOnce(&mut InstanceRecord) -> T) -> Option<T> {

@@ -191,34 +191,21 @@ impl Plan {
         links
     }
 
-    /// Pick `count` instances of `e` to remove: `include` first (instances of `e`, or of
-    /// anything inside one), never `exclude`, then the newest.
+    /// Pick `per_parent` instances of `e` to remove under each instance of its parent:
+    /// `include` first (instances of `e`, or of anything inside one), never `exclude`, then the
+    /// newest.
     pub fn pick_for_removal(
         &self,
         e: Entity,
-        count: usize,
+        per_parent: usize,
         include: &[String],
         exclude: &[String],
     ) -> Result<Vec<Slot>, String> {
         let own = self.slots(e);
-        let id_of = |s: &Slot| match s {
-            Slot::Node(i) => self.instances[*i as usize].id.0.clone(),
-            Slot::Group(g) => self.group_instances[*g as usize].id.0.clone(),
-        };
-        let mut chosen: Vec<Slot> = Vec::new();
+        let parent_of = |s: &Slot| self.slot_parent(*s);
+        let mut included: Vec<Slot> = Vec::new();
         for wanted in include {
-            let found = self
-                .instances
-                .iter()
-                .position(|i| &i.id.0 == wanted)
-                .map(|i| Slot::Node(i as u32))
-                .or_else(|| {
-                    self.group_instances
-                        .iter()
-                        .position(|g| &g.id.0 == wanted)
-                        .map(|g| Slot::Group(g as u32))
-                });
-            let Some(found) = found else {
+            let Some(found) = self.slot_of(wanted) else {
                 return Err(format!("include_instances: no instance `{wanted}`"));
             };
             let owner = own
@@ -226,7 +213,7 @@ impl Plan {
                 .copied()
                 .find(|o| *o == found || self.is_inside(found, *o));
             match owner {
-                Some(o) if !chosen.contains(&o) => chosen.push(o),
+                Some(o) if !included.contains(&o) => included.push(o),
                 Some(_) => {}
                 None => {
                     return Err(format!(
@@ -240,32 +227,52 @@ impl Plan {
             .copied()
             .filter(|o| {
                 exclude.iter().any(|x| {
-                    *x == id_of(o) || self.instance_slot(x).is_some_and(|s| self.is_inside(s, *o))
+                    self.slot_of(x)
+                        .is_some_and(|s| s == *o || self.is_inside(s, *o))
                 })
             })
             .collect();
-        if chosen.len() > count {
-            return Err(format!(
-                "include_instances names {} instances to remove, but only {count} are being removed",
-                chosen.len()
-            ));
-        }
-        if chosen.iter().any(|c| excluded.contains(c)) {
+        if included.iter().any(|c| excluded.contains(c)) {
             return Err("an instance is both included and excluded".to_string());
         }
-        for o in own.iter().rev() {
-            if chosen.len() >= count {
-                break;
+        // Each parent instance gives `per_parent`: the included ones under it, then its newest.
+        let mut parents: Vec<Option<Slot>> = own.iter().map(parent_of).collect();
+        let mut seen = HashSet::new();
+        parents.retain(|p| seen.insert(*p));
+        let where_ = |p: Option<Slot>| match p {
+            Some(s) => format!(" under `{}`", self.slot_id(s)),
+            None => String::new(),
+        };
+        let mut chosen = Vec::new();
+        for parent in parents {
+            let mut mine: Vec<Slot> = included
+                .iter()
+                .copied()
+                .filter(|s| parent_of(s) == parent)
+                .collect();
+            if mine.len() > per_parent {
+                return Err(format!(
+                    "include_instances names {} instances to remove{}, but only {per_parent} are being removed",
+                    mine.len(),
+                    where_(parent)
+                ));
             }
-            if !chosen.contains(o) && !excluded.contains(o) {
-                chosen.push(*o);
+            for o in own.iter().rev().filter(|o| parent_of(o) == parent) {
+                if mine.len() >= per_parent {
+                    break;
+                }
+                if !mine.contains(o) && !excluded.contains(o) {
+                    mine.push(*o);
+                }
             }
-        }
-        if chosen.len() < count {
-            return Err(format!(
-                "only {} instances can be removed once exclusions are applied, {count} asked",
-                chosen.len()
-            ));
+            if mine.len() < per_parent {
+                return Err(format!(
+                    "only {} instances can be removed{} once exclusions are applied, {per_parent} asked",
+                    mine.len(),
+                    where_(parent)
+                ));
+            }
+            chosen.extend(mine);
         }
         Ok(chosen)
     }

@@ -66,7 +66,21 @@ impl Server {
                                     .collect()
                             })
                             .unwrap_or_default();
-                        match handle(&ctx, &shared, &args) {
+                        // Deployment-level reads may name instances a scale does not track.
+                        let words: Vec<&str> = args
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|a| !matches!(*a, "-j" | "--json-arg" | "--json-output"))
+                            .collect();
+                        let loaded = match words[..] {
+                            ["node-instances", ..] => ctx.instances.load_all().await,
+                            ["node-instance", id, ..] => ctx.instances.load(id).await,
+                            _ => Ok(()),
+                        };
+                        match loaded
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| handle(&ctx, &shared, &args))
+                        {
                             Ok(value) => json!({"ok": true, "value": value}),
                             Err(e) => json!({"ok": false, "error": e}),
                         }

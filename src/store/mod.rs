@@ -196,6 +196,17 @@ impl Store {
         Ok(store)
     }
 
+    /// Close every connection (SQLite folds the write-ahead log back into the file when the
+    /// last one closes, as when a command exits).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    /// The location this store was opened at (a file path).
+    pub fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     /// The files of the state store (database, WAL, shared memory, journal). Nothing else in
     /// this process may open them: closing any descriptor of a file drops the process's POSIX
     /// locks on it, and SQLite would then let another process delete the WAL under us.

@@ -12,7 +12,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError, placeholders};
 use crate::dsl::Compiled;
 use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRow, ParentRef};
-use crate::plan::{Entity, Frame, Plan};
+use crate::plan::{Frame, Plan};
 
 const INSTANCE_COLUMNS: &str = "id, node_id, state, runtime_properties, version, seq, node, parent, parent_is_group, contained_in, host, groups, idx";
 
@@ -27,6 +27,8 @@ pub enum Select<'a> {
     First(usize),
     /// The newest `n` instances of a node (or scaling group).
     Newest(usize, usize),
+    /// The newest `n` instances of a node (or scaling group) under each parent instance.
+    NewestPerParent(usize, usize),
     /// The instances whose parent is one of these.
     ChildrenOf(&'a [String]),
 }
@@ -110,26 +112,25 @@ fn link_from(r: &SqliteRow) -> LinkRow {
     }
 }
 
-/// `WHERE` clause and bound values of a selection on a table with `kind_column` (node / grp).
-fn selection(select: Select<'_>, kind_column: &str) -> Vec<(String, Vec<String>)> {
+/// `?2, ?3, …`: numbered placeholders for `n` values after the deployment (`?1`).
+fn numbered(n: usize) -> String {
+    (2..n + 2)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `WHERE` clauses (after `deployment_id = ?1`) and bound values of a selection from `table`,
+/// whose entity column is `kind_column` (node / grp).
+fn selection(select: Select<'_>, table: &str, kind_column: &str) -> Vec<(String, Vec<String>)> {
     match select {
         Select::Ids(ids) => ids
             .chunks(ROWS_PER_STATEMENT)
-            .map(|c| {
-                (
-                    format!("id IN ({})", vec!["?"; c.len()].join(", ")),
-                    c.to_vec(),
-                )
-            })
+            .map(|c| (format!("id IN ({})", numbered(c.len())), c.to_vec()))
             .collect(),
         Select::ChildrenOf(ids) => ids
             .chunks(ROWS_PER_STATEMENT)
-            .map(|c| {
-                (
-                    format!("parent IN ({})", vec!["?"; c.len()].join(", ")),
-                    c.to_vec(),
-                )
-            })
+            .map(|c| (format!("parent IN ({})", numbered(c.len())), c.to_vec()))
             .collect(),
         Select::All(k) => vec![(format!("{kind_column} = {k} ORDER BY seq"), Vec::new())],
         Select::First(k) => vec![(
@@ -138,6 +139,13 @@ fn selection(select: Select<'_>, kind_column: &str) -> Vec<(String, Vec<String>)
         )],
         Select::Newest(k, n) => vec![(
             format!("{kind_column} = {k} ORDER BY seq DESC LIMIT {n}"),
+            Vec::new(),
+        )],
+        Select::NewestPerParent(k, n) => vec![(
+            format!(
+                "rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY parent ORDER BY seq DESC) AS r \
+                 FROM {table} WHERE deployment_id = ?1 AND {kind_column} = {k}) WHERE r <= {n})"
+            ),
             Vec::new(),
         )],
     }
@@ -151,9 +159,9 @@ impl Store {
         select: Select<'_>,
     ) -> Result<Vec<(InstanceRow, InstanceRecord)>, StoreError> {
         let mut out = Vec::new();
-        for (clause, binds) in selection(select, "node") {
+        for (clause, binds) in selection(select, "node_instances", "node") {
             let sql = format!(
-                "SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ? AND {clause}"
+                "SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ?1 AND {clause}"
             );
             let mut q = sqlx::query(&sql).bind(deployment);
             for b in &binds {
@@ -173,9 +181,9 @@ impl Store {
         select: Select<'_>,
     ) -> Result<Vec<GroupRow>, StoreError> {
         let mut out = Vec::new();
-        for (clause, binds) in selection(select, "grp") {
+        for (clause, binds) in selection(select, "group_instances", "grp") {
             let sql = format!(
-                "SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ? AND {clause}"
+                "SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ?1 AND {clause}"
             );
             let mut q = sqlx::query(&sql).bind(deployment);
             for b in &binds {
@@ -228,23 +236,6 @@ impl Store {
                 .map(|g| g.id),
         );
         Ok(out)
-    }
-
-    /// How many instances a node or scaling group has.
-    pub async fn count_instances(&self, deployment: &str, e: Entity) -> Result<usize, StoreError> {
-        let (table, column, k) = match e {
-            Entity::Node(n) => ("node_instances", "node", n),
-            Entity::Group(g) => ("group_instances", "grp", g),
-        };
-        let n: i64 = sqlx::query(&format!(
-            "SELECT count(*) FROM {table} WHERE deployment_id = ? AND {column} = ?"
-        ))
-        .bind(deployment)
-        .bind(k as i64)
-        .fetch_one(&self.pool)
-        .await?
-        .get(0);
-        Ok(n as usize)
     }
 
     /// The whole plan of a deployment, from its frame and every row.
