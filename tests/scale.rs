@@ -266,3 +266,43 @@ fn all_to_one_sources_keep_their_target() {
     assert_eq!(after.len(), 4);
     assert!(after.iter().all(|t| *t == before), "{after:?}");
 }
+
+/// Operations run by a scale see the whole deployment through `ctx node-instances` and
+/// `ctx node-instance ID`, and `get_attribute` of another node resolves, although a scale
+/// reads only the instances it touches.
+#[test]
+fn scale_operations_see_instances_the_scale_does_not_touch() {
+    let head = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  db:\n    type: cloudify.nodes.Root\n    interfaces: { cloudify.interfaces.lifecycle: { create: scripts/db.sh } }\n  web:\n    type: cloudify.nodes.Root\n    instances: { deploy: 3 }\n";
+    // Through ctx: the db's id from `node-instances`, its address through `node-instance`.
+    let by_ctx = format!(
+        "{head}    interfaces: {{ cloudify.interfaces.lifecycle: {{ create: scripts/web.sh }} }}\n"
+    );
+    // Through get_attribute of another node, in an operation input.
+    let by_input = format!(
+        "{head}    interfaces:\n      cloudify.interfaces.lifecycle:\n        create:\n          implementation: scripts/web.sh\n          inputs: {{ db_ip: {{ get_attribute: [db, ip] }} }}\n"
+    );
+    for (label, blueprint) in [("ctx", by_ctx), ("input", by_input)] {
+        let sb = Sandbox::new(&format!("sees-{label}"));
+        sb.file("blueprint.yaml", &blueprint);
+        sb.script(
+            "scripts/db.sh",
+            "ctx instance runtime-properties ip 10.0.0.7\n",
+        );
+        sb.script(
+            "scripts/web.sh",
+            "set -e\nall=$(ctx node-instances)\ndb=$(ctx node-instances db | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"id\"])')\nip=${db_ip:-$(ctx node-instance \"$db\" runtime-properties ip)}\necho \"$(ctx instance id) $(echo \"$all\" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') $ip\" >> ops.log\n",
+        );
+        sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+        sb.clear_log();
+        sb.ok(&["scale", "d", "web", "+1"]);
+        let log = sb.log();
+        assert_eq!(log.len(), 1, "{label}: {log:?}");
+        let words: Vec<&str> = log[0].split(' ').collect();
+        assert!(words[0].starts_with("web_"), "{label}: {log:?}");
+        assert_eq!(
+            &words[1..],
+            ["5", "10.0.0.7"],
+            "{label}: all 5 instances, the db's address"
+        );
+    }
+}

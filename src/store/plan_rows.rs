@@ -468,3 +468,86 @@ fn number_old_plan(plan: &mut Plan) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::schema::MIGRATIONS;
+
+    /// A state file written by windlass 0.1 (schema 1: the plan as one JSON value) is
+    /// converted when opened: same instances, links and state, nothing lost.
+    #[tokio::test]
+    async fn plans_stored_as_one_value_are_converted_to_rows() {
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, instances: { deploy: 2 } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.contained_in, target: vm }]\n  lb:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.connected_to, target: app }]\ngroups:\n  g: { members: [vm] }\npolicies:\n  p: { type: cloudify.policies.scaling, targets: [g], properties: { default_instances: 2 } }\n";
+        let bp =
+            crate::blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+        let dir = std::env::temp_dir().join(format!("windlass-convert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            // Schema 1 as windlass 0.1 wrote it, without the fields 0.2 added to the plan.
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                .await
+                .unwrap();
+            for statement in MIGRATIONS[0].split(';').filter(|s| !s.trim().is_empty()) {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            sqlx::query("PRAGMA user_version = 1")
+                .execute(&pool)
+                .await
+                .unwrap();
+            let mut old = serde_json::to_value(&bp.plan).unwrap();
+            old.as_object_mut().unwrap().remove("next_index");
+            old.as_object_mut().unwrap().remove("next_seq");
+            for key in ["instances", "group_instances"] {
+                for i in old[key].as_array_mut().unwrap() {
+                    i.as_object_mut().unwrap().remove("seq");
+                    i.as_object_mut().unwrap().remove("index");
+                }
+            }
+            sqlx::query("INSERT INTO deployments VALUES ('d', 'b.yaml', 'now', '{}', ?, ?)")
+                .bind(serde_json::to_string(&bp.compiled).unwrap())
+                .bind(old.to_string())
+                .execute(&pool)
+                .await
+                .unwrap();
+            for (k, inst) in bp.plan.instances.iter().enumerate() {
+                sqlx::query("INSERT INTO node_instances VALUES ('d', ?, ?, 'started', ?, 3)")
+                    .bind(&inst.id.0)
+                    .bind(&bp.compiled.nodes[inst.node].id.0)
+                    .bind(format!("{{\"k\": {k}}}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool.close().await;
+        }
+        let store = Store::open(path.to_str().unwrap()).await.unwrap();
+        let dep = store.deployment("d").await.unwrap();
+        // Creation order is renumbered (instances first, then group instances).
+        let unnumbered = |p: &Plan| {
+            let mut v = p.instances.clone();
+            v.iter_mut().for_each(|i| i.seq = 0);
+            v
+        };
+        assert_eq!(unnumbered(&dep.plan), unnumbered(&bp.plan));
+        assert!(dep.plan.instances.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(
+            dep.plan.group_instances.len(),
+            bp.plan.group_instances.len()
+        );
+        assert_eq!(dep.plan.by_node, bp.plan.by_node);
+        assert_eq!(dep.plan.next_index, bp.plan.next_index);
+        let states = store.instances("d").await.unwrap();
+        assert_eq!(states.len(), bp.plan.instances.len());
+        for (k, s) in states.iter().enumerate() {
+            assert_eq!((s.state.as_str(), s.version), ("started", 3));
+            assert_eq!(s.runtime_properties["k"], serde_json::json!(k));
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
