@@ -482,57 +482,43 @@ pub(crate) async fn run(
             });
         }
         let new_count = i64::from(s.current) + s.delta;
-        if s.delta > 0 {
+        let (key, ids, links_value, verb, count) = if s.delta > 0 {
             let m = add(store, dep, session, &s).await?;
             let ids = m
                 .instances
                 .iter()
                 .map(|i| dep.plan.instance_id(*i).0.clone())
                 .collect();
-            let message = format!(
-                "{} {} -> {new_count}: adding {} node instances",
-                s.name,
-                s.current,
-                m.instances.len()
-            );
             let links_value = links_json(dep, &m.links);
-            record(
-                store,
-                session,
-                &mut recorded,
-                "_added",
-                ids,
-                links_value,
-                message,
-            )
-            .await?;
+            let count = m.instances.len();
             added = m.instances;
             links = m.links;
             removal = None;
+            ("_added", ids, links_value, "adding", count)
         } else {
             let victims = pick(store, dep, session, &s, params).await?;
             let r = removal_of(store, dep, session, &victims).await?;
-            let message = format!(
-                "{} {} -> {new_count}: removing {} node instances",
-                s.name,
-                s.current,
-                r.instances.len()
-            );
             let links_value = links_json(dep, &r.links);
-            record(
-                store,
-                session,
-                &mut recorded,
-                "_removed",
-                victims,
-                links_value,
-                message,
-            )
-            .await?;
+            let count = r.instances.len();
             removal = Some(r);
             added = Vec::new();
             links = Vec::new();
-        }
+            ("_removed", victims, links_value, "removing", count)
+        };
+        let message = format!(
+            "{} {} -> {new_count}: {verb} {count} node instances",
+            s.name, s.current
+        );
+        record(
+            store,
+            session,
+            &mut recorded,
+            key,
+            ids,
+            links_value,
+            message,
+        )
+        .await?;
     }
 
     let Some(removal) = removal else {
