@@ -1,6 +1,6 @@
 //! The stored form of a plan's instances, and its assembly back into a [`Plan`].
 //!
-//! A stored plan is a [`Frame`](super::Frame) (one small record) plus one row per node
+//! A stored plan is a [`Frame`] (one small record) plus one row per node
 //! instance, scaling-group instance and relationship instance. Rows name each other by id, not
 //! by position, so any set of rows that is closed under "parent of" can be assembled on its
 //! own: all of a deployment's rows give the whole plan, and the rows a scale touches give a

@@ -3,7 +3,7 @@
 //! Owns the schema and every query. Deployments keep their compiled blueprint and their plan's
 //! frame as JSON (so later commands never re-read a blueprint the user may have edited) and a
 //! snapshot of the blueprint's files; the plan's instances, group instances and links are rows
-//! ([`plan_rows`]), so a command can read just the ones it needs; node instances also keep their
+//! (`plan_rows.rs`), so a command can read just the ones it needs; node instances also keep their
 //! state, runtime properties and a version for optimistic concurrency; executions, per-task
 //! records (for resume) and events complete it.
 //! At most one execution per deployment is active: a partial unique index enforces it across
