@@ -330,11 +330,11 @@ async fn execute(
     let records = if kind == "scale" {
         None
     } else {
-        let plan = store
+        let (plan, records) = store
             .whole_plan(&dep.id, dep.plan.frame(), &dep.compiled)
             .await?;
         dep.plan = Arc::new(plan);
-        Some(store.instances(&dep.id).await?)
+        Some(records)
     };
     let session = Session::open(store, &dep.id, &execution, records, options).await?;
     let done = store.done_tasks(&execution.id).await?;

@@ -272,10 +272,9 @@ async fn load(
     what: Scope<'_>,
 ) -> Result<(), EngineError> {
     let (plan, records) = if dep.compiled.names_nodes_at_runtime() {
-        let plan = store
+        store
             .whole_plan(&dep.id, dep.plan.frame(), &dep.compiled)
-            .await?;
-        (plan, store.instances(&dep.id).await?)
+            .await?
     } else {
         match what {
             Scope::Out(e) => scope::scale_out(store, dep, e).await?,

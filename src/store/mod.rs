@@ -289,7 +289,7 @@ impl Store {
     /// A deployment with its whole plan.
     pub async fn deployment(&self, id: &str) -> Result<DeploymentRecord, StoreError> {
         let mut dep = self.deployment_frame(id).await?;
-        let plan = self.whole_plan(id, dep.plan.frame(), &dep.compiled).await?;
+        let (plan, _) = self.whole_plan(id, dep.plan.frame(), &dep.compiled).await?;
         dep.plan = std::sync::Arc::new(plan);
         Ok(dep)
     }

@@ -238,14 +238,16 @@ impl Store {
         Ok(out)
     }
 
-    /// The whole plan of a deployment, from its frame and every row.
+    /// The whole plan of a deployment, from its frame and every row, with every instance's
+    /// state (read together: one pass over the instance rows).
     pub async fn whole_plan(
         &self,
         deployment: &str,
         frame: Frame,
         compiled: &Compiled,
-    ) -> Result<Plan, StoreError> {
+    ) -> Result<(Plan, Vec<InstanceRecord>), StoreError> {
         let mut a = Assembly::new(frame);
+        let mut records = Vec::new();
         let sql = format!(
             "SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ? ORDER BY seq"
         );
@@ -254,7 +256,9 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
         {
-            a.add_instance(instance_from(deployment, &r)?.0);
+            let (row, record) = instance_from(deployment, &r)?;
+            a.add_instance(row);
+            records.push(record);
         }
         for r in sqlx::query("SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ? ORDER BY seq")
             .bind(deployment)
@@ -270,7 +274,8 @@ impl Store {
         {
             a.add_link(link_from(&r));
         }
-        a.finish(compiled).map_err(|e| corrupt(deployment, e))
+        let plan = a.finish(compiled).map_err(|e| corrupt(deployment, e))?;
+        Ok((plan, records))
     }
 
     /// Apply a plan change and store the new frame, in one transaction.
