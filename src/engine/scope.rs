@@ -94,7 +94,11 @@ impl<'a> Gather<'a> {
 
     /// Every link from or to these node instances, and the instances at their other end.
     async fn links(&mut self, ids: &[String]) -> Result<(), StoreError> {
-        for link in self.store.links_touching(self.deployment, ids).await? {
+        for link in self
+            .store
+            .links_touching(self.deployment, Some(ids))
+            .await?
+        {
             self.assembly.add_link(link);
         }
         let ends = self.assembly.missing_link_ends();

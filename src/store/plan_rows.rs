@@ -31,6 +31,8 @@ pub enum Select<'a> {
     NewestPerParent(usize, usize),
     /// The instances whose parent is one of these.
     ChildrenOf(&'a [String]),
+    /// Every instance of the deployment, in creation order.
+    Every,
 }
 
 /// Rows to add and ids to remove, with the frame that results.
@@ -120,18 +122,20 @@ fn numbered(n: usize) -> String {
         .join(", ")
 }
 
+/// `column IN (?2, …)` clauses over chunks of `ids`, with the ids each binds.
+fn in_chunks(column: &str, ids: &[String]) -> Vec<(String, Vec<String>)> {
+    ids.chunks(ROWS_PER_STATEMENT)
+        .map(|c| (format!("{column} IN ({})", numbered(c.len())), c.to_vec()))
+        .collect()
+}
+
 /// `WHERE` clauses (after `deployment_id = ?1`) and bound values of a selection from `table`,
 /// whose entity column is `kind_column` (node / grp).
 fn selection(select: Select<'_>, table: &str, kind_column: &str) -> Vec<(String, Vec<String>)> {
     match select {
-        Select::Ids(ids) => ids
-            .chunks(ROWS_PER_STATEMENT)
-            .map(|c| (format!("id IN ({})", numbered(c.len())), c.to_vec()))
-            .collect(),
-        Select::ChildrenOf(ids) => ids
-            .chunks(ROWS_PER_STATEMENT)
-            .map(|c| (format!("parent IN ({})", numbered(c.len())), c.to_vec()))
-            .collect(),
+        Select::Ids(ids) => in_chunks("id", ids),
+        Select::ChildrenOf(ids) => in_chunks("parent", ids),
+        Select::Every => vec![("1 ORDER BY seq".to_string(), Vec::new())],
         Select::All(k) => vec![(format!("{kind_column} = {k} ORDER BY seq"), Vec::new())],
         Select::First(k) => vec![(
             format!("{kind_column} = {k} ORDER BY seq LIMIT 1"),
@@ -152,26 +156,40 @@ fn selection(select: Select<'_>, table: &str, kind_column: &str) -> Vec<(String,
 }
 
 impl Store {
+    /// `head` (`SELECT … FROM … WHERE deployment_id = ?1 AND`) with each clause, its values
+    /// bound after the deployment; all rows, in clause order.
+    async fn fetch(
+        &self,
+        head: &str,
+        deployment: &str,
+        clauses: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        let mut out = Vec::new();
+        for (clause, binds) in clauses {
+            let sql = format!("{head} {clause}");
+            let mut q = sqlx::query(&sql).bind(deployment);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
     /// Node instances of a deployment, with their state.
     pub async fn instance_rows(
         &self,
         deployment: &str,
         select: Select<'_>,
     ) -> Result<Vec<(InstanceRow, InstanceRecord)>, StoreError> {
-        let mut out = Vec::new();
-        for (clause, binds) in selection(select, "node_instances", "node") {
-            let sql = format!(
-                "SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ?1 AND {clause}"
-            );
-            let mut q = sqlx::query(&sql).bind(deployment);
-            for b in &binds {
-                q = q.bind(b);
-            }
-            for r in q.fetch_all(&self.pool).await? {
-                out.push(instance_from(deployment, &r)?);
-            }
-        }
-        Ok(out)
+        let head =
+            format!("SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ?1 AND");
+        let clauses = selection(select, "node_instances", "node");
+        self.fetch(&head, deployment, clauses)
+            .await?
+            .iter()
+            .map(|r| instance_from(deployment, r))
+            .collect()
     }
 
     /// Scaling-group instances of a deployment.
@@ -180,41 +198,26 @@ impl Store {
         deployment: &str,
         select: Select<'_>,
     ) -> Result<Vec<GroupRow>, StoreError> {
-        let mut out = Vec::new();
-        for (clause, binds) in selection(select, "group_instances", "grp") {
-            let sql = format!(
-                "SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ?1 AND {clause}"
-            );
-            let mut q = sqlx::query(&sql).bind(deployment);
-            for b in &binds {
-                q = q.bind(b);
-            }
-            out.extend(q.fetch_all(&self.pool).await?.iter().map(group_from));
-        }
-        Ok(out)
+        let head = "SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ?1 AND";
+        let clauses = selection(select, "group_instances", "grp");
+        let rows = self.fetch(head, deployment, clauses).await?;
+        Ok(rows.iter().map(group_from).collect())
     }
 
-    /// Links from or to any of these node instances.
+    /// Links from or to any of these node instances (`None`: every link, in order).
     pub async fn links_touching(
         &self,
         deployment: &str,
-        ids: &[String],
+        ids: Option<&[String]>,
     ) -> Result<Vec<LinkRow>, StoreError> {
-        let mut out = Vec::new();
-        for column in ["source", "target"] {
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "SELECT seq, source, relationship, target FROM links WHERE deployment_id = ? AND {column} IN ({})",
-                    vec!["?"; chunk.len()].join(", ")
-                );
-                let mut q = sqlx::query(&sql).bind(deployment);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                out.extend(q.fetch_all(&self.pool).await?.iter().map(link_from));
-            }
-        }
-        Ok(out)
+        let head =
+            "SELECT seq, source, relationship, target FROM links WHERE deployment_id = ?1 AND";
+        let clauses = match ids {
+            Some(ids) => [in_chunks("source", ids), in_chunks("target", ids)].concat(),
+            None => vec![("1 ORDER BY seq".to_string(), Vec::new())],
+        };
+        let rows = self.fetch(head, deployment, clauses).await?;
+        Ok(rows.iter().map(link_from).collect())
     }
 
     /// Which of these ids a node or group instance of the deployment already has.
@@ -248,31 +251,15 @@ impl Store {
     ) -> Result<(Plan, Vec<InstanceRecord>), StoreError> {
         let mut a = Assembly::new(frame);
         let mut records = Vec::new();
-        let sql = format!(
-            "SELECT {INSTANCE_COLUMNS} FROM node_instances WHERE deployment_id = ? ORDER BY seq"
-        );
-        for r in sqlx::query(&sql)
-            .bind(deployment)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            let (row, record) = instance_from(deployment, &r)?;
+        for (row, record) in self.instance_rows(deployment, Select::Every).await? {
             a.add_instance(row);
             records.push(record);
         }
-        for r in sqlx::query("SELECT id, grp, parent, parent_is_group, seq FROM group_instances WHERE deployment_id = ? ORDER BY seq")
-            .bind(deployment)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            a.add_group(group_from(&r));
+        for row in self.group_rows(deployment, Select::Every).await? {
+            a.add_group(row);
         }
-        for r in sqlx::query("SELECT seq, source, relationship, target FROM links WHERE deployment_id = ? ORDER BY seq")
-            .bind(deployment)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            a.add_link(link_from(&r));
+        for link in self.links_touching(deployment, None).await? {
+            a.add_link(link);
         }
         let plan = a.finish(compiled).map_err(|e| corrupt(deployment, e))?;
         Ok((plan, records))
@@ -294,13 +281,10 @@ impl Store {
             ("node_instances", "id"),
             ("group_instances", "id"),
         ] {
-            for chunk in change.removed.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "DELETE FROM {table} WHERE deployment_id = ? AND {column} IN ({})",
-                    vec!["?"; chunk.len()].join(", ")
-                );
+            for (clause, ids) in in_chunks(column, &change.removed) {
+                let sql = format!("DELETE FROM {table} WHERE deployment_id = ?1 AND {clause}");
                 let mut q = sqlx::query(&sql).bind(deployment);
-                for id in chunk {
+                for id in &ids {
                     q = q.bind(id);
                 }
                 q.execute(&mut *tx).await?;
