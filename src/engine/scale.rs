@@ -13,7 +13,7 @@
 //! only the rows that change, so a scale costs what it adds or removes, not what the
 //! deployment holds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
@@ -201,13 +201,14 @@ fn strings(params: &Map<String, Json>, key: &str) -> Vec<String> {
     }
 }
 
-/// Instances by id (those in the loaded plan), in the order given.
+/// Node instances by id (those in the loaded plan), in the order given.
 fn index_of(dep: &DeploymentRecord, ids: &[String]) -> Vec<u32> {
-    let by_id: HashMap<&str, u32> = (0..dep.plan.instances.len() as u32)
-        .map(|i| (dep.plan.instance_id(i).0.as_str(), i))
-        .collect();
+    let by_id = dep.plan.slots_by_id();
     ids.iter()
-        .filter_map(|id| by_id.get(id.as_str()).copied())
+        .filter_map(|id| match by_id.get(id.as_str()) {
+            Some(Slot::Node(i)) => Some(*i),
+            _ => None,
+        })
         .collect()
 }
 
@@ -228,14 +229,16 @@ fn links_from(dep: &DeploymentRecord, value: Option<&Json>) -> Vec<(u32, usize)>
     let Some(Json::Array(items)) = value else {
         return Vec::new();
     };
-    let by_id: HashMap<&str, u32> = (0..dep.plan.instances.len() as u32)
-        .map(|i| (dep.plan.instance_id(i).0.as_str(), i))
-        .collect();
+    let by_id = dep.plan.slots_by_id();
+    let node = |v: &Json| match by_id.get(v.as_str()?) {
+        Some(Slot::Node(i)) => Some(*i),
+        _ => None,
+    };
     items
         .iter()
         .filter_map(|pair| {
-            let s = *by_id.get(pair.get(0)?.as_str()?)?;
-            let t = *by_id.get(pair.get(1)?.as_str()?)?;
+            let s = node(pair.get(0)?)?;
+            let t = node(pair.get(1)?)?;
             let k = dep.plan.instances[s as usize]
                 .relationships
                 .iter()
@@ -418,9 +421,10 @@ async fn removal_of(
     victim_ids: &[String],
 ) -> Result<Removal, EngineError> {
     load(store, dep, session, Scope::Around(victim_ids, true)).await?;
+    let by_id = dep.plan.slots_by_id();
     let victims: Vec<Slot> = victim_ids
         .iter()
-        .filter_map(|id| dep.plan.slot_of(id))
+        .filter_map(|id| by_id.get(id.as_str()).copied())
         .collect();
     Ok(dep.plan.removal(&victims))
 }

@@ -222,14 +222,14 @@ impl Plan {
                 }
             }
         }
+        let named_excluded: Vec<Slot> = exclude.iter().filter_map(|x| self.slot_of(x)).collect();
         let excluded: HashSet<Slot> = own
             .iter()
             .copied()
             .filter(|o| {
-                exclude.iter().any(|x| {
-                    self.slot_of(x)
-                        .is_some_and(|s| s == *o || self.is_inside(s, *o))
-                })
+                named_excluded
+                    .iter()
+                    .any(|s| s == o || self.is_inside(*s, *o))
             })
             .collect();
         if included.iter().any(|c| excluded.contains(c)) {
@@ -283,6 +283,21 @@ impl Plan {
             Slot::Node(i) => self.instances[i as usize].id.0.clone(),
             Slot::Group(g) => self.group_instances[g as usize].id.0.clone(),
         }
+    }
+
+    /// Every node and group instance by id, for looking up many at once.
+    pub fn slots_by_id(&self) -> HashMap<&str, Slot> {
+        let nodes = self
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| (inst.id.0.as_str(), Slot::Node(i as u32)));
+        let groups = self
+            .group_instances
+            .iter()
+            .enumerate()
+            .map(|(g, gi)| (gi.id.0.as_str(), Slot::Group(g as u32)));
+        nodes.chain(groups).collect()
     }
 
     /// The node or group instance with this id.
