@@ -5,16 +5,18 @@
 //! with dependencies between jobs: for install an instance's job waits for the jobs of every
 //! instance it has relationships to (so a contained instance is created only after its host
 //! started, and a connected_to target is started before the source's preconfigure); uninstall
-//! reverses the edges. Step keys are stable for the same deployment, so resume can skip what an
-//! earlier run recorded as done.
+//! reverses the edges. Relationship steps name an operation for all of an instance's
+//! relationship instances at once, so a job's size does not grow with its links: the walker
+//! expands them only where the relationship has an implementation. The keys that record an
+//! operation as done are stable for the same deployment, so resume can skip what an earlier
+//! run recorded as done.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::plan::Plan;
 use crate::plugins::Side;
-
-const LIFECYCLE: &str = "cloudify.interfaces.lifecycle";
-const RELATIONSHIP: &str = "cloudify.interfaces.relationship_lifecycle";
 
 /// Node-instance states in lifecycle order.
 const STATES: [&str; 12] = [
@@ -32,26 +34,45 @@ const STATES: [&str; 12] = [
     "deleted",
 ];
 
+/// One step of a job. Steps hold no per-step strings: the keys that record an operation as
+/// done ([`operation_key`], [`relationship_key`]) are made only for operations that have an
+/// implementation, when they run, so a step costs the same whatever the deployment's ids, and
+/// relationship steps cost nothing per relationship instance until one has an operation.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StepKind {
+pub enum Step {
     State(&'static str),
     /// An operation of the instance's node.
     Operation {
-        name: String,
-        extra_inputs: serde_json::Map<String, serde_json::Value>,
+        name: Cow<'static, str>,
+        extra_inputs: Arc<serde_json::Map<String, serde_json::Value>>,
     },
-    /// A relationship operation: `rel` indexes the instance's relationship instances.
+    /// A relationship operation on the source and then the target side of every relationship
+    /// instance of the job's instance, in order.
+    Relationships {
+        name: &'static str,
+    },
+    /// A relationship operation on both sides of one relationship instance (`rel` indexes the
+    /// instance's relationship instances).
     Relationship {
-        name: String,
+        name: &'static str,
         rel: usize,
-        side: Side,
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    pub key: String,
-    pub kind: StepKind,
+/// The key that records an operation of `instance` as done.
+pub fn operation_key(plan: &Plan, instance: u32, name: &str) -> String {
+    format!("{}:{name}", plan.instance_id(instance))
+}
+
+/// The key that records one side of a relationship operation as done.
+pub fn relationship_key(plan: &Plan, instance: u32, name: &str, rel: usize, side: Side) -> String {
+    let target = plan.instances[instance as usize].relationships[rel].target;
+    format!(
+        "{}:{name}@{}->{}",
+        plan.instance_id(instance),
+        crate::plugins::ctx::side_name(side),
+        plan.instance_id(target)
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -66,63 +87,32 @@ pub struct TaskGraph {
     pub jobs: Vec<Job>,
 }
 
-struct Builder<'a> {
-    plan: &'a Plan,
-    instance: u32,
-    steps: Vec<Step>,
+/// `cloudify.interfaces.lifecycle.OP`, as a static string.
+macro_rules! lifecycle {
+    ($op:literal) => {
+        Step::Operation {
+            name: Cow::Borrowed(concat!("cloudify.interfaces.lifecycle.", $op)),
+            extra_inputs: Arc::default(),
+        }
+    };
 }
 
-impl Builder<'_> {
-    fn id(&self) -> &str {
-        &self.plan.instances[self.instance as usize].id.0
-    }
-    fn state(&mut self, s: &'static str) {
-        let key = format!("{}:state={s}", self.id());
-        self.steps.push(Step {
-            key,
-            kind: StepKind::State(s),
-        });
-    }
-    fn op(&mut self, op: &str) {
-        let name = format!("{LIFECYCLE}.{op}");
-        let key = format!("{}:{name}", self.id());
-        self.steps.push(Step {
-            key,
-            kind: StepKind::Operation {
-                name,
-                extra_inputs: Default::default(),
-            },
-        });
-    }
-    fn rel_ops(&mut self, op: &str) {
-        for rel in 0..self.plan.instances[self.instance as usize]
-            .relationships
-            .len()
-        {
-            self.rel_op(op, rel);
+/// `cloudify.interfaces.relationship_lifecycle.OP` on every relationship instance.
+macro_rules! relationships {
+    ($op:literal) => {
+        Step::Relationships {
+            name: concat!("cloudify.interfaces.relationship_lifecycle.", $op),
         }
-    }
+    };
+}
 
-    /// `op` on both sides of one relationship instance.
-    fn rel_op(&mut self, op: &str, rel: usize) {
-        let name = format!("{RELATIONSHIP}.{op}");
-        let r = self.plan.instances[self.instance as usize].relationships[rel];
-        let target = self.plan.instance_id(r.target).0.clone();
-        for side in [Side::Source, Side::Target] {
-            let key = format!(
-                "{}:{name}@{}->{target}",
-                self.id(),
-                crate::plugins::ctx::side_name(side)
-            );
-            self.steps.push(Step {
-                key,
-                kind: StepKind::Relationship {
-                    name: name.clone(),
-                    rel,
-                    side,
-                },
-            });
-        }
+/// The relationship operation `op` (`establish`, `unlink`, …) by its full name.
+fn relationship_operation(op: &str) -> &'static str {
+    match op {
+        "preconfigure" => "cloudify.interfaces.relationship_lifecycle.preconfigure",
+        "postconfigure" => "cloudify.interfaces.relationship_lifecycle.postconfigure",
+        "establish" => "cloudify.interfaces.relationship_lifecycle.establish",
+        _ => "cloudify.interfaces.relationship_lifecycle.unlink",
     }
 }
 
@@ -142,33 +132,30 @@ pub fn install_subset(plan: &Plan, set: &[u32]) -> TaskGraph {
     let jobs = set
         .iter()
         .map(|&i| {
-            let mut b = Builder {
-                plan,
-                instance: i,
-                steps: Vec::new(),
-            };
-            b.state("initializing");
-            b.op("precreate");
-            b.state("creating");
-            b.op("create");
-            b.state("created");
-            b.rel_ops("preconfigure");
-            b.state("configuring");
-            b.op("configure");
-            b.state("configured");
-            b.rel_ops("postconfigure");
-            b.state("starting");
-            b.op("start");
-            b.state("started");
-            b.op("poststart");
-            b.rel_ops("establish");
+            let steps = vec![
+                Step::State("initializing"),
+                lifecycle!("precreate"),
+                Step::State("creating"),
+                lifecycle!("create"),
+                Step::State("created"),
+                relationships!("preconfigure"),
+                Step::State("configuring"),
+                lifecycle!("configure"),
+                Step::State("configured"),
+                relationships!("postconfigure"),
+                Step::State("starting"),
+                lifecycle!("start"),
+                Step::State("started"),
+                lifecycle!("poststart"),
+                relationships!("establish"),
+            ];
             let targets = plan.instances[i as usize]
                 .relationships
                 .iter()
                 .map(|r| r.target);
             Job {
                 instance: i,
-                steps: b.steps,
+                steps,
                 deps: within(targets, &position),
             }
         })
@@ -208,11 +195,7 @@ pub fn uninstall_subset(plan: &Plan, set: &[u32], state_of: impl Fn(u32) -> Stri
         .enumerate()
         .map(|(j, &i)| {
             let state = state_of(i);
-            let mut b = Builder {
-                plan,
-                instance: i,
-                steps: Vec::new(),
-            };
+            let mut steps = Vec::new();
             // Which steps an instance needs depends on how far along the lifecycle it got.
             let at = STATES.iter().position(|s| *s == state);
             let between = |from: &str, to: &str| {
@@ -222,25 +205,29 @@ pub fn uninstall_subset(plan: &Plan, set: &[u32], state_of: impl Fn(u32) -> Stri
                 })
             };
             if between("starting", "stopping") {
-                b.state("stopping");
-                b.op("prestop");
-                b.op("stop");
-                b.state("stopped");
+                steps.extend([
+                    Step::State("stopping"),
+                    lifecycle!("prestop"),
+                    lifecycle!("stop"),
+                    Step::State("stopped"),
+                ]);
             }
             if between("configuring", "stopped") {
-                b.rel_ops("unlink");
+                steps.push(relationships!("unlink"));
             }
             if between("creating", "deleting") {
-                b.state("deleting");
-                b.op("delete");
-                b.op("postdelete");
+                steps.extend([
+                    Step::State("deleting"),
+                    lifecycle!("delete"),
+                    lifecycle!("postdelete"),
+                ]);
             }
             if state != "uninitialized" && state != "deleted" {
-                b.state("deleted");
+                steps.push(Step::State("deleted"));
             }
             Job {
                 instance: i,
-                steps: b.steps,
+                steps,
                 deps: within(dependants[j].iter().copied(), &position),
             }
         })
@@ -265,12 +252,10 @@ pub fn add_link_jobs(
         .map(|(j, job)| (job.instance, j))
         .collect();
     for &(s, k) in links {
-        let mut b = Builder {
-            plan,
-            instance: s,
-            steps: Vec::new(),
-        };
-        b.rel_op(op, k);
+        let steps = vec![Step::Relationship {
+            name: relationship_operation(op),
+            rel: k,
+        }];
         let target_job = position
             .get(&plan.instances[s as usize].relationships[k].target)
             .copied();
@@ -282,7 +267,7 @@ pub fn add_link_jobs(
         };
         graph.jobs.push(Job {
             instance: s,
-            steps: b.steps,
+            steps,
             deps,
         });
         if !after_target && let Some(t) = target_job {
@@ -301,17 +286,13 @@ pub fn execute_operation(
 ) -> TaskGraph {
     let position: std::collections::HashMap<u32, usize> =
         selected.iter().enumerate().map(|(j, i)| (*i, j)).collect();
+    let step = Step::Operation {
+        name: Cow::Owned(operation.to_string()),
+        extra_inputs: Arc::new(kwargs.clone()),
+    };
     let jobs = selected
         .iter()
         .map(|&i| {
-            let key = format!("{}:{operation}", plan.instance_id(i));
-            let step = Step {
-                key,
-                kind: StepKind::Operation {
-                    name: operation.to_string(),
-                    extra_inputs: kwargs.clone(),
-                },
-            };
             let deps = if by_dependency_order {
                 plan.instances[i as usize]
                     .relationships
@@ -323,7 +304,7 @@ pub fn execute_operation(
             };
             Job {
                 instance: i,
-                steps: vec![step],
+                steps: vec![step.clone()],
                 deps,
             }
         })
@@ -332,15 +313,12 @@ pub fn execute_operation(
 }
 
 /// One instance running the named operations of its node, in order.
-pub fn operations(plan: &Plan, instance: u32, names: &[&str]) -> TaskGraph {
+pub fn operations(instance: u32, names: &[&str]) -> TaskGraph {
     let steps = names
         .iter()
-        .map(|name| Step {
-            key: format!("{}:{name}", plan.instance_id(instance)),
-            kind: StepKind::Operation {
-                name: name.to_string(),
-                extra_inputs: Default::default(),
-            },
+        .map(|name| Step::Operation {
+            name: Cow::Owned(name.to_string()),
+            extra_inputs: Arc::default(),
         })
         .collect();
     TaskGraph {

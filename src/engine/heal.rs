@@ -55,18 +55,13 @@ pub(crate) async fn run(
     if node.operations.contains_key(HEAL) {
         session.event("heal", format!("{wanted}: running its heal operations"));
         let outcome = session
-            .walk(dep, graph::operations(&dep.plan, i, &defined), done, false)
+            .walk(dep, graph::operations(i, &defined), done, false)
             .await;
         return Ok(Ended::from_outcome(&outcome, false));
     }
     if node.operations.contains_key(CHECK) {
         let outcome = session
-            .walk(
-                dep,
-                graph::operations(&dep.plan, i, &[CHECK]),
-                HashSet::new(),
-                false,
-            )
+            .walk(dep, graph::operations(i, &[CHECK]), HashSet::new(), false)
             .await;
         if outcome.failures.is_empty() && !outcome.cancelled {
             session.event(

@@ -119,7 +119,30 @@ pub async fn deploy(
             &resources,
         )
         .await?;
-    run(store, id, "install", Map::new(), false, options).await
+    // The plan just stored is the whole plan, every instance uninitialized: no need to read
+    // it back.
+    let mut dep = store.deployment_frame(id).await?;
+    let records = bp
+        .plan
+        .instances
+        .iter()
+        .map(|i| crate::store::InstanceRecord {
+            id: i.id.0.clone(),
+            node_id: bp.compiled.nodes[i.node].id.0.clone(),
+            state: "uninitialized".to_string(),
+            runtime_properties: Map::new(),
+            version: 0,
+        })
+        .collect();
+    dep.plan = Arc::new(bp.plan);
+    let request = Request {
+        workflow: "install",
+        params: Map::new(),
+        allow_custom_parameters: false,
+        then_delete: false,
+        whole: Some(records),
+    };
+    run_loaded(store, dep, request, options).await
 }
 
 /// Run a workflow on a deployment. Returns the execution id.
@@ -132,26 +155,41 @@ pub async fn run(
     options: &Options,
 ) -> Result<String, EngineError> {
     let dep = store.deployment_frame(id).await?;
-    run_loaded(
-        store,
-        dep,
+    let request = Request {
         workflow,
         params,
         allow_custom_parameters,
-        options,
-    )
-    .await
+        then_delete: false,
+        whole: None,
+    };
+    run_loaded(store, dep, request, options).await
+}
+
+/// A workflow to start, as asked for.
+struct Request<'a> {
+    workflow: &'a str,
+    params: Map<String, Json>,
+    allow_custom_parameters: bool,
+    /// Delete the deployment when the workflow (an uninstall) finishes: `undeploy`.
+    then_delete: bool,
+    /// The deployment record holds the whole plan, and these are its instances' states.
+    whole: Option<Vec<crate::store::InstanceRecord>>,
 }
 
 /// [`run`] on a deployment already read from the store.
 async fn run_loaded(
     store: &Store,
-    dep: DeploymentRecord,
-    workflow: &str,
-    params: Map<String, Json>,
-    allow_custom_parameters: bool,
+    mut dep: DeploymentRecord,
+    request: Request<'_>,
     options: &Options,
 ) -> Result<String, EngineError> {
+    let Request {
+        workflow,
+        params,
+        allow_custom_parameters,
+        then_delete,
+        whole,
+    } = request;
     let id = dep.id.clone();
     let id = id.as_str();
     let Some(declared) = dep.compiled.workflows.get(workflow) else {
@@ -169,7 +207,11 @@ async fn run_loaded(
         params,
         allow_custom_parameters,
     )?;
-    if builtin(workflow, &declared.plugin, &declared.operation)? == "scale" {
+    let kind = builtin(workflow, &declared.plugin, &declared.operation)?;
+    if !dep.installed && kind != "install" && kind != "uninstall" {
+        return Err(not_installed(store, &dep, workflow).await?);
+    }
+    if kind == "scale" {
         // Checked before an execution exists: a refused scale leaves no trace.
         let target = scale::target_param(&params)?;
         let delta = scale::delta_param(params.get("delta"))?;
@@ -178,10 +220,50 @@ async fn run_loaded(
     let execution = store
         .start_execution(id, workflow, &Json::Object(params))
         .await?;
-    execute(store, dep, execution, options).await
+    if then_delete {
+        // Marked once the execution is ours: however it is interrupted, `resume` finishes it
+        // with the deployment deleted (see `execute`).
+        store.set_deleting(id, true).await?;
+        dep.deleting = true;
+    }
+    execute(store, dep, execution, whole, options).await
+}
+
+/// Why a workflow other than install or uninstall cannot run on a deployment that is not
+/// installed, and what to do instead.
+async fn not_installed(
+    store: &Store,
+    dep: &DeploymentRecord,
+    workflow: &str,
+) -> Result<EngineError, EngineError> {
+    let id = &dep.id;
+    let why = if dep.deleting {
+        format!(
+            "it is being undeployed: `windlass resume {id}` or `windlass undeploy {id}` finishes that"
+        )
+    } else {
+        let ran_uninstall = store
+            .executions(id)
+            .await?
+            .iter()
+            .any(|e| e.workflow == "uninstall" && e.status == "terminated");
+        if ran_uninstall {
+            format!(
+                "it was uninstalled: `windlass run {id} install` installs it again, `windlass undeploy {id}` removes it"
+            )
+        } else {
+            format!(
+                "its install has not finished: `windlass resume {id}` continues it, `windlass undeploy {id}` removes it"
+            )
+        }
+    };
+    Ok(EngineError::Workflow(format!(
+        "cannot run `{workflow}` on deployment `{id}`, which is not installed: {why}"
+    )))
 }
 
 /// Continue the deployment's interrupted, failed or cancelled execution, skipping what is done.
+/// An interrupted `undeploy` ends as it would have: with the deployment deleted.
 pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String, EngineError> {
     let dep = store.deployment_frame(id).await?;
     let execution = match store.adopt_execution(id).await? {
@@ -189,6 +271,13 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
         None => {
             let last = store.latest_execution(id).await?;
             match last {
+                // Killed after its uninstall finished but before the deployment went.
+                Some(e)
+                    if dep.deleting && e.workflow == "uninstall" && e.status == "terminated" =>
+                {
+                    store.delete_deployment(id).await?;
+                    return Ok(e.id);
+                }
                 Some(e)
                     if (e.status == "failed" || e.status == "cancelled")
                         && store.reopen_execution(&e.id).await? =>
@@ -209,7 +298,7 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
             }
         }
     };
-    execute(store, dep, execution, options).await
+    execute(store, dep, execution, None, options).await
 }
 
 /// `windlass scale ID TARGET AMOUNT`: the scale workflow with an amount as users write it.
@@ -222,13 +311,23 @@ pub async fn scale(
     options: &Options,
 ) -> Result<String, EngineError> {
     let dep = store.deployment_frame(id).await?;
+    if !dep.installed {
+        return Err(not_installed(store, &dep, "scale").await?);
+    }
     let spec = scale::plan_scale(&dep, target, amount)?;
     extra.insert(
         "scalable_entity_name".to_string(),
         Json::String(target.to_string()),
     );
     extra.insert("delta".to_string(), Json::from(spec.delta));
-    run_loaded(store, dep, "scale", extra, false, options).await
+    let request = Request {
+        workflow: "scale",
+        params: extra,
+        allow_custom_parameters: false,
+        then_delete: false,
+        whole: None,
+    };
+    run_loaded(store, dep, request, options).await
 }
 
 /// Run `uninstall` and delete the deployment. With `ignore_failure`, failing operations are
@@ -241,9 +340,15 @@ pub async fn undeploy(
 ) -> Result<String, EngineError> {
     let mut params = Map::new();
     params.insert("ignore_failure".to_string(), Json::Bool(ignore_failure));
-    let execution = run(store, id, "uninstall", params, false, options).await?;
-    store.delete_deployment(id).await?;
-    Ok(execution)
+    let dep = store.deployment_frame(id).await?;
+    let request = Request {
+        workflow: "uninstall",
+        params,
+        allow_custom_parameters: false,
+        then_delete: true,
+        whole: None,
+    };
+    run_loaded(store, dep, request, options).await
 }
 
 /// Ask the deployment's running execution to stop; an interrupted one is marked cancelled.
@@ -306,10 +411,13 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
     }
 }
 
+/// Run an execution to its end. `whole`: `dep` already holds the whole plan, and these are
+/// its instances' states (a fresh deployment), so nothing is read back.
 async fn execute(
     store: &Store,
     mut dep: DeploymentRecord,
     execution: ExecutionRecord,
+    whole: Option<Vec<crate::store::InstanceRecord>>,
     options: &Options,
 ) -> Result<String, EngineError> {
     let declared = dep.compiled.workflows.get(&execution.workflow);
@@ -329,6 +437,8 @@ async fn execute(
     // A scale reads the instances it touches as it goes; everything else needs them all.
     let records = if kind == "scale" {
         None
+    } else if let Some(records) = whole {
+        Some(records)
     } else {
         let (plan, records) = store
             .whole_plan(&dep.id, dep.plan.frame(), &dep.compiled)
@@ -336,6 +446,11 @@ async fn execute(
         dep.plan = Arc::new(plan);
         Some(records)
     };
+    match kind {
+        "install" if dep.deleting => store.set_deleting(&dep.id, false).await?,
+        "uninstall" if dep.installed => store.set_installed(&dep.id, false).await?,
+        _ => {}
+    }
     let session = Session::open(store, &dep.id, &execution, records, options).await?;
     let done = store.done_tasks(&execution.id).await?;
     let resumed = !done.is_empty();
@@ -380,7 +495,13 @@ async fn execute(
             ignored: Vec::new(),
         },
     };
-    session.close(store, &dep.id, &execution, ended).await
+    let id = session.close(store, &dep.id, &execution, ended).await?;
+    match kind {
+        "install" => store.set_installed(&dep.id, true).await?,
+        "uninstall" if dep.deleting => store.delete_deployment(&dep.id).await?,
+        _ => {}
+    }
+    Ok(id)
 }
 
 /// A workflow implemented by a script in the blueprint: it runs once, with the workflow's
@@ -592,6 +713,18 @@ impl Session {
                 .nodes
                 .iter()
                 .map(|n| Arc::new(n.properties.clone()))
+                .collect(),
+            relationship_operations: dep
+                .compiled
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.relationships
+                        .iter()
+                        .flat_map(|r| r.source_operations.keys().chain(r.target_operations.keys()))
+                        .cloned()
+                        .collect()
+                })
                 .collect(),
             progress: self.progress.clone(),
         });

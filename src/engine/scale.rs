@@ -361,12 +361,12 @@ async fn add(
             })
             .collect(),
         groups: m.groups.iter().map(|g| plan.group_row(*g)).collect(),
-        links: m
-            .instances
-            .iter()
-            .flat_map(|i| plan.link_rows(*i))
-            .chain(m.links.iter().map(|(s, k)| plan.link_row(*s, *k)))
-            .collect(),
+        links: crate::plan::rows::runs(
+            m.instances
+                .iter()
+                .flat_map(|i| plan.link_rows(*i))
+                .chain(m.links.iter().map(|(s, k)| plan.link_row(*s, *k))),
+        ),
         removed: Vec::new(),
     };
     store.change_plan(&dep.id, &plan.frame(), &change).await?;

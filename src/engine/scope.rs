@@ -99,7 +99,7 @@ impl<'a> Gather<'a> {
             .links_touching(self.deployment, Some(ids))
             .await?
         {
-            self.assembly.add_link(link);
+            self.assembly.add_links(link);
         }
         let ends = self.assembly.missing_link_ends();
         self.ids(&ends).await

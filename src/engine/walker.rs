@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::attributes::{Resolver, Scope};
 use super::events::Recorder;
-use super::graph::{Job, StepKind, TaskGraph};
+use super::graph::{self, Job, Step, TaskGraph};
 use super::state::Instances;
 use crate::dsl::Compiled;
 use crate::dsl::compiled::Operation;
@@ -38,6 +38,8 @@ pub struct Run {
     pub retry_interval: Duration,
     pub done: HashSet<String>,
     pub node_properties: Vec<Arc<Map<String, Json>>>,
+    /// Per node: the relationship operations any of its relationships implements (either side).
+    pub relationship_operations: Vec<HashSet<String>>,
     pub progress: Option<indicatif::ProgressBar>,
 }
 
@@ -138,89 +140,48 @@ pub async fn walk(
     outcome
 }
 
-/// One instance's steps, in order; each recorded when done.
+/// One instance's steps, in order; each operation recorded when done.
 async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
     let inst = &run.plan.instances[job.instance as usize];
     let id = inst.id.0.as_str();
     let mut noops: Vec<&str> = Vec::new();
     for step in &job.steps {
-        if run.done.contains(&step.key) {
-            continue;
-        }
         if *run.cancel.borrow() {
             return Err("cancelled".to_string());
         }
-        // `None`: nothing to record (state changes and no-ops are safe to repeat on resume).
-        let durable = match &step.kind {
-            StepKind::State(s) => {
-                run.instances.set_state(id, s);
-                None
-            }
-            StepKind::Operation { name, extra_inputs } => {
-                match run.compiled.nodes[inst.node].operations.get(name) {
-                    None => {
-                        noops.push(name.rsplit('.').next().unwrap_or(name));
-                        None
-                    }
-                    Some(op) => {
-                        let scope = Scope {
-                            this: Some(job.instance),
-                            ..Scope::default()
-                        };
-                        Some(execute(run, job.instance, name, op, extra_inputs, scope, None).await?)
-                    }
-                }
-            }
-            StepKind::Relationship { name, rel, side } => {
-                let r = inst.relationships[*rel];
-                let compiled_rel = &run.compiled.nodes[inst.node].relationships[r.relationship];
-                let ops = match side {
-                    Side::Source => &compiled_rel.source_operations,
-                    Side::Target => &compiled_rel.target_operations,
+        match step {
+            // State changes and no-ops are not recorded: repeating them on resume is harmless.
+            Step::State(s) => run.instances.set_state(id, s),
+            Step::Operation { name, extra_inputs } => {
+                let Some(op) = run.compiled.nodes[inst.node].operations.get(name.as_ref()) else {
+                    noops.push(short(name));
+                    continue;
                 };
-                match ops.get(name) {
-                    None => {
-                        noops.push(name.rsplit('.').next().unwrap_or(name));
-                        None
-                    }
-                    Some(op) => {
-                        let target = &run.plan.instances[r.target as usize];
-                        let rel_ctx = RelationshipContext {
-                            side: *side,
-                            source_instance: id.to_string(),
-                            source_node: run.compiled.nodes[inst.node].id.0.clone(),
-                            source_properties: run.node_properties[inst.node].clone(),
-                            target_instance: target.id.0.clone(),
-                            target_node: run.compiled.nodes[target.node].id.0.clone(),
-                            target_properties: run.node_properties[target.node].clone(),
-                        };
-                        let this = if *side == Side::Source {
-                            job.instance
-                        } else {
-                            r.target
-                        };
-                        let scope = Scope {
-                            this: None,
-                            source: Some(job.instance),
-                            target: Some(r.target),
-                        };
-                        Some(execute(run, this, name, op, &Map::new(), scope, Some(rel_ctx)).await?)
-                    }
+                let key = graph::operation_key(&run.plan, job.instance, name);
+                if run.done.contains(&key) {
+                    continue;
+                }
+                let scope = Scope {
+                    this: Some(job.instance),
+                    ..Scope::default()
+                };
+                let durable =
+                    execute(run, job.instance, name, op, extra_inputs, scope, None).await?;
+                record(run, key, durable).await?;
+            }
+            Step::Relationships { name } => {
+                // Most relationships have no operations: then this costs nothing per link.
+                if !run.relationship_operations[inst.node].contains(*name) {
+                    noops.push(short(name));
+                    continue;
+                }
+                for rel in 0..inst.relationships.len() {
+                    run_relationship(run, job.instance, name, rel, &mut noops).await?;
                 }
             }
-        };
-        let Some(durable) = durable else { continue };
-        run.recorder.write(Write::Task {
-            execution: run.execution.clone(),
-            key: step.key.clone(),
-            state: "succeeded".to_string(),
-            result: None,
-        });
-        if durable {
-            run.recorder
-                .flush()
-                .await
-                .map_err(|e| format!("cannot record progress: {e}"))?;
+            Step::Relationship { name, rel } => {
+                run_relationship(run, job.instance, name, *rel, &mut noops).await?;
+            }
         }
     }
     if !noops.is_empty() {
@@ -232,6 +193,79 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
             None,
             format!("no implementation, skipped: {}", noops.join(", ")),
         );
+    }
+    Ok(())
+}
+
+/// `cloudify.interfaces.lifecycle.create` → `create`.
+fn short(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// A relationship operation on the source side, then the target side, of one relationship
+/// instance of `source`.
+async fn run_relationship<'a>(
+    run: &'a Run,
+    source: u32,
+    name: &'a str,
+    rel: usize,
+    noops: &mut Vec<&'a str>,
+) -> Result<(), String> {
+    let inst = &run.plan.instances[source as usize];
+    let r = inst.relationships[rel];
+    let compiled_rel = &run.compiled.nodes[inst.node].relationships[r.relationship];
+    for side in [Side::Source, Side::Target] {
+        let ops = match side {
+            Side::Source => &compiled_rel.source_operations,
+            Side::Target => &compiled_rel.target_operations,
+        };
+        let Some(op) = ops.get(name) else {
+            noops.push(short(name));
+            continue;
+        };
+        let key = graph::relationship_key(&run.plan, source, name, rel, side);
+        if run.done.contains(&key) {
+            continue;
+        }
+        let target = &run.plan.instances[r.target as usize];
+        let rel_ctx = RelationshipContext {
+            side,
+            source_instance: inst.id.0.clone(),
+            source_node: run.compiled.nodes[inst.node].id.0.clone(),
+            source_properties: run.node_properties[inst.node].clone(),
+            target_instance: target.id.0.clone(),
+            target_node: run.compiled.nodes[target.node].id.0.clone(),
+            target_properties: run.node_properties[target.node].clone(),
+        };
+        let this = if side == Side::Source {
+            source
+        } else {
+            r.target
+        };
+        let scope = Scope {
+            this: None,
+            source: Some(source),
+            target: Some(r.target),
+        };
+        let durable = execute(run, this, name, op, &Map::new(), scope, Some(rel_ctx)).await?;
+        record(run, key, durable).await?;
+    }
+    Ok(())
+}
+
+/// Record an operation as done; durably (before the job goes on) when it had side effects.
+async fn record(run: &Run, key: String, durable: bool) -> Result<(), String> {
+    run.recorder.write(Write::Task {
+        execution: run.execution.clone(),
+        key,
+        state: "succeeded".to_string(),
+        result: None,
+    });
+    if durable {
+        run.recorder
+            .flush()
+            .await
+            .map_err(|e| format!("cannot record progress: {e}"))?;
     }
     Ok(())
 }

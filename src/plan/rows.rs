@@ -1,7 +1,9 @@
 //! The stored form of a plan's instances, and its assembly back into a [`Plan`].
 //!
 //! A stored plan is a [`Frame`] (one small record) plus one row per node
-//! instance, scaling-group instance and relationship instance. Rows name each other by id, not
+//! instance and scaling-group instance, and one [`LinkRun`] per run of relationship instances
+//! that share a source and a relationship (a load balancer `connected_to` 1,000 web instances is
+//! one row naming 1,000 targets, not 1,000 rows). Rows name each other by id, not
 //! by position, so any set of rows that is closed under "parent of" can be assembled on its
 //! own: all of a deployment's rows give the whole plan, and the rows a scale touches give a
 //! partial plan whose per-node lists hold only those instances, in creation order (`seq`).
@@ -49,13 +51,50 @@ pub struct GroupRow {
     pub parent: Option<ParentRef>,
 }
 
-/// A relationship instance. `seq` orders a source's relationships (the store assigns it).
+/// A relationship instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkRow {
-    pub seq: i64,
     pub source: String,
     pub relationship: usize,
     pub target: String,
+    /// The target's node.
+    pub target_node: usize,
+}
+
+/// Consecutive relationship instances of one source through one relationship, stored as one
+/// row. `seq` orders runs as they were made (the store assigns it), and so orders a source's
+/// relationship instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRun {
+    pub seq: i64,
+    pub source: String,
+    pub relationship: usize,
+    pub target_node: usize,
+    pub targets: Vec<String>,
+}
+
+/// Group links, in order, into runs of one source and relationship.
+pub fn runs(links: impl IntoIterator<Item = LinkRow>) -> Vec<LinkRun> {
+    let mut out: Vec<LinkRun> = Vec::new();
+    for l in links {
+        match out.last_mut() {
+            Some(run)
+                if run.source == l.source
+                    && run.relationship == l.relationship
+                    && run.target_node == l.target_node =>
+            {
+                run.targets.push(l.target);
+            }
+            _ => out.push(LinkRun {
+                seq: 0,
+                source: l.source,
+                relationship: l.relationship,
+                target_node: l.target_node,
+                targets: vec![l.target],
+            }),
+        }
+    }
+    out
 }
 
 impl Plan {
@@ -99,10 +138,10 @@ impl Plan {
     pub fn link_row(&self, source: u32, k: usize) -> LinkRow {
         let r = self.instances[source as usize].relationships[k];
         LinkRow {
-            seq: 0,
             source: self.instance_id(source).0.clone(),
             relationship: r.relationship,
             target: self.instance_id(r.target).0.clone(),
+            target_node: self.instances[r.target as usize].node,
         }
     }
 
@@ -111,6 +150,11 @@ impl Plan {
         (0..self.instances[source as usize].relationships.len())
             .map(move |k| self.link_row(source, k))
     }
+
+    /// Every relationship instance of `source`, in order, as runs.
+    pub fn link_runs(&self, source: u32) -> Vec<LinkRun> {
+        runs(self.link_rows(source))
+    }
 }
 
 /// Rows gathered (in any order, duplicates ignored) and then assembled into a plan.
@@ -118,7 +162,7 @@ pub struct Assembly {
     frame: Frame,
     instances: Vec<InstanceRow>,
     groups: Vec<GroupRow>,
-    links: Vec<LinkRow>,
+    links: Vec<LinkRun>,
     known: HashSet<String>,
     known_links: HashSet<i64>,
 }
@@ -151,9 +195,9 @@ impl Assembly {
         }
     }
 
-    pub fn add_link(&mut self, row: LinkRow) {
-        if self.known_links.insert(row.seq) {
-            self.links.push(row);
+    pub fn add_links(&mut self, run: LinkRun) {
+        if self.known_links.insert(run.seq) {
+            self.links.push(run);
         }
     }
 
@@ -184,7 +228,7 @@ impl Assembly {
         let mut out: Vec<String> = self
             .links
             .iter()
-            .flat_map(|l| [&l.source, &l.target])
+            .flat_map(|l| std::iter::once(&l.source).chain(&l.targets))
             .filter(|id| !self.known.contains(id.as_str()))
             .cloned()
             .collect();
@@ -258,7 +302,7 @@ impl Assembly {
             });
         }
         for l in &self.links {
-            let (s, t) = (node_slot(&l.source)?, node_slot(&l.target)?);
+            let s = node_slot(&l.source)?;
             let node = plan.instances[s as usize].node;
             if l.relationship >= c.nodes[node].relationships.len() {
                 return Err(format!(
@@ -266,19 +310,24 @@ impl Assembly {
                     l.source, l.relationship, c.nodes[node].id.0
                 ));
             }
-            plan.instances[s as usize]
-                .relationships
-                .push(RelationshipInstance {
-                    relationship: l.relationship,
-                    target: t,
-                });
+            let targets = l
+                .targets
+                .iter()
+                .map(|t| {
+                    node_slot(t).map(|target| RelationshipInstance {
+                        relationship: l.relationship,
+                        target,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            plan.instances[s as usize].relationships.extend(targets);
         }
         Ok(plan)
     }
 }
 
-/// Rows of a whole plan: every instance, group instance and link (links get `seq` in order).
-pub fn all_rows(plan: &Plan) -> (Vec<InstanceRow>, Vec<GroupRow>, Vec<LinkRow>) {
+/// Rows of a whole plan: every instance, group instance and run of links, in order.
+pub fn all_rows(plan: &Plan) -> (Vec<InstanceRow>, Vec<GroupRow>, Vec<LinkRun>) {
     let instances = (0..plan.instances.len() as u32)
         .map(|i| plan.instance_row(i))
         .collect();
@@ -286,7 +335,7 @@ pub fn all_rows(plan: &Plan) -> (Vec<InstanceRow>, Vec<GroupRow>, Vec<LinkRow>) 
         .map(|g| plan.group_row(g))
         .collect();
     let links = (0..plan.instances.len() as u32)
-        .flat_map(|i| plan.link_rows(i))
+        .flat_map(|i| plan.link_runs(i))
         .collect();
     (instances, groups, links)
 }
@@ -315,7 +364,7 @@ mod tests {
         }
         for (seq, mut l) in links.into_iter().enumerate() {
             l.seq = seq as i64;
-            a.add_link(l);
+            a.add_links(l);
         }
         assert!(a.missing_parents().is_empty());
         let back = a.finish(&c).unwrap();

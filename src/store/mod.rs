@@ -19,10 +19,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Row, Sqlite, Transaction};
 
 use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
@@ -98,6 +98,10 @@ pub struct DeploymentRecord {
     /// Shared with running walks without copying (a 10,000-instance plan is megabytes).
     pub compiled: std::sync::Arc<Compiled>,
     pub plan: std::sync::Arc<Plan>,
+    /// Its last finished install or uninstall was an install.
+    pub installed: bool,
+    /// `undeploy` was asked for: the deployment is deleted once its uninstall finishes.
+    pub deleting: bool,
 }
 
 /// A node instance's mutable state.
@@ -219,8 +223,19 @@ impl Store {
             .collect()
     }
 
+    /// A write transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`).
+    ///
+    /// A deferred transaction that reads first and writes later cannot wait for the lock: when
+    /// another process committed in between, SQLite answers `database is locked` at once,
+    /// without calling the busy handler (its snapshot is stale). Taking the lock at `BEGIN`
+    /// makes a busy store a wait of at most the busy timeout, for any number of processes.
+    /// Callers keep such transactions short: nothing but store statements runs inside them.
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let version: i64 = sqlx::query("PRAGMA user_version")
             .fetch_one(&mut *tx)
             .await?
@@ -232,9 +247,10 @@ impl Store {
             sqlx::query(&format!("PRAGMA user_version = {}", i + 1))
                 .execute(&mut *tx)
                 .await?;
-            if i + 1 == schema::PLAN_ROWS {
-                plan_rows::convert_plan_blobs(&mut tx).await?;
-            }
+        }
+        // Written with today's schema, so after every migration.
+        if (version as usize) < schema::PLAN_ROWS {
+            plan_rows::convert_plan_blobs(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -251,7 +267,7 @@ impl Store {
         plan: &Plan,
         resources: &[(String, Vec<u8>, u32)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let exists = sqlx::query("SELECT 1 FROM deployments WHERE id = ?")
             .bind(id)
             .fetch_all(&mut *tx)
@@ -297,7 +313,7 @@ impl Store {
     /// A deployment with only the frame of its plan (no instances): enough to check a request
     /// and to decide which instances to read.
     pub async fn deployment_frame(&self, id: &str) -> Result<DeploymentRecord, StoreError> {
-        let row = sqlx::query("SELECT id, blueprint, created_at, inputs, compiled, plan FROM deployments WHERE id = ?")
+        let row = sqlx::query("SELECT id, blueprint, created_at, inputs, compiled, plan, installed, deleting FROM deployments WHERE id = ?")
             .bind(id)
             .fetch_all(&self.pool)
             .await?
@@ -313,7 +329,29 @@ impl Store {
             inputs: serde_json::from_str(row.get::<&str, _>(3)).map_err(corrupt)?,
             compiled: serde_json::from_str(row.get::<&str, _>(4)).map_err(corrupt)?,
             plan: std::sync::Arc::new(Plan::from_frame(frame)),
+            installed: row.get(6),
+            deleting: row.get(7),
         })
+    }
+
+    /// Record whether the deployment is installed (an install finished; an uninstall began).
+    pub async fn set_installed(&self, id: &str, installed: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET installed = ? WHERE id = ?")
+            .bind(installed)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Mark (or unmark) the deployment for deletion once its uninstall finishes.
+    pub async fn set_deleting(&self, id: &str, deleting: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET deleting = ? WHERE id = ?")
+            .bind(deleting)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// `(id, blueprint, created_at)` of every deployment, oldest first.
@@ -330,10 +368,10 @@ impl Store {
     }
 
     pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for table in [
             "events",
-            "links",
+            "link_runs",
             "group_instances",
             "node_instances",
             "resources",
@@ -436,7 +474,7 @@ impl Store {
                 }
             }
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO tasks (execution_id, key, state, result) VALUES {} ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",

@@ -6,12 +6,13 @@
 //! transaction. Deployments stored by windlass 0.1 (the whole plan as one JSON value) are
 //! converted to rows by [`convert_plan_blobs`] when the store is opened.
 
+use serde_json::Value as Json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError, placeholders};
 use crate::dsl::Compiled;
-use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRow, ParentRef};
+use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRun, ParentRef};
 use crate::plan::{Frame, Plan};
 
 const INSTANCE_COLUMNS: &str = "id, node_id, state, runtime_properties, version, seq, node, parent, parent_is_group, contained_in, host, groups, idx";
@@ -41,8 +42,8 @@ pub struct PlanChange {
     /// New node instances with their node's name; they start `uninitialized`.
     pub instances: Vec<(InstanceRow, String)>,
     pub groups: Vec<GroupRow>,
-    /// New links, in the order they were made.
-    pub links: Vec<LinkRow>,
+    /// New links, in the order they were made, as runs (see [`crate::plan::rows::runs`]).
+    pub links: Vec<LinkRun>,
     /// Node and group instances to remove, with every link from or to them.
     pub removed: Vec<String>,
 }
@@ -105,12 +106,28 @@ fn group_from(r: &SqliteRow) -> GroupRow {
     }
 }
 
-fn link_from(r: &SqliteRow) -> LinkRow {
-    LinkRow {
+const LINK_COLUMNS: &str = "seq, source, relationship, target_node, target, targets";
+
+fn link_from(deployment: &str, r: &SqliteRow) -> Result<LinkRun, StoreError> {
+    let targets = match (r.get::<Option<String>, _>(4), r.get::<Option<&str>, _>(5)) {
+        (Some(one), _) => vec![one],
+        (None, Some(many)) => serde_json::from_str(many).map_err(|e| corrupt(deployment, e))?,
+        (None, None) => Vec::new(),
+    };
+    Ok(LinkRun {
         seq: r.get(0),
         source: r.get(1),
         relationship: r.get::<i64, _>(2) as usize,
-        target: r.get(3),
+        target_node: r.get::<i64, _>(3) as usize,
+        targets,
+    })
+}
+
+/// The `target` and `targets` columns of a run: one target, or a JSON list of several.
+fn target_columns(targets: &[String]) -> (Option<&str>, Option<String>) {
+    match targets {
+        [one] => (Some(one.as_str()), None),
+        many => (None, Some(Json::from(many).to_string())),
     }
 }
 
@@ -204,20 +221,46 @@ impl Store {
         Ok(rows.iter().map(group_from).collect())
     }
 
-    /// Links from or to any of these node instances (`None`: every link, in order).
+    /// Runs of links from or to any of these node instances, whole (`None`: every run, in
+    /// order). A run with several targets is found through its target node: the runs that
+    /// point at the nodes of `ids` are read and kept when they name one of them.
     pub async fn links_touching(
         &self,
         deployment: &str,
         ids: Option<&[String]>,
-    ) -> Result<Vec<LinkRow>, StoreError> {
-        let head =
-            "SELECT seq, source, relationship, target FROM links WHERE deployment_id = ?1 AND";
-        let clauses = match ids {
-            Some(ids) => [in_chunks("source", ids), in_chunks("target", ids)].concat(),
-            None => vec![("1 ORDER BY seq".to_string(), Vec::new())],
+    ) -> Result<Vec<LinkRun>, StoreError> {
+        let head = format!("SELECT {LINK_COLUMNS} FROM link_runs WHERE deployment_id = ?1 AND");
+        let Some(ids) = ids else {
+            let rows = self
+                .fetch(
+                    &head,
+                    deployment,
+                    vec![("1 ORDER BY seq".to_string(), Vec::new())],
+                )
+                .await?;
+            return rows.iter().map(|r| link_from(deployment, r)).collect();
         };
-        let rows = self.fetch(head, deployment, clauses).await?;
-        Ok(rows.iter().map(link_from).collect())
+        let mut clauses = [in_chunks("source", ids), in_chunks("target", ids)].concat();
+        clauses.extend(ids.chunks(ROWS_PER_STATEMENT).map(|c| {
+            (
+                format!(
+                    "targets IS NOT NULL AND target_node IN (SELECT node FROM node_instances WHERE deployment_id = ?1 AND id IN ({}))",
+                    numbered(c.len())
+                ),
+                c.to_vec(),
+            )
+        }));
+        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        for r in self.fetch(&head, deployment, clauses).await? {
+            let run = link_from(deployment, &r)?;
+            if wanted.contains(run.source.as_str())
+                || run.targets.iter().any(|t| wanted.contains(t.as_str()))
+            {
+                out.push(run);
+            }
+        }
+        Ok(out)
     }
 
     /// Which of these ids a node or group instance of the deployment already has.
@@ -258,8 +301,8 @@ impl Store {
         for row in self.group_rows(deployment, Select::Every).await? {
             a.add_group(row);
         }
-        for link in self.links_touching(deployment, None).await? {
-            a.add_link(link);
+        for run in self.links_touching(deployment, None).await? {
+            a.add_links(run);
         }
         let plan = a.finish(compiled).map_err(|e| corrupt(deployment, e))?;
         Ok((plan, records))
@@ -272,12 +315,13 @@ impl Store {
         frame: &Frame,
         change: &PlanChange,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         write_frame(&mut tx, deployment, frame).await?;
         insert_rows(&mut tx, deployment, change).await?;
+        remove_links_to(&mut tx, deployment, &change.removed).await?;
         for (table, column) in [
-            ("links", "source"),
-            ("links", "target"),
+            ("link_runs", "source"),
+            ("link_runs", "target"),
             ("node_instances", "id"),
             ("group_instances", "id"),
         ] {
@@ -293,6 +337,53 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Take removed instances out of the runs with several targets that name them (before the
+/// instances' rows go: their nodes find the runs). A run left with one target keeps it in
+/// `target`, one left with none goes.
+async fn remove_links_to(
+    tx: &mut Transaction<'_, Sqlite>,
+    deployment: &str,
+    removed: &[String],
+) -> Result<(), StoreError> {
+    let gone: std::collections::HashSet<&str> = removed.iter().map(String::as_str).collect();
+    for (clause, ids) in in_chunks("id", removed) {
+        let sql = format!(
+            "SELECT {LINK_COLUMNS} FROM link_runs WHERE deployment_id = ?1 AND targets IS NOT NULL \
+             AND target_node IN (SELECT node FROM node_instances WHERE deployment_id = ?1 AND {clause})"
+        );
+        let mut q = sqlx::query(&sql).bind(deployment);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let run = link_from(deployment, &r)?;
+            if !run.targets.iter().any(|t| gone.contains(t.as_str())) {
+                continue;
+            }
+            let left: Vec<String> = run
+                .targets
+                .into_iter()
+                .filter(|t| !gone.contains(t.as_str()))
+                .collect();
+            if left.is_empty() {
+                sqlx::query("DELETE FROM link_runs WHERE seq = ?")
+                    .bind(run.seq)
+                    .execute(&mut **tx)
+                    .await?;
+            } else {
+                let (target, targets) = target_columns(&left);
+                sqlx::query("UPDATE link_runs SET target = ?, targets = ? WHERE seq = ?")
+                    .bind(target)
+                    .bind(targets)
+                    .bind(run.seq)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn write_frame(
@@ -360,16 +451,19 @@ pub(super) async fn insert_rows(
     }
     for chunk in change.links.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO links (deployment_id, source, relationship, target) VALUES {}",
-            placeholders(chunk.len(), 4)
+            "INSERT INTO link_runs (deployment_id, source, relationship, target_node, target, targets) VALUES {}",
+            placeholders(chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
         for l in chunk {
+            let (target, targets) = target_columns(&l.targets);
             q = q
                 .bind(deployment)
                 .bind(&l.source)
                 .bind(l.relationship as i64)
-                .bind(&l.target);
+                .bind(l.target_node as i64)
+                .bind(target)
+                .bind(targets);
         }
         q.execute(&mut **tx).await?;
     }

@@ -2,6 +2,11 @@
 //!
 //! 1: deployments, resources, node instances, executions, tasks, events (the plan as JSON).
 //! 2: the plan as rows: plan columns on node instances, group instances, links.
+//! 3: where a deployment is in its life: `installed` (its last finished install/uninstall was an
+//!    install) and `deleting` (undeploy asked for; the deployment goes once uninstall finishes).
+//! 4: links as runs: one row per run of relationship instances from one source through one
+//!    relationship (`target` when the run has one target, else `targets`, a JSON list), so a
+//!    fan-out of N links is one row, not N.
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -91,6 +96,31 @@ CREATE TABLE links (
 );
 CREATE INDEX links_by_source ON links(deployment_id, source);
 CREATE INDEX links_by_target ON links(deployment_id, target)
+"#,
+    r#"
+ALTER TABLE deployments ADD COLUMN installed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deployments ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+UPDATE deployments SET installed = COALESCE((SELECT e.workflow = 'install' FROM executions e
+    WHERE e.deployment_id = deployments.id AND e.status = 'terminated'
+    AND e.workflow IN ('install', 'uninstall') ORDER BY e.created_at DESC LIMIT 1), 0)
+"#,
+    r#"
+CREATE TABLE link_runs (
+    seq INTEGER PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    source TEXT NOT NULL,
+    relationship INTEGER NOT NULL,
+    target_node INTEGER NOT NULL,
+    target TEXT,
+    targets TEXT
+);
+CREATE INDEX link_runs_by_source ON link_runs(deployment_id, source);
+CREATE INDEX link_runs_by_target ON link_runs(deployment_id, target);
+CREATE INDEX link_runs_by_target_node ON link_runs(deployment_id, target_node) WHERE targets IS NOT NULL;
+INSERT INTO link_runs (seq, deployment_id, source, relationship, target_node, target)
+    SELECT l.seq, l.deployment_id, l.source, l.relationship, COALESCE(n.node, 0), l.target
+    FROM links l LEFT JOIN node_instances n ON n.deployment_id = l.deployment_id AND n.id = l.target;
+DROP TABLE links
 "#,
 ];
 
