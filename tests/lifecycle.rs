@@ -1,0 +1,213 @@
+//! A deployment's life across commands and processes: many commands at once on one state
+//! file, an undeploy killed and resumed, and workflows refused on a deployment that is not
+//! installed. The real binary, a real SQLite file, real SIGKILL.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Sandbox, stderr};
+
+/// Every instance of `vm` (2) runs `scripts/op.sh`, which appends `<instance> <operation>` to
+/// ops.log, sleeping `SLEEP` seconds first when that file exists.
+fn sandbox(name: &str) -> Sandbox {
+    let sb = Sandbox::new(name);
+    sb.file(
+        "scripts/op.sh",
+        &format!(
+            "#!/bin/bash\nset -e\n[ -f '{dir}/SLEEP' ] && sleep \"$(cat '{dir}/SLEEP')\"\necho \"$(ctx instance id) $(ctx operation name)\" >> '{dir}/ops.log'\n",
+            dir = sb.dir.display()
+        ),
+    );
+    sb.file(
+        "blueprint.yaml",
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm:\n    type: cloudify.nodes.Compute\n    capabilities: { scalable: { properties: { default_instances: 2 } } }\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: scripts/op.sh\n        delete: scripts/op.sh\n",
+    );
+    sb
+}
+
+fn vm_count(sb: &Sandbox, id: &str) -> usize {
+    sb.instances(id).len()
+}
+
+fn deployments(sb: &Sandbox) -> Vec<String> {
+    sb.json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Eight processes deploy, scale out, scale in and undeploy eight deployments of one state
+/// file at once, three rounds: every command succeeds and nothing is lost.
+#[test]
+fn concurrent_commands_on_different_deployments_all_succeed() {
+    let sb = sandbox("concurrent");
+    for round in 0..3 {
+        let workers: Vec<_> = (0..8)
+            .map(|k| {
+                let id = format!("d{k}");
+                let steps: Vec<Vec<String>> = [
+                    vec!["deploy", "blueprint.yaml", "-d", &id],
+                    vec!["scale", &id, "vm", "+2"],
+                    vec!["scale", &id, "vm", "-1"],
+                ]
+                .iter()
+                .map(|s| s.iter().map(|a| a.to_string()).collect())
+                .collect();
+                let commands: Vec<Command> = steps
+                    .iter()
+                    .map(|s| {
+                        let args: Vec<&str> = s.iter().map(String::as_str).collect();
+                        sb.command(&args)
+                    })
+                    .collect();
+                std::thread::spawn(move || {
+                    let mut failures = Vec::new();
+                    for mut c in commands {
+                        let out = c.output().unwrap();
+                        if !out.status.success() {
+                            failures.push(format!("{c:?}: {}", stderr(&out)));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        let failures: Vec<String> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        assert!(failures.is_empty(), "round {round}: {failures:#?}");
+        for k in 0..8 {
+            assert_eq!(vm_count(&sb, &format!("d{k}")), 3, "round {round}, d{k}");
+        }
+        let undeploys: Vec<_> = (0..8)
+            .map(|k| sb.spawn(&["undeploy", &format!("d{k}")]))
+            .collect();
+        for mut u in undeploys {
+            assert!(
+                u.wait().unwrap().success(),
+                "round {round}: an undeploy failed"
+            );
+        }
+        assert!(deployments(&sb).is_empty(), "round {round}");
+    }
+    // 3 rounds × 8 deployments × (2 + 2 created, 1 + 3 deleted).
+    let log = sb.log();
+    let count = |op: &str| log.iter().filter(|l| l.ends_with(op)).count();
+    assert_eq!(count("lifecycle.create"), 3 * 8 * 4);
+    assert_eq!(count("lifecycle.delete"), 3 * 8 * 4);
+}
+
+/// Kill `windlass ARGS` once ops.log has `lines` lines (its scripts sleeping meanwhile).
+fn kill_after(sb: &Sandbox, args: &[&str], lines: usize) {
+    let mut child = sb
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while sb.log().len() < lines {
+        assert!(start.elapsed() < Duration::from_secs(30), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_resumed_undeploy_deletes_the_deployment() {
+    let sb = sandbox("undeploy-resume");
+    sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+    sb.file("SLEEP", "1");
+    sb.clear_log();
+    kill_after(&sb, &["undeploy", "d", "--parallelism", "1"], 1);
+    // Killed mid-uninstall: the deployment is there, and says how to finish.
+    assert_eq!(deployments(&sb), ["d"]);
+    let refused = sb.err(&["scale", "d", "vm", "+1"]);
+    assert!(refused.contains("is not installed"), "{refused}");
+    assert!(refused.contains("windlass resume d"), "{refused}");
+    std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
+    sb.ok(&["resume", "d"]);
+    assert!(deployments(&sb).is_empty(), "resume finished the undeploy");
+    assert_eq!(
+        sb.log()
+            .iter()
+            .filter(|l| l.ends_with("lifecycle.delete"))
+            .count(),
+        2
+    );
+    // The id is free again.
+    sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+}
+
+#[test]
+fn workflows_other_than_install_refuse_a_deployment_that_is_not_installed() {
+    let sb = sandbox("not-installed");
+    sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+    sb.ok(&["run", "d", "uninstall"]);
+    for args in [
+        vec!["scale", "d", "vm", "+1"],
+        vec![
+            "run",
+            "d",
+            "scale",
+            "-p",
+            "scalable_entity_name=vm",
+            "-p",
+            "delta=1",
+        ],
+        vec![
+            "run",
+            "d",
+            "execute_operation",
+            "-p",
+            "operation=cloudify.interfaces.lifecycle.create",
+        ],
+    ] {
+        let e = sb.err(&args);
+        assert!(
+            e.contains("not installed")
+                && e.contains("it was uninstalled")
+                && e.contains("windlass run d install"),
+            "{args:?}: {e}"
+        );
+    }
+    // Nothing ran, nothing changed: both instances are deleted, none added.
+    let states: Vec<String> = sb
+        .instances("d")
+        .iter()
+        .map(|i| i["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states, ["deleted", "deleted"]);
+    // Installing again makes it scalable again.
+    sb.ok(&["run", "d", "install"]);
+    sb.ok(&["scale", "d", "vm", "+1"]);
+    assert_eq!(vm_count(&sb, "d"), 3);
+}
+
+#[test]
+fn a_killed_install_must_be_resumed_before_anything_else_runs() {
+    let sb = sandbox("install-killed");
+    sb.file("SLEEP", "1");
+    kill_after(
+        &sb,
+        &["deploy", "blueprint.yaml", "-d", "d", "--parallelism", "1"],
+        1,
+    );
+    std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
+    // The interrupted install is reported first (the deployment is busy with it) …
+    let e = sb.err(&["scale", "d", "vm", "+1"]);
+    assert!(
+        e.contains("install has not finished") || e.contains("interrupted"),
+        "{e}"
+    );
+    sb.ok(&["resume", "d"]);
+    // … and once it finished, the deployment scales.
+    sb.ok(&["scale", "d", "vm", "+1"]);
+    assert_eq!(vm_count(&sb, "d"), 3);
+}
