@@ -2,6 +2,8 @@
 //!
 //! 1: deployments, resources, node instances, executions, tasks, events (the plan as JSON).
 //! 2: the plan as rows: plan columns on node instances, group instances, links.
+//! 3: blueprint files content-addressed: contents in chunks, a file list per deployment
+//!    (`resources` rows are converted, and the table is left empty).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -92,7 +94,33 @@ CREATE TABLE links (
 CREATE INDEX links_by_source ON links(deployment_id, source);
 CREATE INDEX links_by_target ON links(deployment_id, target)
 "#,
+    r#"
+CREATE TABLE contents (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    chunks INTEGER NOT NULL
+);
+CREATE TABLE content_chunks (
+    hash TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (hash, seq)
+);
+CREATE TABLE snapshot_files (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    path TEXT NOT NULL,
+    hash TEXT NOT NULL REFERENCES contents(hash),
+    mode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, path)
+);
+CREATE INDEX snapshot_files_by_hash ON snapshot_files(hash)
+"#,
 ];
 
 /// The migration after which plans are stored as rows (older deployments are converted).
 pub const PLAN_ROWS: usize = 2;
+
+/// The migration after which blueprint files are content-addressed (`resources` rows are
+/// converted).
+pub const SNAPSHOT_CONTENTS: usize = 3;
