@@ -9,19 +9,21 @@ mod common;
 
 use common::{Sandbox, stderr};
 
-/// Every instance of `vm` (2) runs `scripts/op.sh`, which appends `<instance> <operation>` to
-/// ops.log, sleeping `SLEEP` seconds first when that file exists.
+/// Every instance of `vm` (2) runs `bp/scripts/op.sh`, which appends `<instance> <operation>`
+/// to ops.log, sleeping `SLEEP` seconds first when that file exists. The blueprint has a
+/// directory of its own: its snapshot must not take in the log other deployments write.
 fn sandbox(name: &str) -> Sandbox {
     let sb = Sandbox::new(name);
+    std::fs::create_dir_all(sb.dir.join("bp/scripts")).unwrap();
     sb.file(
-        "scripts/op.sh",
+        "bp/scripts/op.sh",
         &format!(
             "#!/bin/bash\nset -e\n[ -f '{dir}/SLEEP' ] && sleep \"$(cat '{dir}/SLEEP')\"\necho \"$(ctx instance id) $(ctx operation name)\" >> '{dir}/ops.log'\n",
             dir = sb.dir.display()
         ),
     );
     sb.file(
-        "blueprint.yaml",
+        "bp/blueprint.yaml",
         "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm:\n    type: cloudify.nodes.Compute\n    capabilities: { scalable: { properties: { default_instances: 2 } } }\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: scripts/op.sh\n        delete: scripts/op.sh\n",
     );
     sb
@@ -50,7 +52,7 @@ fn concurrent_commands_on_different_deployments_all_succeed() {
             .map(|k| {
                 let id = format!("d{k}");
                 let steps: Vec<Vec<String>> = [
-                    vec!["deploy", "blueprint.yaml", "-d", &id],
+                    vec!["deploy", "bp/blueprint.yaml", "-d", &id],
                     vec!["scale", &id, "vm", "+2"],
                     vec!["scale", &id, "vm", "-1"],
                 ]
@@ -122,7 +124,7 @@ fn kill_after(sb: &Sandbox, args: &[&str], lines: usize) {
 #[test]
 fn a_resumed_undeploy_deletes_the_deployment() {
     let sb = sandbox("undeploy-resume");
-    sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+    sb.ok(&["deploy", "bp/blueprint.yaml", "-d", "d"]);
     sb.file("SLEEP", "1");
     sb.clear_log();
     kill_after(&sb, &["undeploy", "d", "--parallelism", "1"], 1);
@@ -142,13 +144,13 @@ fn a_resumed_undeploy_deletes_the_deployment() {
         2
     );
     // The id is free again.
-    sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+    sb.ok(&["deploy", "bp/blueprint.yaml", "-d", "d"]);
 }
 
 #[test]
 fn workflows_other_than_install_refuse_a_deployment_that_is_not_installed() {
     let sb = sandbox("not-installed");
-    sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+    sb.ok(&["deploy", "bp/blueprint.yaml", "-d", "d"]);
     sb.ok(&["run", "d", "uninstall"]);
     for args in [
         vec!["scale", "d", "vm", "+1"],
@@ -196,7 +198,14 @@ fn a_killed_install_must_be_resumed_before_anything_else_runs() {
     sb.file("SLEEP", "1");
     kill_after(
         &sb,
-        &["deploy", "blueprint.yaml", "-d", "d", "--parallelism", "1"],
+        &[
+            "deploy",
+            "bp/blueprint.yaml",
+            "-d",
+            "d",
+            "--parallelism",
+            "1",
+        ],
         1,
     );
     std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();

@@ -144,18 +144,38 @@ pub async fn deploy(
         Some(id) => id,
         None => default_id(&args.blueprint),
     };
-    let execution = engine::deploy(
-        store,
-        &args.blueprint,
-        &id,
-        &given,
-        &options(global, &args.run),
-    )
-    .await?;
+    let (snapshot, created) =
+        engine::create_deployment(store, &args.blueprint, &id, &given).await?;
+    if snapshot.is_large() && !global.quiet {
+        eprintln!("{}", snapshot_note(&snapshot));
+    }
+    let execution = engine::install(store, created, &options(global, &args.run)).await?;
     Ok(done(
         global,
         format!("deployment `{id}` installed (execution {execution})"),
     ))
+}
+
+/// One line on what a large snapshot holds and how to make it smaller (sizes and paths only,
+/// never contents).
+fn snapshot_note(report: &engine::snapshot::Report) -> String {
+    use engine::snapshot::{IGNORE_FILE, describe_largest, human_size};
+    let new = if report.new_files == 0 {
+        "nothing new: earlier deployments stored the same contents".to_string()
+    } else {
+        format!(
+            "{} of it new in the state store",
+            human_size(report.new_bytes)
+        )
+    };
+    format!(
+        "note: the deployment keeps {} files of {} from {} ({new}); the largest: {}. Exclude what deployments do not need in {} (gitignore syntax)",
+        report.files,
+        human_size(report.bytes),
+        report.root.display(),
+        describe_largest(report),
+        report.root.join(IGNORE_FILE).display()
+    )
 }
 
 /// The blueprint's directory name (`blueprints/hello/blueprint.yaml` → `hello`), else its stem.

@@ -1,7 +1,8 @@
 //! Engine: runs workflows on deployments, durably.
 //!
 //! # Overview
-//! A deployment is created from a compiled blueprint and its plan ([`deploy`]); a workflow
+//! A deployment is created from a compiled blueprint, its plan and a snapshot of the blueprint's
+//! files ([`create_deployment`], [`snapshot`]); a workflow
 //! (install, uninstall, execute_operation, or a blueprint workflow mapped to one of them) is
 //! turned into a task graph ([`graph`]) and walked in parallel ([`walker`]). Operations are run by
 //! plugins ([`crate::plugins`]); their inputs' runtime functions are resolved just before they run
@@ -10,7 +11,7 @@
 //! [`resume`] skips what was done.
 //!
 //! # Rough outline
-//! `deploy` → store the deployment → `start_execution` (refused while another runs) → build the
+//! `create_deployment` → `run` → `start_execution` (refused while another runs) → build the
 //! graph → walk → mark the execution terminated, failed or cancelled.
 //!
 //! # Cancellation
@@ -21,8 +22,10 @@ pub mod attributes;
 pub mod events;
 pub mod graph;
 pub mod heal;
+pub mod ignore;
 pub mod scale;
 pub mod scope;
+pub mod snapshot;
 pub mod state;
 pub mod walker;
 
@@ -67,6 +70,8 @@ pub enum EngineError {
     Blueprint(#[from] blueprint::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
     #[error("the blueprint uses operations windlass cannot run:\n  {}", .0.join("\n  "))]
     Plugins(Vec<String>),
     #[error("{0}")]
@@ -92,14 +97,15 @@ pub enum EngineError {
     },
 }
 
-/// Create a deployment from a blueprint and run `install`. Returns the execution id.
-pub async fn deploy(
+/// Create a deployment from a blueprint: validate it, check its operations, snapshot the files
+/// of its directory and store it all. Returns what the snapshot held and stored, and the
+/// deployment for [`install`], the caller's next step.
+pub async fn create_deployment(
     store: &Store,
     blueprint_path: &Path,
     id: &str,
     given: &GivenInputs,
-    options: &Options,
-) -> Result<String, EngineError> {
+) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
     let registry = Registry::default();
     check_plugins(&bp.compiled, &registry)?;
@@ -107,21 +113,20 @@ pub async fn deploy(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let resources = snapshot(root, &store.files())?;
+    // Absolute, so that messages name the directory whatever the current one is.
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let files = snapshot::walk(&root, &store.files())?;
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
-    store
+    let stored = store
         .create_deployment(
             id,
             &blueprint_path.display().to_string(),
             &inputs,
             &bp.compiled,
             &bp.plan,
-            &resources,
+            &files.files,
         )
         .await?;
-    // The plan just stored is the whole plan, every instance uninitialized: no need to read
-    // it back.
-    let mut dep = store.deployment_frame(id).await?;
     let records = bp
         .plan
         .instances
@@ -134,13 +139,36 @@ pub async fn deploy(
             version: 0,
         })
         .collect();
-    dep.plan = Arc::new(bp.plan);
+    let created = Created {
+        id: id.to_string(),
+        plan: bp.plan,
+        records,
+    };
+    Ok((snapshot::Report::new(&files, stored), created))
+}
+
+/// A deployment just created, with its whole plan in memory: [`install`] runs on it without
+/// reading the plan back.
+pub struct Created {
+    id: String,
+    plan: crate::plan::Plan,
+    records: Vec<crate::store::InstanceRecord>,
+}
+
+/// Run `install` on a deployment [`create_deployment`] just stored. Returns the execution id.
+pub async fn install(
+    store: &Store,
+    created: Created,
+    options: &Options,
+) -> Result<String, EngineError> {
+    let mut dep = store.deployment_frame(&created.id).await?;
+    dep.plan = Arc::new(created.plan);
     let request = Request {
         workflow: "install",
         params: Map::new(),
         allow_custom_parameters: false,
         then_delete: false,
-        whole: Some(records),
+        whole: Some(created.records),
     };
     run_loaded(store, dep, request, options).await
 }
@@ -950,51 +978,6 @@ pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<()
     }
 }
 
-/// Files under the blueprint's directory, for the deployment's snapshot; never the state
-/// store's own files (`skip`), which may live there.
-fn snapshot(root: &Path, skip: &[PathBuf]) -> Result<Vec<(String, Vec<u8>, u32)>, EngineError> {
-    const MAX_TOTAL: usize = 256 << 20;
-    let mut out = Vec::new();
-    let mut total = 0usize;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| EngineError::Io(format!("cannot read {}: {e}", dir.display())))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') || name == "target" {
-                continue;
-            }
-            if std::fs::canonicalize(&path).is_ok_and(|p| skip.contains(&p)) {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file() {
-                let content = std::fs::read(&path)
-                    .map_err(|e| EngineError::Io(format!("cannot read {}: {e}", path.display())))?;
-                total += content.len();
-                if total > MAX_TOTAL {
-                    return Err(EngineError::Io(format!(
-                        "the blueprint directory {} holds more than 256 MiB",
-                        root.display()
-                    )));
-                }
-                use std::os::unix::fs::PermissionsExt;
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.push((rel, content, meta.permissions().mode()));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// A private directory for one execution: the blueprint files, a `ctx` command, sockets.
 struct Workdir {
     root: PathBuf,
@@ -1003,6 +986,7 @@ struct Workdir {
 
 impl Workdir {
     async fn create(store: &Store, deployment: &str) -> Result<Workdir, EngineError> {
+        use std::io::Write;
         use std::os::unix::fs::PermissionsExt;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1017,13 +1001,18 @@ impl Workdir {
         ] {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        for (path, content, mode) in store.resources(deployment).await? {
-            let target = resources.join(&path);
+        // One chunk in memory at a time, whatever the file's size.
+        for file in store.snapshot_files(deployment).await? {
+            let target = resources.join(&file.path);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
-            std::fs::write(&target, content).map_err(io)?;
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o777))
+            let mut out = std::fs::File::create(&target).map_err(io)?;
+            for seq in 0..file.chunks {
+                let chunk = store.content_chunk(deployment, &file, seq).await?;
+                out.write_all(&chunk).map_err(io)?;
+            }
+            out.set_permissions(std::fs::Permissions::from_mode(file.mode & 0o777))
                 .map_err(io)?;
         }
         let ctx_bin = std::env::var_os("WINDLASS_CTX_BIN")

@@ -2,7 +2,8 @@
 //!
 //! Owns the schema and every query. Deployments keep their compiled blueprint and their plan's
 //! frame as JSON (so later commands never re-read a blueprint the user may have edited) and a
-//! snapshot of the blueprint's files; the plan's instances, group instances and links are rows
+//! snapshot of the blueprint's files (a file list over content-addressed chunks shared between
+//! deployments, `blobs.rs`); the plan's instances, group instances and links are rows
 //! (`plan_rows.rs`), so a command can read just the ones it needs; node instances also keep their
 //! state, runtime properties and a version for optimistic concurrency; executions, per-task
 //! records (for resume) and events complete it.
@@ -11,6 +12,7 @@
 //! from a running one. Queries are built at runtime (no compile-time database); a PostgreSQL
 //! backend can implement the same methods.
 
+mod blobs;
 mod plan_rows;
 mod schema;
 
@@ -26,6 +28,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
+pub use blobs::{CHUNK, SnapshotFile, Stored, StoredFile, content_hash};
 pub use plan_rows::{PlanChange, Select};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,13 @@ pub enum StoreError {
     },
     #[error("stored data of deployment `{0}` is unreadable: {1}")]
     Corrupt(String, String),
+    #[error("cannot read {path}: {source}")]
+    Source {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} changed while it was being stored; deploy again")]
+    Changed(PathBuf),
 }
 
 /// The default state file: `$XDG_DATA_HOME/windlass/state.db` (`~/.local/share/windlass/state.db`).
@@ -248,9 +258,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        // Written with today's schema, so after every migration.
+        // Conversions write with today's schema, so they run after every migration.
         if (version as usize) < schema::PLAN_ROWS {
             plan_rows::convert_plan_blobs(&mut tx).await?;
+        }
+        if (version as usize) < schema::SNAPSHOT_CONTENTS {
+            blobs::convert_resources(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -258,6 +271,9 @@ impl Store {
 
     // ----- deployments ----------------------------------------------------------------------
 
+    /// Store a new deployment with its plan and the snapshot of its blueprint's files, in one
+    /// transaction; returns what the snapshot added to the store. The transaction takes the
+    /// write lock at once, so the contents it finds stored cannot be deleted before it commits.
     pub async fn create_deployment(
         &self,
         id: &str,
@@ -265,8 +281,8 @@ impl Store {
         inputs: &Json,
         compiled: &Compiled,
         plan: &Plan,
-        resources: &[(String, Vec<u8>, u32)],
-    ) -> Result<(), StoreError> {
+        files: &[SnapshotFile],
+    ) -> Result<Stored, StoreError> {
         let mut tx = self.write().await?;
         let exists = sqlx::query("SELECT 1 FROM deployments WHERE id = ?")
             .bind(id)
@@ -286,20 +302,10 @@ impl Store {
             .bind(serde_json::to_string(&plan.frame()).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
-        for (path, content, mode) in resources {
-            sqlx::query(
-                "INSERT INTO resources (deployment_id, path, content, mode) VALUES (?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(path)
-            .bind(content.as_slice())
-            .bind(i64::from(*mode))
-            .execute(&mut *tx)
-            .await?;
-        }
+        let stored = blobs::insert_files(&mut tx, id, files).await?;
         plan_rows::insert_rows(&mut tx, id, &plan_rows::change_adding(plan, compiled)).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     /// A deployment with its whole plan.
@@ -369,13 +375,8 @@ impl Store {
 
     pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        for table in [
-            "events",
-            "link_runs",
-            "group_instances",
-            "node_instances",
-            "resources",
-        ] {
+        blobs::delete_files(&mut tx, id).await?;
+        for table in ["events", "link_runs", "group_instances", "node_instances"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE deployment_id = ?"))
                 .bind(id)
                 .execute(&mut *tx)
@@ -395,22 +396,6 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn resources(
-        &self,
-        deployment: &str,
-    ) -> Result<Vec<(String, Vec<u8>, u32)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT path, content, mode FROM resources WHERE deployment_id = ? ORDER BY path",
-        )
-        .bind(deployment)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2) as u32))
-            .collect())
     }
 
     pub async fn set_execution_parameters(

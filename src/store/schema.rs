@@ -7,6 +7,8 @@
 //! 4: links as runs: one row per run of relationship instances from one source through one
 //!    relationship (`target` when the run has one target, else `targets`, a JSON list), so a
 //!    fan-out of N links is one row, not N.
+//! 5: blueprint files content-addressed: contents in chunks, a file list per deployment
+//!    (`resources` rows are converted, and the table is left empty).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -122,7 +124,33 @@ INSERT INTO link_runs (seq, deployment_id, source, relationship, target_node, ta
     FROM links l LEFT JOIN node_instances n ON n.deployment_id = l.deployment_id AND n.id = l.target;
 DROP TABLE links
 "#,
+    r#"
+CREATE TABLE contents (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    chunks INTEGER NOT NULL
+);
+CREATE TABLE content_chunks (
+    hash TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (hash, seq)
+);
+CREATE TABLE snapshot_files (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    path TEXT NOT NULL,
+    hash TEXT NOT NULL REFERENCES contents(hash),
+    mode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, path)
+);
+CREATE INDEX snapshot_files_by_hash ON snapshot_files(hash)
+"#,
 ];
 
 /// The migration after which plans are stored as rows (older deployments are converted).
 pub const PLAN_ROWS: usize = 2;
+
+/// The migration after which blueprint files are content-addressed (`resources` rows are
+/// converted).
+pub const SNAPSHOT_CONTENTS: usize = 5;
