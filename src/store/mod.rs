@@ -12,6 +12,7 @@
 //! backend can implement the same methods.
 
 mod plan_rows;
+mod processes;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
 use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
 pub use plan_rows::{PlanChange, Select};
+pub use processes::{ProcessRecord, ProcessWrite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -152,6 +154,8 @@ pub enum Write {
         deployment: String,
         event: EventRecord,
     },
+    /// An operation's process group started or ended (`processes.rs`).
+    Process(ProcessWrite),
 }
 
 pub const ACTIVE: [&str; 3] = ["pending", "started", "cancelling"];
@@ -332,6 +336,7 @@ impl Store {
     pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in [
+            "processes",
             "events",
             "links",
             "group_instances",
@@ -417,6 +422,7 @@ impl Store {
         }
         let mut tasks = Vec::new();
         let mut events = Vec::new();
+        let mut processes = Vec::new();
         let mut instances: Vec<(&str, &InstanceRecord)> = Vec::new();
         let mut latest: std::collections::HashMap<(&str, &str), usize> =
             std::collections::HashMap::new();
@@ -424,6 +430,7 @@ impl Store {
             match w {
                 Write::Task { .. } => tasks.push(w),
                 Write::Event { .. } => events.push(w),
+                Write::Process(p) => processes.push(p),
                 Write::Instance { deployment, record } => {
                     match latest.get(&(deployment.as_str(), record.id.as_str())) {
                         Some(&i) if instances[i].1.version >= record.version => {}
@@ -500,6 +507,7 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        processes::apply(&mut tx, &processes).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //!
 //! 1: deployments, resources, node instances, executions, tasks, events (the plan as JSON).
 //! 2: the plan as rows: plan columns on node instances, group instances, links.
+//! Then: the process groups of running operations (`processes.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -91,6 +92,20 @@ CREATE TABLE links (
 );
 CREATE INDEX links_by_source ON links(deployment_id, source);
 CREATE INDEX links_by_target ON links(deployment_id, target)
+"#,
+    r#"
+CREATE TABLE processes (
+    pgid INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    deployment_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    node_instance_id TEXT,
+    operation TEXT NOT NULL,
+    engine_pid INTEGER NOT NULL,
+    engine_started INTEGER NOT NULL,
+    PRIMARY KEY (pgid, started)
+);
+CREATE INDEX processes_by_deployment ON processes(deployment_id)
 "#,
 ];
 
