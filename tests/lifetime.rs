@@ -299,3 +299,33 @@ fn a_killed_guard_takes_its_script_along_while_windlass_runs() {
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(ledger(&sb).len(), 1, "{:#?}", ledger(&sb));
 }
+
+#[test]
+fn a_script_that_cannot_be_run_fails_without_retries() {
+    let sb = Sandbox::new("life-noexec");
+    // Neither .sh nor .py, and not executable: the guard could not run it.
+    sb.file("job", "#!/bin/bash\ntrue\n");
+    sb.file(
+        "blueprint.yaml",
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  w:\n    type: cloudify.nodes.Root\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: job\n",
+    );
+    let err = sb.err(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "d",
+        "--task-retries",
+        "3",
+        "--retry-interval",
+        "0",
+    ]);
+    assert!(
+        err.contains("cannot run `job`: it is not executable"),
+        "{err}"
+    );
+    let failed = events(&sb)
+        .into_iter()
+        .filter(|e| e["event_type"] == "task_failed")
+        .count();
+    assert_eq!(failed, 1, "not retried");
+}

@@ -6,6 +6,11 @@
 //! and error lines become events; a non-zero exit fails the operation with the last lines of
 //! standard error; `timeout` kills the script. `ctx operation retry` and `ctx abort-operation`
 //! decide how a failure is treated.
+//!
+//! The script runs under a guard ([`super::guard`]) that leads its process group and kills it
+//! when the engine dies; a script ended by a signal therefore shows as exit code 128 + signal.
+//! The group is recorded in the store while the operation runs (so a later command can stop
+//! what survives a dead engine) and killed here when its guard dies of a signal.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -83,7 +88,18 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             c.arg(&path);
             c
         }
-        _ => lifeline.command(&exe, path.as_os_str()),
+        _ => {
+            // The guard runs it, so a refusal would come back as an exit code: check here that
+            // it can be run at all, which is never worth retrying.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
+            if mode & 0o111 == 0 {
+                return Err(OpError::NonRecoverable(format!(
+                    "cannot run `{script}`: it is not executable (name it .sh or .py, or make it executable)"
+                )));
+            }
+            lifeline.command(&exe, path.as_os_str())
+        }
     };
     let server = ctx::Server::start(ctx.clone(), &socket_dir(&ctx.resources))
         .map_err(|e| OpError::Failed(format!("cannot open the ctx socket: {e}")))?;
