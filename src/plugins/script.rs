@@ -117,8 +117,10 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         .env(SOCKET_ENV, &server.socket)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
+    // No `kill_on_drop`: it would SIGKILL the guard alone and leave the script running
+    // unguarded. If this future is dropped mid-run, dropping `lifeline` makes the guard kill
+    // its whole group instead.
     for (k, v) in &ctx.inputs {
         if k == "script_path" || !is_env_name(k) {
             continue;
