@@ -9,11 +9,13 @@
 //! ```
 //! The engine makes a [`Lifeline`] per operation and runs the windlass binary itself in guard
 //! mode ([`main`], dispatched by `cli::main` on `argv[1] == "__guard"`, before clap and not in
-//! `--help`). The guard runs the script with inherited stdio and environment, and exits with
-//! the script's status (its code, or 128 + the signal that ended it). A thread of the guard
-//! blocks on the lifeline: nobody ever writes to it, so the read ends only when every write end
-//! is closed, i.e. when the engine is gone, however it died (SIGKILL included, and also between
-//! spawning the guard and recording it). Then the guard SIGKILLs its whole process group,
+//! `--help`). Once the engine has recorded the guard's group it writes one byte to the lifeline
+//! ([`Lifeline::go`]); only then does the guard run the script, with inherited stdio and
+//! environment, and it exits with the script's status (its code, or 128 + the signal that
+//! ended it). A thread of the guard then blocks on the lifeline: nothing more is written to it,
+//! so the read ends only when every write end is closed, i.e. when the engine is gone, however
+//! it died (SIGKILL included, and also between spawning the guard and recording it; an EOF
+//! before `go` means the script never starts). Then the guard SIGKILLs its whole process group,
 //! itself included. `PR_SET_PDEATHSIG` would not do: it fires when the forking *thread* exits
 //! (a tokio worker) and reaches only the direct child.
 //!
@@ -60,6 +62,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         eprintln!("windlass {GUARD_ARG}: no lifeline on descriptor {LIFELINE_FD}");
         return ExitCode::from(2);
     }
+    // The engine says go once it has recorded this group, so that a script never runs
+    // unrecorded; EOF instead means the engine died first.
+    if !matches!(read_lifeline(), Some(n) if n > 0) {
+        return ExitCode::from(2);
+    }
     std::thread::spawn(watch_lifeline);
     let status = match std::process::Command::new(program).args(rest).status() {
         Ok(s) => s,
@@ -75,30 +82,35 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-/// Block until the engine is gone, then kill the whole group (this guard included).
-fn watch_lifeline() {
+/// One read from the lifeline: `Some(bytes read)` (0 at EOF), `None` on an error.
+fn read_lifeline() -> Option<usize> {
     let mut buf = [0u8; 16];
     loop {
         // SAFETY: reads into a buffer of the given length from the lifeline descriptor.
         let n = unsafe { libc::read(LIFELINE_FD, buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            continue;
+        if n >= 0 {
+            return usize::try_from(n).ok();
         }
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
         }
-        break;
     }
+}
+
+/// Block until the engine is gone, then kill the whole group (this guard included).
+fn watch_lifeline() {
+    while matches!(read_lifeline(), Some(n) if n > 0) {}
     // SAFETY: killpg(0, …) signals this process's own group, which this guard leads.
     unsafe {
         libc::killpg(0, libc::SIGKILL);
     }
 }
 
-/// One operation's lifeline: a pipe whose write end only the engine holds.
+/// One operation's lifeline: a pipe whose write end only the engine holds. The guard waits for
+/// [`Lifeline::go`] before it starts the script, then for the end of the pipe.
 pub struct Lifeline {
     read: Option<OwnedFd>,
-    _write: OwnedFd,
+    write: OwnedFd,
 }
 
 impl Lifeline {
@@ -113,7 +125,7 @@ impl Lifeline {
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         Ok(Lifeline {
             read: Some(read),
-            _write: write,
+            write,
         })
     }
 
@@ -140,6 +152,15 @@ impl Lifeline {
             }
         }
         command
+    }
+
+    /// Let the guard start the script (once its group is recorded). A guard already gone makes
+    /// this fail, which changes nothing: its exit status tells the rest.
+    pub fn go(&self) {
+        // SAFETY: writes one byte from a valid buffer to the pipe's write end.
+        unsafe {
+            libc::write(self.write.as_raw_fd(), b"g".as_ptr().cast(), 1);
+        }
     }
 
     /// The guard has its copy of the read end: close ours. The write end stays open as long

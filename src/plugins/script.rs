@@ -144,6 +144,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
     };
     lifeline.spawned();
     let group = RecordedGroup::start(&ctx, &child).await;
+    lifeline.go();
     let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
     let out_ctx = ctx.clone();
@@ -261,8 +262,9 @@ impl RecordedGroup {
                 engine_pid: i64::from(std::process::id()),
                 engine_started: guard::own_start_time(),
             })));
-        // Durable before the script gets far: a later command must find it if this engine
-        // dies and the group survives. A failed write is reported by the operation's own flush.
+        // Durable before the script starts (the guard waits for `go`): a later command must find
+        // it if this engine dies and the group survives. A failed write is reported by the
+        // operation's own flush.
         let _ = ctx.recorder.flush().await;
         Some(RecordedGroup {
             recorder: ctx.recorder.clone(),
