@@ -109,6 +109,12 @@ pub fn main() -> ExitCode {
             args.map(|a| a.to_string_lossy().into_owned()).collect(),
         );
     }
+    if let Some(first) = args.next() {
+        // The guard the engine runs each script under (`plugins::guard`); not a command.
+        if first == crate::plugins::guard::GUARD_ARG {
+            return crate::plugins::guard::main(args.collect());
+        }
+    }
     let cli = Cli::parse();
     let global = cli.global;
     match cli.command {

@@ -14,6 +14,11 @@
 //! `create_deployment` → `run` → `start_execution` (refused while another runs) → build the
 //! graph → walk → mark the execution terminated, failed or cancelled.
 //!
+//! # Process lifetime
+//! Scripts run under a guard that dies with this process and takes their process group with it
+//! (`plugins::guard`); each execution first stops what a dead engine's groups left running
+//! ([`orphans`]), and so does `cancel` of an interrupted execution.
+//!
 //! # Cancellation
 //! `cancel` marks the execution `cancelling` in the store; the running engine polls for it,
 //! stops starting jobs and signals running operations (scripts are killed).
@@ -23,6 +28,7 @@ pub mod events;
 pub mod graph;
 pub mod heal;
 pub mod ignore;
+pub mod orphans;
 pub mod scale;
 pub mod scope;
 pub mod snapshot;
@@ -390,6 +396,14 @@ pub async fn cancel(store: &Store, id: &str) -> Result<String, EngineError> {
     let alive = active.pid.is_some_and(crate::store::process_alive);
     let status = if alive { "cancelling" } else { "cancelled" };
     store.set_execution_status(&active.id, status, None).await?;
+    if !alive {
+        // Dropping an interrupted execution: stop what its dead engine left running.
+        let (recorder, writer) = Recorder::spawn(store.clone(), id, Display::Quiet);
+        orphans::stop(store, id, &recorder, &active.id).await?;
+        recorder.flush().await.map_err(EngineError::Io)?;
+        drop(recorder);
+        let _ = writer.await;
+    }
     if let Some(pid) = active.pid.filter(|_| alive) {
         // SAFETY: sends SIGUSR1 to the process that runs the execution; it listens for it.
         unsafe {
@@ -480,6 +494,8 @@ async fn execute(
         _ => {}
     }
     let session = Session::open(store, &dep.id, &execution, records, options).await?;
+    // Before anything runs: no operation may start while an earlier attempt of it is alive.
+    orphans::stop(store, &dep.id, &session.recorder, &execution.id).await?;
     let done = store.done_tasks(&execution.id).await?;
     let resumed = !done.is_empty();
     session.event(
@@ -1015,10 +1031,7 @@ impl Workdir {
             out.set_permissions(std::fs::Permissions::from_mode(file.mode & 0o777))
                 .map_err(io)?;
         }
-        let ctx_bin = std::env::var_os("WINDLASS_CTX_BIN")
-            .map(PathBuf::from)
-            .or_else(|| std::env::current_exe().ok());
-        if let Some(exe) = ctx_bin {
+        if let Some(exe) = crate::plugins::guard::windlass_exe() {
             std::os::unix::fs::symlink(
                 exe,
                 crate::plugins::script::bin_dir(&resources).join("ctx"),

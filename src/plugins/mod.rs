@@ -7,6 +7,7 @@
 //! implementations; the engine checks every operation against it before anything runs.
 
 pub mod ctx;
+pub mod guard;
 pub mod noop;
 pub mod script;
 

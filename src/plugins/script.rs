@@ -6,17 +6,26 @@
 //! and error lines become events; a non-zero exit fails the operation with the last lines of
 //! standard error; `timeout` kills the script. `ctx operation retry` and `ctx abort-operation`
 //! decide how a failure is treated.
+//!
+//! The script runs under a guard ([`super::guard`]) that leads its process group and kills it
+//! when the engine dies; a script ended by a signal therefore shows as exit code 128 + signal.
+//! The group is recorded in the store while the operation runs (so a later command can stop
+//! what survives a dead engine) and killed here when its guard dies of a signal.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use std::ffi::OsStr;
+use std::os::unix::process::ExitStatusExt;
+
 use serde_json::Value as Json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 use super::ctx::{self, SOCKET_ENV};
+use super::guard;
 use super::{OpError, OpFuture, OperationContext, Plugin};
+use crate::store::{ProcessRecord, ProcessWrite, Write};
 
 pub struct ScriptPlugin;
 
@@ -61,18 +70,36 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             "script `{script}` is not in the deployment's blueprint files"
         )));
     }
+    let Some(exe) = guard::windlass_exe() else {
+        return Err(OpError::NonRecoverable(
+            "cannot find the windlass binary to run the script under".to_string(),
+        ));
+    };
+    let mut lifeline = guard::Lifeline::new()
+        .map_err(|e| OpError::Failed(format!("cannot make the script's lifeline: {e}")))?;
     let mut command = match path.extension().and_then(|e| e.to_str()) {
         Some("py") => {
-            let mut c = Command::new("python3");
+            let mut c = lifeline.command(&exe, OsStr::new("python3"));
             c.arg(&path);
             c
         }
         Some("sh") => {
-            let mut c = Command::new("bash");
+            let mut c = lifeline.command(&exe, OsStr::new("bash"));
             c.arg(&path);
             c
         }
-        _ => Command::new(&path),
+        _ => {
+            // The guard runs it, so a refusal would come back as an exit code: check here that
+            // it can be run at all, which is never worth retrying.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
+            if mode & 0o111 == 0 {
+                return Err(OpError::NonRecoverable(format!(
+                    "cannot run `{script}`: it is not executable (name it .sh or .py, or make it executable)"
+                )));
+            }
+            lifeline.command(&exe, path.as_os_str())
+        }
     };
     let server = ctx::Server::start(ctx.clone(), &socket_dir(&ctx.resources))
         .map_err(|e| OpError::Failed(format!("cannot open the ctx socket: {e}")))?;
@@ -90,10 +117,10 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         .env(SOCKET_ENV, &server.socket)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so a kill reaches whatever the script started too.
-        .process_group(0)
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
+    // No `kill_on_drop`: it would SIGKILL the guard alone and leave the script running
+    // unguarded. If this future is dropped mid-run, dropping `lifeline` makes the guard kill
+    // its whole group instead.
     for (k, v) in &ctx.inputs {
         if k == "script_path" || !is_env_name(k) {
             continue;
@@ -115,6 +142,9 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             )));
         }
     };
+    lifeline.spawned();
+    let group = RecordedGroup::start(&ctx, &child).await;
+    lifeline.go();
     let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
     let out_ctx = ctx.clone();
@@ -140,7 +170,18 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         tail
     });
     let waited = tokio::select! {
-        status = child.wait() => Some(status),
+        status = child.wait() => {
+            if let Ok(s) = &status
+                && s.signal().is_some()
+            {
+                // The guard never dies of a signal on its own: whoever killed it left its
+                // script running without a guard. Stop the rest of the group.
+                if let Some(g) = &group {
+                    g.kill_survivors();
+                }
+            }
+            Some(status)
+        }
         _ = sleep_or_forever(ctx.timeout) => None,
         _ = super::cancelled(ctx.cancel.clone()) => {
             kill_group(&mut child).await;
@@ -194,6 +235,62 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             }))
         }
         Err(e) => Err(OpError::Failed(format!("script `{script}`: {e}"))),
+    }
+}
+
+/// A running operation's process group as recorded in the store, forgotten when dropped (the
+/// operation ended, however). A group of a dead engine stays recorded for `engine::orphans`.
+struct RecordedGroup {
+    recorder: crate::engine::events::Recorder,
+    pgid: i64,
+    started: i64,
+}
+
+impl RecordedGroup {
+    async fn start(ctx: &OperationContext, child: &tokio::process::Child) -> Option<RecordedGroup> {
+        let pgid = i64::from(child.id()?);
+        // The guard cannot have been reaped yet: its /proc entry is there, zombie or not.
+        let started = guard::start_time(pgid)?;
+        ctx.recorder
+            .write(Write::Process(ProcessWrite::Started(ProcessRecord {
+                deployment: ctx.deployment_id.clone(),
+                execution: ctx.execution_id.clone(),
+                instance: Some(ctx.instance_id.clone()).filter(|i| !i.is_empty()),
+                operation: ctx.operation.clone(),
+                pgid,
+                started,
+                engine_pid: i64::from(std::process::id()),
+                engine_started: guard::own_start_time(),
+            })));
+        // Durable before the script starts (the guard waits for `go`): a later command must find
+        // it if this engine dies and the group survives. A failed write is reported by the
+        // operation's own flush.
+        let _ = ctx.recorder.flush().await;
+        Some(RecordedGroup {
+            recorder: ctx.recorder.clone(),
+            pgid,
+            started,
+        })
+    }
+
+    /// Kill whatever remains in the group once its guard died.
+    fn kill_survivors(&self) {
+        // The group id stays ours while the group has members (its end is not recorded yet).
+        if !guard::group_members(self.pgid).is_empty() {
+            // SAFETY: killpg only sends a signal, to this operation's group.
+            unsafe {
+                libc::killpg(self.pgid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for RecordedGroup {
+    fn drop(&mut self) {
+        self.recorder.write(Write::Process(ProcessWrite::Ended {
+            pgid: self.pgid,
+            started: self.started,
+        }));
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod blobs;
 mod plan_rows;
+mod processes;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
 pub use blobs::{CHUNK, SnapshotFile, Stored, StoredFile, content_hash};
 pub use plan_rows::{PlanChange, Select};
+pub use processes::{ProcessRecord, ProcessWrite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -166,6 +168,8 @@ pub enum Write {
         deployment: String,
         event: EventRecord,
     },
+    /// An operation's process group started or ended (`processes.rs`).
+    Process(ProcessWrite),
 }
 
 pub const ACTIVE: [&str; 3] = ["pending", "started", "cancelling"];
@@ -376,7 +380,13 @@ impl Store {
     pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         blobs::delete_files(&mut tx, id).await?;
-        for table in ["events", "link_runs", "group_instances", "node_instances"] {
+        for table in [
+            "processes",
+            "events",
+            "link_runs",
+            "group_instances",
+            "node_instances",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE deployment_id = ?"))
                 .bind(id)
                 .execute(&mut *tx)
@@ -440,6 +450,7 @@ impl Store {
         }
         let mut tasks = Vec::new();
         let mut events = Vec::new();
+        let mut processes = Vec::new();
         let mut instances: Vec<(&str, &InstanceRecord)> = Vec::new();
         let mut latest: std::collections::HashMap<(&str, &str), usize> =
             std::collections::HashMap::new();
@@ -447,6 +458,7 @@ impl Store {
             match w {
                 Write::Task { .. } => tasks.push(w),
                 Write::Event { .. } => events.push(w),
+                Write::Process(p) => processes.push(p),
                 Write::Instance { deployment, record } => {
                     match latest.get(&(deployment.as_str(), record.id.as_str())) {
                         Some(&i) if instances[i].1.version >= record.version => {}
@@ -523,6 +535,7 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        processes::apply(&mut tx, &processes).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -9,6 +9,7 @@
 //!    fan-out of N links is one row, not N.
 //! 5: blueprint files content-addressed: contents in chunks, a file list per deployment
 //!    (`resources` rows are converted, and the table is left empty).
+//! 6: the process groups of running operations (`processes.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -145,6 +146,20 @@ CREATE TABLE snapshot_files (
     PRIMARY KEY (deployment_id, path)
 );
 CREATE INDEX snapshot_files_by_hash ON snapshot_files(hash)
+"#,
+    r#"
+CREATE TABLE processes (
+    pgid INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    deployment_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    node_instance_id TEXT,
+    operation TEXT NOT NULL,
+    engine_pid INTEGER NOT NULL,
+    engine_started INTEGER NOT NULL,
+    PRIMARY KEY (pgid, started)
+);
+CREATE INDEX processes_by_deployment ON processes(deployment_id)
 "#,
 ];
 
