@@ -216,6 +216,19 @@ fn a_killed_install_must_be_resumed_before_anything_else_runs() {
         "{e}"
     );
     sb.ok(&["resume", "d"]);
+    // The killed attempt's working directory went with it.
+    let executions = sb.json(&["executions", "d", "--json"]);
+    let install = executions.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let left: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("windlass-{install}-")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     // … and once it finished, the deployment scales.
     sb.ok(&["scale", "d", "vm", "+1"]);
     assert_eq!(vm_count(&sb, "d"), 3);

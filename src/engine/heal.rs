@@ -111,13 +111,13 @@ pub(crate) async fn run(
     let mut down = graph::uninstall_subset(&dep.plan, &subtree, |x| {
         session.instances.state(&dep.plan.instance_id(x).0)
     });
-    graph::add_link_jobs(&mut down, &dep.plan, &links, "unlink", false);
+    graph::add_link_jobs(&mut down, &dep.plan, &dep.compiled, &links, "unlink", false);
     let outcome = session.walk(dep, down, done.clone(), true).await;
     if outcome.cancelled {
         return Ok(Ended::from_outcome(&outcome, true));
     }
     let mut up = graph::install_subset(&dep.plan, &subtree);
-    graph::add_link_jobs(&mut up, &dep.plan, &links, "establish", true);
+    graph::add_link_jobs(&mut up, &dep.plan, &dep.compiled, &links, "establish", true);
     // The install steps of a reinstall must run even if an earlier install recorded them.
     let outcome = session.walk(dep, up, HashSet::new(), false).await;
     Ok(Ended::from_outcome(&outcome, false))

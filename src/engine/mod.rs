@@ -145,19 +145,26 @@ pub async fn create_deployment(
             version: 0,
         })
         .collect();
-    let created = Created {
+    let dep = DeploymentRecord {
         id: id.to_string(),
-        plan: bp.plan,
-        records,
+        blueprint: blueprint_path.display().to_string(),
+        created_at: crate::store::now(),
+        inputs,
+        compiled: Arc::new(bp.compiled),
+        plan: Arc::new(bp.plan),
+        installed: false,
+        deleting: false,
     };
-    Ok((snapshot::Report::new(&files, stored), created))
+    Ok((
+        snapshot::Report::new(&files, stored),
+        Created { dep, records },
+    ))
 }
 
 /// A deployment just created, with its whole plan in memory: [`install`] runs on it without
-/// reading the plan back.
+/// reading anything back.
 pub struct Created {
-    id: String,
-    plan: crate::plan::Plan,
+    dep: DeploymentRecord,
     records: Vec<crate::store::InstanceRecord>,
 }
 
@@ -167,8 +174,6 @@ pub async fn install(
     created: Created,
     options: &Options,
 ) -> Result<String, EngineError> {
-    let mut dep = store.deployment_frame(&created.id).await?;
-    dep.plan = Arc::new(created.plan);
     let request = Request {
         workflow: "install",
         params: Map::new(),
@@ -176,7 +181,7 @@ pub async fn install(
         then_delete: false,
         whole: Some(created.records),
     };
-    run_loaded(store, dep, request, options).await
+    run_loaded(store, created.dep, request, options).await
 }
 
 /// Run a workflow on a deployment. Returns the execution id.
@@ -496,6 +501,8 @@ async fn execute(
     let session = Session::open(store, &dep.id, &execution, records, options).await?;
     // Before anything runs: no operation may start while an earlier attempt of it is alive.
     orphans::stop(store, &dep.id, &session.recorder, &execution.id).await?;
+    // With them gone, so can their working directories.
+    session.workdir.remove_stale(&execution.id);
     let done = store.done_tasks(&execution.id).await?;
     let resumed = !done.is_empty();
     session.event(
@@ -672,7 +679,7 @@ impl Session {
             Some(all) => state::Instances::new(all, recorder.clone(), None),
             None => state::Instances::new(Vec::new(), recorder.clone(), Some(store.clone())),
         };
-        let workdir = Workdir::create(store, deployment).await?;
+        let workdir = Workdir::create(store, deployment, &execution.id).await?;
         let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
         // The sender lives as long as the session: receivers never see it closed.
         let cancel_tx = Arc::new(cancel_tx);
@@ -770,6 +777,7 @@ impl Session {
                         .collect()
                 })
                 .collect(),
+            noops_reported: Default::default(),
             progress: self.progress.clone(),
         });
         walker::walk(run, graph, self.parallelism, ignore_failure).await
@@ -1001,12 +1009,24 @@ struct Workdir {
 }
 
 impl Workdir {
-    async fn create(store: &Store, deployment: &str) -> Result<Workdir, EngineError> {
+    /// Named after the execution, so that a later attempt finds what a killed one left
+    /// ([`Workdir::remove_stale`]), and after this process, whose pid may be a dead one's.
+    async fn create(
+        store: &Store,
+        deployment: &str,
+        execution: &str,
+    ) -> Result<Workdir, EngineError> {
         use std::io::Write;
         use std::os::unix::fs::PermissionsExt;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!("windlass-{}-{n}", std::process::id()));
+        let root = std::env::temp_dir().join(format!(
+            "{}{}-{n}",
+            Self::prefix(execution),
+            std::process::id()
+        ));
+        // Left by a killed process that had this pid: nothing uses it any more.
+        let _ = std::fs::remove_dir_all(&root);
         let resources = root.join("resources");
         let io =
             |e: std::io::Error| EngineError::Io(format!("cannot prepare {}: {e}", root.display()));
@@ -1039,6 +1059,25 @@ impl Workdir {
             .map_err(io)?;
         }
         Ok(Workdir { root, resources })
+    }
+
+    fn prefix(execution: &str) -> String {
+        format!("windlass-{execution}-")
+    }
+
+    /// Remove the working directories that killed attempts of this execution left behind (call
+    /// once their operations are stopped: one process runs an execution at a time).
+    fn remove_stale(&self, execution: &str) {
+        let prefix = Self::prefix(execution);
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path != self.root && entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
     }
 
     fn remove(self) {

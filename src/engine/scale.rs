@@ -527,7 +527,7 @@ pub(crate) async fn run(
     let Some(removal) = removal else {
         // Scale-out: install the new instances, then establish existing ones' new links.
         let mut g = graph::install_subset(&dep.plan, &added);
-        graph::add_link_jobs(&mut g, &dep.plan, &links, "establish", true);
+        graph::add_link_jobs(&mut g, &dep.plan, &dep.compiled, &links, "establish", true);
         let outcome = session.walk(dep, g, done, false).await;
         let ended = Ended::from_outcome(&outcome, false);
         if ended.status != "failed" || !rollback {
@@ -540,7 +540,7 @@ pub(crate) async fn run(
         let mut g = graph::uninstall_subset(&dep.plan, &added, |i| {
             session.instances.state(&dep.plan.instance_id(i).0)
         });
-        graph::add_link_jobs(&mut g, &dep.plan, &links, "unlink", false);
+        graph::add_link_jobs(&mut g, &dep.plan, &dep.compiled, &links, "unlink", false);
         let rolled = session.walk(dep, g, HashSet::new(), true).await;
         let removal = added_removal(dep, &added);
         apply_removal(store, dep, &removal, entity_and_delta).await?;
@@ -561,7 +561,14 @@ pub(crate) async fn run(
     let mut g = graph::uninstall_subset(&dep.plan, &removal.instances, |i| {
         session.instances.state(&dep.plan.instance_id(i).0)
     });
-    graph::add_link_jobs(&mut g, &dep.plan, &removal.links, "unlink", false);
+    graph::add_link_jobs(
+        &mut g,
+        &dep.plan,
+        &dep.compiled,
+        &removal.links,
+        "unlink",
+        false,
+    );
     let outcome = session.walk(dep, g, done, ignore_failure).await;
     let ended = Ended::from_outcome(&outcome, ignore_failure);
     if ended.status == "terminated" {

@@ -6,7 +6,7 @@
 //! graph's state; jobs report back when they end. Cancellation stops new jobs and signals
 //! running operations.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ pub struct Run {
     pub node_properties: Vec<Arc<Map<String, Json>>>,
     /// Per node: the relationship operations any of its relationships implements (either side).
     pub relationship_operations: Vec<HashSet<String>>,
+    /// Nodes whose skipped operations were reported in this execution.
+    pub noops_reported: std::sync::Mutex<HashSet<usize>>,
     pub progress: Option<indicatif::ProgressBar>,
 }
 
@@ -68,14 +70,37 @@ pub async fn walk(
         }
     }
     let jobs: Arc<Vec<Job>> = Arc::new(graph.jobs);
-    let mut ready: std::collections::VecDeque<usize> =
-        (0..n).filter(|j| waiting[*j] == 0).collect();
+    let mut ready: VecDeque<usize> = (0..n).filter(|j| waiting[*j] == 0).collect();
     let mut blocked = vec![false; n];
     let mut running = JoinSet::new();
     let mut outcome = Outcome::default();
+    // A finished job (or, with `ignore_failure`, a failed one) lets its dependants go.
+    let release =
+        |j: usize, waiting: &mut Vec<usize>, ready: &mut VecDeque<usize>, blocked: &[bool]| {
+            for &d in &dependants[j] {
+                waiting[d] -= 1;
+                if waiting[d] == 0 && !blocked[d] {
+                    ready.push_back(d);
+                }
+            }
+        };
     loop {
-        while running.len() < parallelism.max(1) && !outcome.cancelled {
-            let Some(j) = ready.pop_front() else { break };
+        while !outcome.cancelled {
+            let Some(&j) = ready.front() else { break };
+            // A job with nothing to run finishes here and now: no task, no parallelism slot.
+            if let Some(noops) = trivial(&run, &jobs[j]) {
+                ready.pop_front();
+                finish_trivial(&run, &jobs[j], noops);
+                if let Some(bar) = &run.progress {
+                    bar.inc(1);
+                }
+                release(j, &mut waiting, &mut ready, &blocked);
+                continue;
+            }
+            if running.len() >= parallelism.max(1) {
+                break;
+            }
+            ready.pop_front();
             let (run, jobs) = (run.clone(), jobs.clone());
             running.spawn(async move { (j, run_job(&run, &jobs[j]).await) });
         }
@@ -98,21 +123,9 @@ pub async fn walk(
                 match result {
                     Err(e) if ignore_failure => {
                         outcome.failures.push(e);
-                        for &d in &dependants[j] {
-                            waiting[d] -= 1;
-                            if waiting[d] == 0 && !blocked[d] {
-                                ready.push_back(d);
-                            }
-                        }
+                        release(j, &mut waiting, &mut ready, &blocked);
                     }
-                    Ok(()) => {
-                        for &d in &dependants[j] {
-                            waiting[d] -= 1;
-                            if waiting[d] == 0 && !blocked[d] {
-                                ready.push_back(d);
-                            }
-                        }
-                    }
+                    Ok(()) => release(j, &mut waiting, &mut ready, &blocked),
                     Err(e) => {
                         outcome.failures.push(e);
                         // Everything downstream is skipped, silently: the cause was reported.
@@ -184,17 +197,81 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
             }
         }
     }
-    if !noops.is_empty() {
+    report_noops(run, job.instance, noops);
+    Ok(())
+}
+
+/// Say once per node and execution which operations had no implementation (a line per
+/// instance would be 10,000 identical events on a 10,000-instance tier).
+fn report_noops(run: &Run, instance: u32, mut noops: Vec<&str>) {
+    if noops.is_empty() {
+        return;
+    }
+    let node = run.plan.instances[instance as usize].node;
+    let first = run
+        .noops_reported
+        .lock()
+        .map(|mut seen| seen.insert(node))
+        .unwrap_or(false);
+    if first {
         noops.dedup();
         run.recorder.event(
             &run.execution,
             "noops_skipped",
-            Some(id),
+            Some(&run.plan.instance_id(instance).0),
             None,
-            format!("no implementation, skipped: {}", noops.join(", ")),
+            format!(
+                "node `{}` has no implementation for (skipped on all its instances): {}",
+                run.compiled.nodes[node].id.0,
+                noops.join(", ")
+            ),
         );
     }
-    Ok(())
+}
+
+/// When no step of a job has an implementation, the names of its operations (all no-ops): the
+/// job is then only state changes, and the walker finishes it at once ([`finish_trivial`]).
+fn trivial<'a>(run: &'a Run, job: &'a Job) -> Option<Vec<&'a str>> {
+    let inst = &run.plan.instances[job.instance as usize];
+    let node = &run.compiled.nodes[inst.node];
+    let mut noops = Vec::new();
+    for step in &job.steps {
+        let name: &str = match step {
+            Step::State(_) => continue,
+            Step::Operation { name, .. } if !node.operations.contains_key(name.as_ref()) => name,
+            Step::Relationships { name }
+                if !run.relationship_operations[inst.node].contains(*name) =>
+            {
+                name
+            }
+            Step::Relationship { name, rel } => {
+                let r = &node.relationships[inst.relationships[*rel].relationship];
+                if r.source_operations.contains_key(*name)
+                    || r.target_operations.contains_key(*name)
+                {
+                    return None;
+                }
+                name
+            }
+            _ => return None,
+        };
+        noops.push(short(name));
+    }
+    Some(noops)
+}
+
+/// A job whose operations are all no-ops: its instance goes straight to the job's last state
+/// (the states in between are never seen by anything, and resume repeats the job whole).
+fn finish_trivial(run: &Run, job: &Job, noops: Vec<&str>) {
+    let id = run.plan.instance_id(job.instance).0.as_str();
+    let last = job.steps.iter().rev().find_map(|s| match s {
+        Step::State(s) => Some(*s),
+        _ => None,
+    });
+    if let Some(state) = last {
+        run.instances.set_state(id, state);
+    }
+    report_noops(run, job.instance, noops);
 }
 
 /// `cloudify.interfaces.lifecycle.create` → `create`.
