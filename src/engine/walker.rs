@@ -85,8 +85,11 @@ pub async fn walk(
             }
         };
     loop {
-        while !outcome.cancelled {
-            let Some(&j) = ready.front() else { break };
+        while let Some(&j) = ready.front() {
+            if outcome.cancelled {
+                ready.clear();
+                break;
+            }
             // A job with nothing to run finishes here and now: no task, no parallelism slot.
             if let Some(noops) = trivial(&run, &jobs[j]) {
                 ready.pop_front();
