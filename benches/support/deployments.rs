@@ -14,11 +14,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+#[allow(dead_code)] // benches/shapes.rs makes its own state files
 pub struct Scratch {
     dir: PathBuf,
     next: usize,
 }
 
+#[allow(dead_code)]
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
         let dir =

@@ -58,3 +58,45 @@ fn generate(tiers: usize, hosts: usize, noop: bool) -> String {
     }
     out
 }
+
+/// Two tiers of `n` instances each, every `host1` instance `depends_on` every `app0` instance
+/// (`all_to_all`): `n * n` relationship instances, no operations. A load balancer in front of a
+/// large web tier has this shape.
+#[allow(dead_code)]
+pub fn fan_out(n: usize) -> String {
+    format!(
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  \
+         app0:\n    type: cloudify.nodes.Root\n    capabilities: {{ scalable: {{ properties: {{ default_instances: {n} }} }} }}\n  \
+         host1:\n    type: cloudify.nodes.Root\n    capabilities: {{ scalable: {{ properties: {{ default_instances: {n} }} }} }}\n    \
+         relationships:\n      - {{ type: cloudify.relationships.depends_on, target: app0 }}\n"
+    )
+}
+
+/// `tiers` tiers, each a Compute `host_N` with `per` instances that `depends_on` the previous
+/// tier's `app_(N-1)` (`all_to_one`) and an `app_N` contained in it: `2 * tiers * per`
+/// instances, no operations, as deep as it is long.
+#[allow(dead_code)]
+pub fn chain(tiers: usize, per: usize) -> String {
+    let mut out = String::from(
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n",
+    );
+    for t in 0..tiers {
+        let _ = write!(
+            out,
+            "  host_{t}:\n    type: cloudify.nodes.Compute\n    properties: {{ agent_config: {{ install_method: none }} }}\n    \
+             capabilities: {{ scalable: {{ properties: {{ default_instances: {per} }} }} }}\n"
+        );
+        if t > 0 {
+            let _ = write!(
+                out,
+                "    relationships:\n      - {{ type: cloudify.relationships.depends_on, target: app_{}, properties: {{ connection_type: all_to_one }} }}\n",
+                t - 1
+            );
+        }
+        let _ = write!(
+            out,
+            "  app_{t}:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.contained_in, target: host_{t} }}\n"
+        );
+    }
+    out
+}
