@@ -5,7 +5,7 @@
 //! works on a fresh SQLite file. For the whole command with its peak RSS, see
 //! `benches/shapes.sh`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -49,15 +49,7 @@ fn shapes(c: &mut Criterion) {
                 for _ in 0..iters {
                     let store = fresh();
                     let start = Instant::now();
-                    rt.block_on(async {
-                        let (_, created) =
-                            engine::create_deployment(&store, &bp, "d", &Default::default())
-                                .await
-                                .unwrap();
-                        engine::install(&store, created, &Options::default())
-                            .await
-                            .unwrap();
-                    });
+                    deploy(&rt, &store, &bp);
                     total += start.elapsed();
                     rt.block_on(store.close());
                 }
@@ -69,15 +61,7 @@ fn shapes(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let store = fresh();
-                    rt.block_on(async {
-                        let (_, created) =
-                            engine::create_deployment(&store, &bp, "d", &Default::default())
-                                .await
-                                .unwrap();
-                        engine::install(&store, created, &Options::default())
-                            .await
-                            .unwrap();
-                    });
+                    deploy(&rt, &store, &bp);
                     let start = Instant::now();
                     rt.block_on(engine::undeploy(&store, "d", false, &Options::default()))
                         .unwrap();
@@ -90,6 +74,18 @@ fn shapes(c: &mut Criterion) {
     }
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `windlass deploy`: create the deployment `d`, then install it.
+fn deploy(rt: &tokio::runtime::Runtime, store: &Store, blueprint: &Path) {
+    rt.block_on(async {
+        let (_, created) = engine::create_deployment(store, blueprint, "d", &Default::default())
+            .await
+            .unwrap();
+        engine::install(store, created, &Options::default())
+            .await
+            .unwrap();
+    });
 }
 
 criterion_group!(benches, shapes);
