@@ -1006,7 +1006,13 @@ impl Workdir {
         use std::os::unix::fs::PermissionsExt;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!("windlass-{}-{n}", std::process::id()));
+        // The start time as well as the pid: a killed process leaves its directory behind, and
+        // a later process given the same pid must not find it in its way.
+        let root = std::env::temp_dir().join(format!(
+            "windlass-{}-{}-{n}",
+            std::process::id(),
+            crate::plugins::guard::own_start_time()
+        ));
         let resources = root.join("resources");
         let io =
             |e: std::io::Error| EngineError::Io(format!("cannot prepare {}: {e}", root.display()));
@@ -1043,5 +1049,38 @@ impl Workdir {
 
     fn remove(self) {
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a killed process with this process's pid left in the temporary directory (found by
+    /// the chaos test: pids are reused, SIGKILLed runs leave their working directories).
+    #[tokio::test]
+    async fn a_dead_process_s_working_directory_with_our_pid_is_not_in_the_way() {
+        let tmp = std::env::temp_dir();
+        let pid = std::process::id();
+        let left: Vec<PathBuf> = (0..256)
+            .map(|n| tmp.join(format!("windlass-{pid}-{n}")))
+            .collect();
+        for dir in &left {
+            let bin = crate::plugins::script::bin_dir(&dir.join("resources"));
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(bin.join("ctx"), "").unwrap();
+        }
+        let state = tmp.join(format!("windlass-workdir-test-{pid}.db"));
+        let store = Store::open(state.to_str().unwrap()).await.unwrap();
+        let made = Workdir::create(&store, "d").await;
+        for dir in &left {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        for file in store.files() {
+            let _ = std::fs::remove_file(file);
+        }
+        let made = made.unwrap();
+        assert!(made.resources.is_dir());
+        made.remove();
     }
 }
