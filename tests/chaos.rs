@@ -8,9 +8,10 @@
 //! `connected_to` every `app` (all_to_all) with `establish` / `unlink` scripts, so scaling adds
 //! and removes links too. Every operation runs an idempotent script on a resource directory
 //! (`res/ID` for an instance, `res/LB~APP` for a link): create checks whether the resource
-//! exists, sleeps a random short time (to widen races), creates it and appends `+ID` to the
-//! ledger only when it did not exist; delete removes it and appends `-ID` only when it existed.
-//! Sequential attempts of one operation (a killed one, then the resumed one) therefore leave one
+//! exists, sleeps a random short time (to widen races), and appends `+ID` to the ledger only when
+//! it did not exist, then creates it; delete appends `-ID` only when it existed, then removes it.
+//! The ledger line comes first and counts as the resource's existence, so a script killed between
+//! the two is finished by the next attempt without a second line. Sequential attempts of one operation (a killed one, then the resumed one) therefore leave one
 //! `+ID`; two live attempts at once can leave two, which the ledger check catches. Each script
 //! also writes `start OP:ID PID PREV` / `end OP:ID PID` to a second log, where PREV is the pid of
 //! an earlier attempt of the same operation that is still running (else `-`): an overlap seen
@@ -63,10 +64,14 @@ impl Rng {
 /// The script of one operation. `key` is the shell expression naming the resource; `create`
 /// says whether the operation makes it or removes it.
 fn script(dir: &str, op: &str, key: &str, create: bool) -> String {
+    // The ledger is the resource's journal: its line is written before the resource changes,
+    // so a kill between the two leaves a journal that says what the next attempt must finish
+    // (without a line of its own). Two live attempts both find the journal unchanged, and both
+    // write: the line twice.
     let act = if create {
-        "if [ ! -e \"$R\" ]; then\n  sleep \"$NAP\"\n  mkdir -p \"$R\"\n  echo \"+$KEY\" >> \"$D/ledger\"\nelse\n  sleep \"$NAP\"\nfi\n"
+        "if [ ! -e \"$R\" ] && [ \"$LAST\" != \"+$KEY\" ]; then\n  sleep \"$NAP\"\n  echo \"+$KEY\" >> \"$D/ledger\"\nelse\n  sleep \"$NAP\"\nfi\nmkdir -p \"$R\"\n"
     } else {
-        "if [ -e \"$R\" ]; then\n  sleep \"$NAP\"\n  rm -rf \"$R\"\n  echo \"-$KEY\" >> \"$D/ledger\"\nelse\n  sleep \"$NAP\"\nfi\n"
+        "if [ \"$LAST\" = \"+$KEY\" ]; then\n  sleep \"$NAP\"\n  echo \"-$KEY\" >> \"$D/ledger\"\nelse\n  sleep \"$NAP\"\nfi\nrm -rf \"$R\"\n"
     };
     format!(
         r#"#!/bin/bash
@@ -77,6 +82,7 @@ CK="{op}:$KEY"
 PF="$D/crit/$CK"
 R="$D/res/$KEY"
 NAP="0.$((RANDOM % 25))"
+LAST=$(grep -x -e "+$KEY" -e "-$KEY" "$D/ledger" 2>/dev/null | tail -n 1 || true)
 # An earlier attempt of this operation still running (its pid file names a live {op}.sh)?
 PREV=-
 if [ -f "$PF" ]; then
