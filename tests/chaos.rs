@@ -522,3 +522,21 @@ fn killed_and_resumed_commands_leave_exactly_the_expected_deployment() {
     // killed with probability 1/2, none at all is a 1-in-2^24 event at the default rounds).
     assert!(rounds < 3 || t.kills > 0, "no command was killed");
 }
+
+/// The state a SIGKILL leaves between the end of a deploy's install and the mark that the
+/// deployment is installed (found by killing `deploy` the moment its execution read
+/// `terminated`): `resume` finishes it, and the deployment scales.
+#[tokio::test]
+async fn resume_finishes_an_install_killed_before_it_was_marked_installed() {
+    let sb = sandbox();
+    sb.ok(&["-q", "deploy", "bp/blueprint.yaml", "-d", "d"]);
+    let store = windlass::store::Store::open(sb.dir.join("state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    store.set_installed("d", false).await.unwrap();
+    store.close().await;
+    let out = sb.run(&["resume", "d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    sb.ok(&["-q", "scale", "d", "vm", "+1"]);
+    assert_eq!(sb.instances("d").len(), 3 * 2 + 1);
+}

@@ -312,6 +312,18 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
                     store.delete_deployment(id).await?;
                     return Ok(e.id);
                 }
+                // Killed after its install finished but before the deployment was marked
+                // installed: only the mark is left to do.
+                Some(e)
+                    if !dep.installed
+                        && e.status == "terminated"
+                        && dep.compiled.workflows.get(&e.workflow).is_some_and(|w| {
+                            builtin(&e.workflow, &w.plugin, &w.operation).ok() == Some("install")
+                        }) =>
+                {
+                    store.set_installed(id, true).await?;
+                    return Ok(e.id);
+                }
                 Some(e)
                     if (e.status == "failed" || e.status == "cancelled")
                         && store.reopen_execution(&e.id).await? =>
