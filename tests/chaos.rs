@@ -129,8 +129,8 @@ node_templates:
 
 /// The sandbox: the blueprint in `bp/` (its snapshot must not take in the ledger or the
 /// resources), the ledger, logs and resources beside it.
-fn sandbox() -> Sandbox {
-    let sb = Sandbox::new("chaos");
+fn sandbox(name: &str) -> Sandbox {
+    let sb = Sandbox::new(name);
     for d in ["bp/scripts", "res", "crit"] {
         std::fs::create_dir_all(sb.dir.join(d)).unwrap();
     }
@@ -484,7 +484,7 @@ fn killed_and_resumed_commands_leave_exactly_the_expected_deployment() {
     let mark = format!("chaos-{}", std::process::id());
     let _reaper = Reaper(mark.clone());
     let mut chaos = Chaos {
-        sb: sandbox(),
+        sb: sandbox("chaos"),
         rng: Rng::new(seed),
         seed,
         mark,
@@ -528,12 +528,31 @@ fn killed_and_resumed_commands_leave_exactly_the_expected_deployment() {
 /// `terminated`): `resume` finishes it, and the deployment scales.
 #[tokio::test]
 async fn resume_finishes_an_install_killed_before_it_was_marked_installed() {
-    let sb = sandbox();
+    let sb = sandbox("chaos-marked");
     sb.ok(&["-q", "deploy", "bp/blueprint.yaml", "-d", "d"]);
     let store = windlass::store::Store::open(sb.dir.join("state.db").to_str().unwrap())
         .await
         .unwrap();
     store.set_installed("d", false).await.unwrap();
+    store.close().await;
+    let out = sb.run(&["resume", "d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    sb.ok(&["-q", "scale", "d", "vm", "+1"]);
+    assert_eq!(sb.instances("d").len(), 3 * 2 + 1);
+}
+
+/// The state a SIGKILL leaves between storing a deployment and starting its install: `resume`
+/// installs it (deploy refuses the id, which exists), and the deployment scales.
+#[tokio::test]
+async fn resume_installs_a_deployment_killed_before_its_install_started() {
+    let sb = sandbox("chaos-stored");
+    let store = windlass::store::Store::open(sb.dir.join("state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let given = windlass::dsl::inputs::parse_args::<&str>(&[]).unwrap();
+    windlass::engine::create_deployment(&store, &sb.dir.join("bp/blueprint.yaml"), "d", &given)
+        .await
+        .unwrap();
     store.close().await;
     let out = sb.run(&["resume", "d"]);
     assert!(out.status.success(), "{}", stderr(&out));

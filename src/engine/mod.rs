@@ -336,6 +336,18 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
                         e.id, e.workflow, e.status
                     )));
                 }
+                // Killed after the deployment was stored and before its install started:
+                // start it.
+                None if !dep.installed => {
+                    let request = Request {
+                        workflow: "install",
+                        params: Map::new(),
+                        allow_custom_parameters: false,
+                        then_delete: false,
+                        whole: None,
+                    };
+                    return run_loaded(store, dep, request, options).await;
+                }
                 None => {
                     return Err(EngineError::Workflow(format!(
                         "deployment `{id}` has no execution to resume"
