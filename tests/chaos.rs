@@ -179,6 +179,8 @@ struct Tally {
     kills: usize,
     group_kills: usize,
     resumes: usize,
+    /// Kills of a `resume`.
+    resumes_killed: usize,
     reissued: usize,
     finished_before_kill: usize,
 }
@@ -289,7 +291,10 @@ impl Chaos {
                 self.tally.resumes += 1;
                 let kill = resumes <= 3 && self.rng.chance(30);
                 let out = match self.attempt(&["resume", "d"], kill) {
-                    Ended::Killed => continue,
+                    Ended::Killed => {
+                        self.tally.resumes_killed += 1;
+                        continue;
+                    }
                     Ended::Exited(out) => out,
                 };
                 if out.status.success() {
@@ -515,8 +520,14 @@ fn killed_and_resumed_commands_leave_exactly_the_expected_deployment() {
     }
     let t = &chaos.tally;
     println!(
-        "chaos: {rounds} rounds, {} commands, {} kills ({} of the process group), {} resumes, {} commands issued again, {} finished before their kill",
-        t.commands, t.kills, t.group_kills, t.resumes, t.reissued, t.finished_before_kill
+        "chaos: {rounds} rounds, {} commands, {} kills ({} of the process group, {} of a resume), {} resumes, {} commands issued again, {} finished before their kill",
+        t.commands,
+        t.kills,
+        t.group_kills,
+        t.resumes_killed,
+        t.resumes,
+        t.reissued,
+        t.finished_before_kill
     );
     // Some kills landed: the test exercised what it is about (with 4 × rounds commands each
     // killed with probability 1/2, none at all is a 1-in-2^24 event at the default rounds).
