@@ -317,6 +317,18 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
                     store.delete_deployment(id).await?;
                     return Ok(e.id);
                 }
+                // Killed after its install finished but before the deployment was marked
+                // installed: only the mark is left to do.
+                Some(e)
+                    if !dep.installed
+                        && e.status == "terminated"
+                        && dep.compiled.workflows.get(&e.workflow).is_some_and(|w| {
+                            builtin(&e.workflow, &w.plugin, &w.operation).ok() == Some("install")
+                        }) =>
+                {
+                    store.set_installed(id, true).await?;
+                    return Ok(e.id);
+                }
                 Some(e)
                     if (e.status == "failed" || e.status == "cancelled")
                         && store.reopen_execution(&e.id).await? =>
@@ -328,6 +340,18 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
                         "deployment `{id}` has nothing to resume: its last execution {} ({}) is {}",
                         e.id, e.workflow, e.status
                     )));
+                }
+                // Killed after the deployment was stored and before its install started:
+                // start it.
+                None if !dep.installed => {
+                    let request = Request {
+                        workflow: "install",
+                        params: Map::new(),
+                        allow_custom_parameters: false,
+                        then_delete: false,
+                        whole: None,
+                    };
+                    return run_loaded(store, dep, request, options).await;
                 }
                 None => {
                     return Err(EngineError::Workflow(format!(
@@ -1082,5 +1106,38 @@ impl Workdir {
 
     fn remove(self) {
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a killed process with this process's pid left in the temporary directory (found by
+    /// the chaos test: pids are reused, SIGKILLed runs leave their working directories).
+    #[tokio::test]
+    async fn a_dead_process_s_working_directory_with_our_pid_is_not_in_the_way() {
+        let tmp = std::env::temp_dir();
+        let pid = std::process::id();
+        let left: Vec<PathBuf> = (0..256)
+            .map(|n| tmp.join(format!("windlass-{pid}-{n}")))
+            .collect();
+        for dir in &left {
+            let bin = crate::plugins::script::bin_dir(&dir.join("resources"));
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(bin.join("ctx"), "").unwrap();
+        }
+        let state = tmp.join(format!("windlass-workdir-test-{pid}.db"));
+        let store = Store::open(state.to_str().unwrap()).await.unwrap();
+        let made = Workdir::create(&store, "d").await;
+        for dir in &left {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        for file in store.files() {
+            let _ = std::fs::remove_file(file);
+        }
+        let made = made.unwrap();
+        assert!(made.resources.is_dir());
+        made.remove();
     }
 }
