@@ -257,14 +257,11 @@ async fn run_loaded(
         scale::plan_scale(&dep, &target, scale::Amount::Relative(delta))?;
     }
     let execution = store
-        .start_execution(id, workflow, &Json::Object(params))
+        .start_execution(id, workflow, &Json::Object(params), then_delete)
         .await?;
-    if then_delete {
-        // Marked once the execution is ours: however it is interrupted, `resume` finishes it
-        // with the deployment deleted (see `execute`).
-        store.set_deleting(id, true).await?;
-        dep.deleting = true;
-    }
+    // However it is interrupted, `resume` finishes an undeploy with the deployment deleted (see
+    // `execute`).
+    dep.deleting |= then_delete;
     execute(store, dep, execution, whole, options).await
 }
 
@@ -1120,7 +1117,7 @@ mod tests {
         let tmp = std::env::temp_dir();
         let pid = std::process::id();
         let left: Vec<PathBuf> = (0..256)
-            .map(|n| tmp.join(format!("windlass-{pid}-{n}")))
+            .map(|n| tmp.join(format!("{}{pid}-{n}", Workdir::prefix("e1"))))
             .collect();
         for dir in &left {
             let bin = crate::plugins::script::bin_dir(&dir.join("resources"));
@@ -1129,15 +1126,17 @@ mod tests {
         }
         let state = tmp.join(format!("windlass-workdir-test-{pid}.db"));
         let store = Store::open(state.to_str().unwrap()).await.unwrap();
-        let made = Workdir::create(&store, "d").await;
+        let made = Workdir::create(&store, "d", "e1").await;
+        let fresh = made.as_ref().map(|m| {
+            let ctx = crate::plugins::script::bin_dir(&m.resources).join("ctx");
+            m.resources.is_dir() && ctx.is_symlink()
+        });
         for dir in &left {
             let _ = std::fs::remove_dir_all(dir);
         }
         for file in store.files() {
             let _ = std::fs::remove_file(file);
         }
-        let made = made.unwrap();
-        assert!(made.resources.is_dir());
-        made.remove();
+        assert!(fresh.unwrap(), "a fresh working directory, not the dead one's");
     }
 }

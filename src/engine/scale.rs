@@ -336,14 +336,14 @@ async fn make_ids_unique(
     }
 }
 
-/// Add `delta` instances of the entity (per parent instance) and store them, with their links
-/// and those of existing instances to them.
+/// Add `delta` instances of the entity (per parent instance) to the plan, with their links and
+/// those of existing instances to them; returns the change that stores them ([`record`]).
 async fn add(
     store: &Store,
     dep: &mut DeploymentRecord,
     session: &Session,
     s: &Spec,
-) -> Result<Added, EngineError> {
+) -> Result<(Added, PlanChange), EngineError> {
     load(store, dep, session, Scope::Out(s.entity)).await?;
     let compiled = dep.compiled.clone();
     let mut ids = IdMaker::new();
@@ -368,22 +368,9 @@ async fn add(
                 .chain(m.links.iter().map(|(s, k)| plan.link_row(*s, *k))),
         ),
         removed: Vec::new(),
+        execution_parameters: None,
     };
-    store.change_plan(&dep.id, &plan.frame(), &change).await?;
-    session.instances.insert(
-        change
-            .instances
-            .into_iter()
-            .map(|(row, node_id)| InstanceRecord {
-                id: row.id,
-                node_id,
-                state: "uninitialized".to_string(),
-                runtime_properties: Map::new(),
-                version: 0,
-            })
-            .collect(),
-    );
-    Ok(m)
+    Ok((m, change))
 }
 
 /// Pick what a scale-in removes and read it with everything it touches. Returns the ids of
@@ -485,8 +472,10 @@ pub(crate) async fn run(
             });
         }
         let new_count = i64::from(s.current) + s.delta;
+        let mut change = None;
         let (key, ids, links_value, verb, count) = if s.delta > 0 {
-            let m = add(store, dep, session, &s).await?;
+            let (m, added_rows) = add(store, dep, session, &s).await?;
+            change = Some(added_rows);
             let ids = m
                 .instances
                 .iter()
@@ -512,16 +501,10 @@ pub(crate) async fn run(
             "{} {} -> {new_count}: {verb} {count} node instances",
             s.name, s.current
         );
-        record(
-            store,
-            session,
-            &mut recorded,
-            key,
-            ids,
-            links_value,
-            message,
-        )
-        .await?;
+        recorded.insert(key.to_string(), json!(ids));
+        recorded.insert("_links".to_string(), links_value);
+        record(store, dep, session, &recorded, change).await?;
+        session.event("scale", message);
     }
 
     let Some(removal) = removal else {
@@ -577,22 +560,40 @@ pub(crate) async fn run(
     Ok(ended)
 }
 
-/// Record the modification in the execution (so resume does not apply it twice) and say it.
+/// Record the modification in the execution (so that `resume` continues it instead of
+/// applying it again) and, for a scale-out, store the added rows in the same transaction: a
+/// kill can never leave added instances that the execution does not know about.
 async fn record(
     store: &Store,
+    dep: &DeploymentRecord,
     session: &Session,
-    recorded: &mut Map<String, Json>,
-    key: &str,
-    ids: Vec<String>,
-    links: Json,
-    message: String,
+    recorded: &Map<String, Json>,
+    change: Option<PlanChange>,
 ) -> Result<(), EngineError> {
-    recorded.insert(key.to_string(), json!(ids));
-    recorded.insert("_links".to_string(), links);
+    let parameters = Json::Object(recorded.clone());
+    let Some(mut change) = change else {
+        store
+            .set_execution_parameters(&session.execution, &parameters)
+            .await?;
+        return Ok(());
+    };
+    change.execution_parameters = Some((session.execution.clone(), parameters));
     store
-        .set_execution_parameters(&session.execution, &Json::Object(recorded.clone()))
+        .change_plan(&dep.id, &dep.plan.frame(), &change)
         .await?;
-    session.event("scale", message);
+    session.instances.insert(
+        change
+            .instances
+            .into_iter()
+            .map(|(row, node_id)| InstanceRecord {
+                id: row.id,
+                node_id,
+                state: "uninitialized".to_string(),
+                runtime_properties: Map::new(),
+                version: 0,
+            })
+            .collect(),
+    );
     Ok(())
 }
 

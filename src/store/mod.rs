@@ -543,15 +543,19 @@ impl Store {
     // ----- executions -----------------------------------------------------------------------
 
     /// Start a new execution, unless another one is active. An active execution whose process is
-    /// gone is reported as interrupted.
+    /// gone is reported as interrupted. With `then_delete` (undeploy), the deployment is marked
+    /// to be deleted when the execution finishes, in the same transaction: however the command
+    /// is killed, the execution and that intent are stored together or not at all.
     pub async fn start_execution(
         &self,
         deployment: &str,
         workflow: &str,
         parameters: &Json,
+        then_delete: bool,
     ) -> Result<ExecutionRecord, StoreError> {
         let id = new_execution_id();
         let now = now();
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO executions (id, deployment_id, workflow, parameters, status, created_at, pid) VALUES (?, ?, ?, ?, 'started', ?, ?)",
         )
@@ -561,25 +565,34 @@ impl Store {
         .bind(parameters.to_string())
         .bind(&now)
         .bind(i64::from(std::process::id()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => Ok(ExecutionRecord {
-                id,
-                deployment_id: deployment.to_string(),
-                workflow: workflow.to_string(),
-                parameters: parameters.clone(),
-                status: "started".to_string(),
-                created_at: now,
-                ended_at: None,
-                error: None,
-                pid: Some(i64::from(std::process::id())),
-            }),
+            Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(self.busy(deployment).await?)
+                drop(tx);
+                return Err(self.busy(deployment).await?);
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if then_delete {
+            sqlx::query("UPDATE deployments SET deleting = 1 WHERE id = ?")
+                .bind(deployment)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ExecutionRecord {
+            id,
+            deployment_id: deployment.to_string(),
+            workflow: workflow.to_string(),
+            parameters: parameters.clone(),
+            status: "started".to_string(),
+            created_at: now,
+            ended_at: None,
+            error: None,
+            pid: Some(i64::from(std::process::id())),
+        })
     }
 
     /// The error that explains why a deployment is busy.

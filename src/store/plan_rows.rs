@@ -46,6 +46,9 @@ pub struct PlanChange {
     pub links: Vec<LinkRun>,
     /// Node and group instances to remove, with every link from or to them.
     pub removed: Vec<String>,
+    /// New parameters of an execution, written in the same transaction (a scale records what it
+    /// added together with the rows).
+    pub execution_parameters: Option<(String, Json)>,
 }
 
 fn parent_columns(p: &Option<ParentRef>) -> (Option<&str>, bool) {
@@ -319,6 +322,13 @@ impl Store {
         write_frame(&mut tx, deployment, frame).await?;
         insert_rows(&mut tx, deployment, change).await?;
         remove_links_to(&mut tx, deployment, &change.removed).await?;
+        if let Some((execution, parameters)) = &change.execution_parameters {
+            sqlx::query("UPDATE executions SET parameters = ? WHERE id = ?")
+                .bind(parameters.to_string())
+                .bind(execution)
+                .execute(&mut *tx)
+                .await?;
+        }
         for (table, column) in [
             ("link_runs", "source"),
             ("link_runs", "target"),
@@ -484,6 +494,7 @@ pub(super) fn change_adding(plan: &Plan, compiled: &Compiled) -> PlanChange {
         groups,
         links,
         removed: Vec::new(),
+        execution_parameters: None,
     }
 }
 
