@@ -92,8 +92,9 @@ fn expected(c: &Compiled, mut p: Plan, e: Entity, delta: i64) -> Plan {
 }
 
 /// Deploy `text`, then apply each `(target, delta)` through the engine and check the stored
-/// plan after each against the whole-plan modification.
-fn check(label: &str, text: &str, steps: &[(&str, i64)]) {
+/// plan after each against the whole-plan modification. Returns how many link rows (runs) the
+/// store holds at the end.
+fn check(label: &str, text: &str, steps: &[(&str, i64)]) -> usize {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -104,7 +105,7 @@ fn check(label: &str, text: &str, steps: &[(&str, i64)]) {
     std::fs::create_dir_all(&dir).unwrap();
     let bp = windlass::blueprint::open_str(Path::new("bp.yaml"), text, &Default::default())
         .unwrap_or_else(|e| panic!("{label}: {e:?}"));
-    rt.block_on(async {
+    let runs = rt.block_on(async {
         let store = Store::open(dir.join("state.db").to_str().unwrap())
             .await
             .unwrap();
@@ -151,8 +152,10 @@ fn check(label: &str, text: &str, steps: &[(&str, i64)]) {
                 "{label}: every remaining instance is started after scale {target} {delta:+}"
             );
         }
+        store.links_touching("d", None).await.unwrap().len()
     });
     let _ = std::fs::remove_dir_all(&dir);
+    runs
 }
 
 const HEAD: &str =
@@ -163,7 +166,7 @@ fn contained_chains_and_connections_in_both_directions() {
     let text = format!(
         "{HEAD}node_templates:\n  vm: {{ type: cloudify.nodes.Compute, instances: {{ deploy: 3 }} }}\n  app:\n    type: cloudify.nodes.Root\n    instances: {{ deploy: 2 }}\n    relationships:\n      - {{ type: cloudify.relationships.contained_in, target: vm }}\n      - {{ type: cloudify.relationships.connected_to, target: db }}\n  mod:\n    type: cloudify.nodes.Root\n    relationships: [{{ type: cloudify.relationships.contained_in, target: app }}]\n  db: {{ type: cloudify.nodes.Root, instances: {{ deploy: 2 }} }}\n  lb:\n    type: cloudify.nodes.Root\n    instances: {{ deploy: 2 }}\n    relationships:\n      - {{ type: cloudify.relationships.connected_to, target: app }}\n      - {{ type: cloudify.relationships.connected_to, target: mod }}\n      - {{ type: cloudify.relationships.connected_to, target: db, properties: {{ connection_type: all_to_one }} }}\n"
     );
-    check(
+    let _ = check(
         "chains",
         &text,
         &[
@@ -186,7 +189,7 @@ fn scaling_groups_nested_and_linked_inside_and_out() {
     let text = format!(
         "{HEAD}node_templates:\n  vm: {{ type: cloudify.nodes.Compute }}\n  disk: {{ type: cloudify.nodes.Root }}\n  app:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.contained_in, target: vm }}\n      - {{ type: cloudify.relationships.connected_to, target: disk }}\n  cache:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.contained_in, target: vm }}\n      - {{ type: cloudify.relationships.connected_to, target: app, properties: {{ connection_type: all_to_one }} }}\n  db: {{ type: cloudify.nodes.Root, instances: {{ deploy: 2 }} }}\n  front:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.connected_to, target: app }}\n      - {{ type: cloudify.relationships.connected_to, target: db }}\n  watcher:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.connected_to, target: cache }}\ngroups:\n  node: {{ members: [vm, disk] }}\n  rack: {{ members: [node] }}\npolicies:\n  node_scaling: {{ type: cloudify.policies.scaling, targets: [node], properties: {{ default_instances: 2 }} }}\n  rack_scaling: {{ type: cloudify.policies.scaling, targets: [rack], properties: {{ default_instances: 2 }} }}\n"
     );
-    check(
+    let _ = check(
         "groups",
         &text,
         &[
@@ -209,7 +212,7 @@ fn a_group_of_two_members_on_one_host() {
     let text = format!(
         "{HEAD}node_templates:\n  host: {{ type: cloudify.nodes.Compute, instances: {{ deploy: 2 }} }}\n  a:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.contained_in, target: host }}\n  b:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.contained_in, target: host }}\n      - {{ type: cloudify.relationships.connected_to, target: a }}\n  c:\n    type: cloudify.nodes.Root\n    relationships:\n      - {{ type: cloudify.relationships.connected_to, target: b }}\ngroups:\n  pair: {{ members: [a, b] }}\npolicies:\n  pair_scaling: {{ type: cloudify.policies.scaling, targets: [pair], properties: {{ default_instances: 1 }} }}\n"
     );
-    check(
+    let _ = check(
         "pair",
         &text,
         &[
@@ -221,4 +224,15 @@ fn a_group_of_two_members_on_one_host() {
             ("pair", 1),
         ],
     );
+}
+
+/// A fan-in stores a row per source and relationship, not per link: scaling the target out
+/// gives each source one more row, whatever the number of new targets.
+#[test]
+fn a_fan_in_scaled_out_stores_a_row_per_source() {
+    let text = format!(
+        "{HEAD}node_templates:\n  web: {{ type: cloudify.nodes.Root, instances: {{ deploy: 2 }} }}\n  lb:\n    type: cloudify.nodes.Root\n    instances: {{ deploy: 3 }}\n    relationships:\n      - {{ type: cloudify.relationships.connected_to, target: web }}\n"
+    );
+    // 3 rows (one per lb), then 3 more for the 4 new webs.
+    assert_eq!(check("fan-in", &text, &[("web", 4)]), 6);
 }

@@ -1137,6 +1137,9 @@ mod tests {
         for file in store.files() {
             let _ = std::fs::remove_file(file);
         }
-        assert!(fresh.unwrap(), "a fresh working directory, not the dead one's");
+        assert!(
+            fresh.unwrap(),
+            "a fresh working directory, not the dead one's"
+        );
     }
 }

@@ -365,12 +365,21 @@ async fn add(
             m.instances
                 .iter()
                 .flat_map(|i| plan.link_rows(*i))
-                .chain(m.links.iter().map(|(s, k)| plan.link_row(*s, *k))),
+                .chain(by_source(&m.links).map(|(s, k)| plan.link_row(s, k))),
         ),
         removed: Vec::new(),
         execution_parameters: None,
     };
     Ok((m, change))
+}
+
+/// Existing instances' new links, grouped by source and in order within each: the links a
+/// scale-out gives to a fan-in (every load balancer to each new web) come target by target, and
+/// stored as they come they would be one run per link.
+fn by_source(links: &[(u32, usize)]) -> impl Iterator<Item = (u32, usize)> {
+    let mut sorted = links.to_vec();
+    sorted.sort_by_key(|(s, k)| (*s, *k));
+    sorted.into_iter()
 }
 
 /// Pick what a scale-in removes and read it with everything it touches. Returns the ids of
