@@ -199,6 +199,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
+            // A large deploy grows the write-ahead log to its transaction's size; truncate it
+            // back after checkpoints instead of leaving hundreds of MB on disk.
+            .pragma("journal_size_limit", (16 << 20).to_string())
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
