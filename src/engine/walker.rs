@@ -224,7 +224,7 @@ fn report_noops(run: &Run, instance: u32, mut noops: Vec<&str>) {
             Some(&run.plan.instance_id(instance).0),
             None,
             format!(
-                "node `{}` has no implementation for (skipped on all its instances): {}",
+                "node `{}`: no implementation for {} (skipped on every instance)",
                 run.compiled.nodes[node].id.0,
                 noops.join(", ")
             ),
