@@ -13,4 +13,5 @@ pub mod engine;
 pub mod load;
 pub mod plan;
 pub mod plugins;
+pub mod procs;
 pub mod store;

@@ -233,3 +233,45 @@ fn a_killed_install_must_be_resumed_before_anything_else_runs() {
     sb.ok(&["scale", "d", "vm", "+1"]);
     assert_eq!(vm_count(&sb, "d"), 3);
 }
+
+/// An interrupted execution whose pid now belongs to another process (pids are reused) is
+/// interrupted, not busy: `resume` takes it over. The process is told by its start time.
+#[test]
+fn a_reused_pid_does_not_make_a_dead_execution_busy() {
+    let sb = sandbox("reused-pid");
+    sb.file("SLEEP", "1");
+    kill_after(
+        &sb,
+        &[
+            "deploy",
+            "bp/blueprint.yaml",
+            "-d",
+            "d",
+            "--parallelism",
+            "1",
+        ],
+        1,
+    );
+    std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
+    // The dead engine's pid, as if another process had been given it since.
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", sb.dir.join("state.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE executions SET pid = ? WHERE status = 'started'")
+            .bind(i64::from(other.id()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let resumed = sb.run(&["resume", "d"]);
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(vm_count(&sb, "d"), 2);
+}

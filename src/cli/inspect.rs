@@ -163,10 +163,10 @@ pub async fn events(store: &Store, args: EventsArgs) -> Result<ExitCode, EngineE
             }
         }
         if !args.follow
-            || store.active_execution(&args.id).await?.is_none_or(|e| {
-                !ACTIVE.contains(&e.status.as_str())
-                    || !e.pid.is_some_and(crate::store::process_alive)
-            })
+            || store
+                .active_execution(&args.id)
+                .await?
+                .is_none_or(|e| !ACTIVE.contains(&e.status.as_str()) || !e.running())
         {
             // One more read catches what the execution wrote as it ended.
             if args.follow {

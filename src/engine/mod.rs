@@ -419,7 +419,7 @@ pub async fn cancel(store: &Store, id: &str) -> Result<String, EngineError> {
             "deployment `{id}` has no running execution"
         )));
     };
-    let alive = active.pid.is_some_and(crate::store::process_alive);
+    let alive = active.running();
     let status = if alive { "cancelling" } else { "cancelled" };
     store.set_execution_status(&active.id, status, None).await?;
     if !alive {

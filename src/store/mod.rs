@@ -137,6 +137,17 @@ pub struct ExecutionRecord {
     pub ended_at: Option<String>,
     pub error: Option<String>,
     pub pid: Option<i64>,
+    /// That process's start time (none in executions stored before windlass recorded it).
+    pub pid_started: Option<i64>,
+}
+
+impl ExecutionRecord {
+    /// True while the process that runs this execution lives (the same process: a pid that was
+    /// reused by another one does not count).
+    pub fn running(&self) -> bool {
+        self.pid
+            .is_some_and(|pid| crate::procs::alive(pid, self.pid_started))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -560,7 +571,7 @@ impl Store {
         let now = now();
         let mut tx = self.write().await?;
         let inserted = sqlx::query(
-            "INSERT INTO executions (id, deployment_id, workflow, parameters, status, created_at, pid) VALUES (?, ?, ?, ?, 'started', ?, ?)",
+            "INSERT INTO executions (id, deployment_id, workflow, parameters, status, created_at, pid, pid_started) VALUES (?, ?, ?, ?, 'started', ?, ?, ?)",
         )
         .bind(&id)
         .bind(deployment)
@@ -568,6 +579,7 @@ impl Store {
         .bind(parameters.to_string())
         .bind(&now)
         .bind(i64::from(std::process::id()))
+        .bind(crate::procs::own_start_time())
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -595,6 +607,7 @@ impl Store {
             ended_at: None,
             error: None,
             pid: Some(i64::from(std::process::id())),
+            pid_started: Some(crate::procs::own_start_time()),
         })
     }
 
@@ -609,7 +622,7 @@ impl Store {
                 since: String::new(),
             });
         };
-        Ok(if active.pid.is_some_and(process_alive) {
+        Ok(if active.running() {
             StoreError::Busy {
                 deployment: deployment.to_string(),
                 execution: active.id,
@@ -645,14 +658,13 @@ impl Store {
         let Some(mut active) = self.active_execution(deployment).await? else {
             return Ok(None);
         };
-        if active.pid.is_some_and(process_alive)
-            && active.pid != Some(i64::from(std::process::id()))
-        {
+        if active.running() && active.pid != Some(i64::from(std::process::id())) {
             return Err(self.busy(deployment).await?);
         }
         let pid = i64::from(std::process::id());
-        let updated = sqlx::query("UPDATE executions SET pid = ?, status = 'started' WHERE id = ? AND (pid IS ? OR pid = ?)")
+        let updated = sqlx::query("UPDATE executions SET pid = ?, pid_started = ?, status = 'started' WHERE id = ? AND (pid IS ? OR pid = ?)")
             .bind(pid)
+            .bind(crate::procs::own_start_time())
             .bind(&active.id)
             .bind(active.pid)
             .bind(active.pid)
@@ -662,6 +674,7 @@ impl Store {
             return Err(self.busy(deployment).await?);
         }
         active.pid = Some(pid);
+        active.pid_started = Some(crate::procs::own_start_time());
         active.status = "started".to_string();
         Ok(Some(active))
     }
@@ -676,7 +689,7 @@ impl Store {
 
     pub async fn executions(&self, deployment: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, deployment_id, workflow, parameters, status, created_at, ended_at, error, pid FROM executions WHERE deployment_id = ? ORDER BY created_at, rowid",
+            "SELECT id, deployment_id, workflow, parameters, status, created_at, ended_at, error, pid, pid_started FROM executions WHERE deployment_id = ? ORDER BY created_at, rowid",
         )
         .bind(deployment)
         .fetch_all(&self.pool)
@@ -693,6 +706,7 @@ impl Store {
                 ended_at: r.get(6),
                 error: r.get(7),
                 pid: r.get(8),
+                pid_started: r.get(9),
             })
             .collect())
     }
@@ -725,8 +739,9 @@ impl Store {
     /// Mark an interrupted execution as resumed again by a new `started`/failed cycle: reopen a
     /// failed or cancelled execution for resume.
     pub async fn reopen_execution(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE executions SET status = 'started', error = NULL, ended_at = NULL, pid = ? WHERE id = ? AND status IN ('failed', 'cancelled')")
+        let r = sqlx::query("UPDATE executions SET status = 'started', error = NULL, ended_at = NULL, pid = ?, pid_started = ? WHERE id = ? AND status IN ('failed', 'cancelled')")
             .bind(i64::from(std::process::id()))
+            .bind(crate::procs::own_start_time())
             .bind(id)
             .execute(&self.pool)
             .await;
@@ -785,21 +800,6 @@ const ROWS_PER_STATEMENT: usize = 200;
 fn placeholders(rows: usize, columns: usize) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));
     vec![row; rows].join(", ")
-}
-
-/// True while a process with this pid exists (Linux: /proc).
-pub fn process_alive(pid: i64) -> bool {
-    pid > 0 && Path::new(&format!("/proc/{pid}")).exists() && {
-        // A zombie counts as gone.
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().next())
-                    != Some("Z")
-            })
-            .unwrap_or(false)
-    }
 }
 
 // Reads use `fetch_all`, never `fetch_optional`: a statement left unfinished keeps SQLite's

@@ -10,6 +10,8 @@
 //! 5: blueprint files content-addressed: contents in chunks, a file list per deployment
 //!    (`resources` rows are converted, and the table is left empty).
 //! 6: the process groups of running operations (`processes.rs`).
+//! 7: the start time of the process that runs an execution (`pid_started`), so that a reused
+//!    pid never makes a dead execution look busy.
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -160,6 +162,9 @@ CREATE TABLE processes (
     PRIMARY KEY (pgid, started)
 );
 CREATE INDEX processes_by_deployment ON processes(deployment_id)
+"#,
+    r#"
+ALTER TABLE executions ADD COLUMN pid_started INTEGER
 "#,
 ];
 
