@@ -192,23 +192,26 @@ fn workflows_other_than_install_refuse_a_deployment_that_is_not_installed() {
     assert_eq!(vm_count(&sb, "d"), 3);
 }
 
+/// Deploy `d` and SIGKILL the deploy once its first operation ran: an install is left
+/// interrupted, its scripts no longer sleeping.
+fn interrupted_install(sb: &Sandbox) {
+    sb.file("SLEEP", "1");
+    let args = [
+        "deploy",
+        "bp/blueprint.yaml",
+        "-d",
+        "d",
+        "--parallelism",
+        "1",
+    ];
+    kill_after(sb, &args, 1);
+    std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
+}
+
 #[test]
 fn a_killed_install_must_be_resumed_before_anything_else_runs() {
     let sb = sandbox("install-killed");
-    sb.file("SLEEP", "1");
-    kill_after(
-        &sb,
-        &[
-            "deploy",
-            "bp/blueprint.yaml",
-            "-d",
-            "d",
-            "--parallelism",
-            "1",
-        ],
-        1,
-    );
-    std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
+    interrupted_install(&sb);
     // The interrupted install is reported first (the deployment is busy with it) …
     let e = sb.err(&["scale", "d", "vm", "+1"]);
     assert!(
@@ -239,20 +242,7 @@ fn a_killed_install_must_be_resumed_before_anything_else_runs() {
 #[test]
 fn a_reused_pid_does_not_make_a_dead_execution_busy() {
     let sb = sandbox("reused-pid");
-    sb.file("SLEEP", "1");
-    kill_after(
-        &sb,
-        &[
-            "deploy",
-            "bp/blueprint.yaml",
-            "-d",
-            "d",
-            "--parallelism",
-            "1",
-        ],
-        1,
-    );
-    std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
+    interrupted_install(&sb);
     // The dead engine's pid, as if another process had been given it since.
     let mut other = Command::new("sleep").arg("30").spawn().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
