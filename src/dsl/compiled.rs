@@ -87,6 +87,11 @@ impl CompiledRelationship {
             .iter()
             .any(|t| t == "cloudify.relationships.contained_in")
     }
+
+    /// Whether the operation `name` has an implementation on the source or the target side.
+    pub fn implements(&self, name: &str) -> bool {
+        self.source_operations.contains_key(name) || self.target_operations.contains_key(name)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

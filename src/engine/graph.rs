@@ -253,7 +253,7 @@ pub fn add_link_jobs(
     let implemented = |&&(s, k): &&(u32, usize)| {
         let inst = &plan.instances[s as usize];
         let rel = &compiled.nodes[inst.node].relationships[inst.relationships[k].relationship];
-        rel.source_operations.contains_key(name) || rel.target_operations.contains_key(name)
+        rel.implements(name)
     };
     let links: Vec<&(u32, usize)> = links.iter().filter(implemented).collect();
     if links.is_empty() {

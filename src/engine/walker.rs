@@ -249,9 +249,7 @@ fn trivial<'a>(run: &'a Run, job: &'a Job) -> Option<Vec<&'a str>> {
             }
             Step::Relationship { name, rel } => {
                 let r = &node.relationships[inst.relationships[*rel].relationship];
-                if r.source_operations.contains_key(*name)
-                    || r.target_operations.contains_key(*name)
-                {
+                if r.implements(name) {
                     return None;
                 }
                 name
