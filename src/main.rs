@@ -1,3 +1,6 @@
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // Behave like other Unix tools when stdout closes early (`windlass events ID | head`):
     // end quietly on SIGPIPE instead of panicking on the failed write.

@@ -136,13 +136,19 @@ fn a_resumed_undeploy_deletes_the_deployment() {
     std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
     sb.ok(&["resume", "d"]);
     assert!(deployments(&sb).is_empty(), "resume finished the undeploy");
-    assert_eq!(
-        sb.log()
-            .iter()
-            .filter(|l| l.ends_with("lifecycle.delete"))
-            .count(),
-        2
-    );
+    // Both instances deleted. The operation the kill interrupted may have finished its script
+    // before the engine recorded it; resume then runs it again (at least once), but nothing
+    // that was recorded done runs twice.
+    let deletes: Vec<String> = sb
+        .log()
+        .into_iter()
+        .filter(|l| l.ends_with("lifecycle.delete"))
+        .collect();
+    let mut deleted: Vec<&str> = deletes.iter().filter_map(|l| l.split(' ').next()).collect();
+    deleted.sort();
+    deleted.dedup();
+    assert_eq!(deleted.len(), 2, "{deletes:?}");
+    assert!(deletes.len() <= 3, "{deletes:?}");
     // The id is free again.
     sb.ok(&["deploy", "bp/blueprint.yaml", "-d", "d"]);
 }

@@ -13,6 +13,7 @@
 //! backend can implement the same methods.
 
 mod blobs;
+mod fresh;
 mod plan_rows;
 mod processes;
 mod schema;
@@ -44,6 +45,11 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("cannot create the state directory {path}: {source}")]
     Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create the state store {path}: {source}")]
+    Create {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -201,6 +207,7 @@ impl Store {
                 source,
             })?;
         }
+        fresh::create_if_missing(Path::new(path)).await?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(|source| StoreError::Open {
                 location: location.to_string(),
@@ -226,7 +233,7 @@ impl Store {
             pool,
             path: std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path)),
         };
-        store.migrate().await?;
+        migrate(&store.pool).await?;
         Ok(store)
     }
 
@@ -260,31 +267,6 @@ impl Store {
     /// Callers keep such transactions short: nothing but store statements runs inside them.
     pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        let version: i64 = sqlx::query("PRAGMA user_version")
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-        for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            for statement in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(statement).execute(&mut *tx).await?;
-            }
-            sqlx::query(&format!("PRAGMA user_version = {}", i + 1))
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Conversions write with today's schema, so they run after every migration.
-        if (version as usize) < schema::PLAN_ROWS {
-            plan_rows::convert_plan_blobs(&mut tx).await?;
-        }
-        if (version as usize) < schema::SNAPSHOT_CONTENTS {
-            blobs::convert_resources(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     // ----- deployments ----------------------------------------------------------------------
@@ -844,6 +826,32 @@ fn new_execution_id() -> String {
         &now()[..19].replace([':', '-'], "").replace('T', "-"),
         &id[2..]
     )
+}
+
+/// Bring the schema up to date, in one write transaction.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let version: i64 = sqlx::query("PRAGMA user_version")
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+    for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for statement in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        sqlx::query(&format!("PRAGMA user_version = {}", i + 1))
+            .execute(&mut *tx)
+            .await?;
+    }
+    // Conversions write with today's schema, so they run after every migration.
+    if (version as usize) < schema::PLAN_ROWS {
+        plan_rows::convert_plan_blobs(&mut tx).await?;
+    }
+    if (version as usize) < schema::SNAPSHOT_CONTENTS {
+        blobs::convert_resources(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]
