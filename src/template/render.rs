@@ -217,11 +217,10 @@ fn culprit(
         let root = n.split('.').next().unwrap_or(n);
         contains_word(line, root)
     };
-    match missing.iter().find(|n| on_line(n)) {
-        Some(n) => Some(undefined_part(vars, n)),
-        None if missing.len() == 1 && line.is_empty() => Some(undefined_part(vars, missing[0])),
-        None => None,
-    }
+    missing
+        .iter()
+        .find(|n| on_line(n))
+        .map(|n| undefined_part(vars, n))
 }
 
 /// The dotted name cut after its first step that does not exist (`image.tag.x` → `image.tag`).
