@@ -15,3 +15,4 @@ pub mod plan;
 pub mod plugins;
 pub mod procs;
 pub mod store;
+pub mod template;
