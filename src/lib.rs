@@ -13,5 +13,6 @@ pub mod engine;
 pub mod load;
 pub mod plan;
 pub mod plugins;
+pub mod policy;
 pub mod procs;
 pub mod store;
