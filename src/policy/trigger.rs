@@ -26,6 +26,16 @@ use super::{Decision, round};
 
 pub const EXECUTE_WORKFLOW: &str = "cloudify.policies.triggers.execute_workflow";
 
+/// The parameters `execute_workflow` takes.
+pub const PARAMETERS: [&str; 6] = [
+    "workflow",
+    "workflow_parameters",
+    "allow_custom_parameters",
+    "force",
+    "socket_timeout",
+    "conn_timeout",
+];
+
 /// A parsed `execute_workflow` trigger.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TriggerSpec {
@@ -62,16 +72,8 @@ impl TriggerSpec {
             Json::Null => &empty,
             _ => return Err(bad("`parameters` must be a mapping".into())),
         };
-        const KNOWN: [&str; 6] = [
-            "workflow",
-            "workflow_parameters",
-            "allow_custom_parameters",
-            "force",
-            "socket_timeout",
-            "conn_timeout",
-        ];
-        if let Some(k) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            let hint = crate::diag::did_you_mean(k, KNOWN)
+        if let Some(k) = params.keys().find(|k| !PARAMETERS.contains(&k.as_str())) {
+            let hint = crate::diag::did_you_mean(k, PARAMETERS)
                 .map(|d| format!("; {d}"))
                 .unwrap_or_default();
             return Err(bad(format!("unknown parameter `{k}`{hint}")));
