@@ -204,7 +204,12 @@ impl PolicySet {
 
     /// Feeds one sample to the policies it concerns; returns the decisions to report.
     pub fn observe(&mut self, sample: &Sample, now: Timestamp, view: &dyn View) -> Vec<Decision> {
-        if sample.deployment != self.deployment {
+        // NaN or infinite readings would poison every mean they enter; the intake counts them
+        // as malformed, and here they are simply not seen.
+        if sample.deployment != self.deployment
+            || !sample.value.is_finite()
+            || !sample.at.0.is_finite()
+        {
             return Vec::new();
         }
         let node = node_of(&sample.node_instance);
@@ -357,6 +362,8 @@ mod tests {
             &STARTED,
         );
         assert!(other_node.is_empty());
+        let nan = sample("web_aaaaaa", "cpu", f64::NAN, 0.0);
+        assert!(s.observe(&nan, Timestamp(0.0), &STARTED).is_empty());
         let mut foreign = sample("web_aaaaaa", "cpu", 99.0, 0.0);
         foreign.deployment = "other".into();
         assert!(s.observe(&foreign, Timestamp(0.0), &STARTED).is_empty());
