@@ -13,6 +13,7 @@ pub mod engine;
 pub mod load;
 pub mod plan;
 pub mod plugins;
+pub mod policy;
 pub mod procs;
 pub mod store;
 pub mod template;

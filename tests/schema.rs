@@ -67,3 +67,31 @@ fn schema_rejects_unknown_keys() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn schema_checks_group_policies_and_their_triggers() {
+    let doc = serde_json::json!({
+        "tosca_definitions_version": "cloudify_dsl_1_3",
+        "node_templates": {"vm": {"type": "host"}},
+        "groups": {"vms": {"members": ["vm"], "policies": {
+            "heal": {"type": "cloudify.policies.types.host_failure", "trigers": {}},
+            "up": {"type": "windlass.policies.types.sliding_window",
+                   "triggers": {"t": {"type": "cloudify.policies.triggers.execute_workflow",
+                                      "parametres": {}}}},
+        }}}
+    });
+    let errors: Vec<String> = schema()
+        .iter_errors(&doc)
+        .map(|e| e.instance_path.to_string())
+        .collect();
+    assert!(
+        errors.iter().any(|p| p == "/groups/vms/policies/heal"),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|p| p == "/groups/vms/policies/up/triggers/t"),
+        "{errors:?}"
+    );
+}

@@ -772,36 +772,184 @@ impl Ctx<'_> {
                         counts,
                     },
                 );
-            } else if self.model.policy_types.contains_key(&p.ty.name) {
-                let properties: Map<String, Json> = props
-                    .iter()
-                    .map(|(k, v)| (k.clone(), eval.eval(v, Scope::Global, diags)))
-                    .collect();
-                others.insert(
-                    name.clone(),
-                    serde_json::json!({
-                        "type": p.ty.name,
-                        "properties": properties,
-                        "targets": p.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-                    }),
-                );
-            } else {
+            } else if let Some(entry) = self.policy_entry(
+                &format!("policy `{name}`"),
+                p,
+                p.targets.iter().map(|t| t.name.clone()).collect(),
+                eval,
+                diags,
+            ) {
+                others.insert(name.clone(), entry);
+            }
+        }
+        for (group, g) in &self.model.groups {
+            for (name, p) in &g.policies {
+                let what = format!("policy `{}` of group `{group}`", name.name);
+                if let Some(entry) = self.policy_entry(&what, p, vec![group.clone()], eval, diags) {
+                    others.insert(format!("{group}/{}", name.name), entry);
+                }
+            }
+        }
+        (scaling, others)
+    }
+
+    /// A non-scaling policy for the policy engine, `{type, properties, targets, triggers,
+    /// source}`, after checking it as Cloudify does: its type is built in (no import needed,
+    /// see `policy::BUILTIN_TYPES`) or declared in `policy_types`; its properties are declared
+    /// by the type (plus `dry_run`) and the required ones are given; its triggers' types and
+    /// parameters are known. `None` when the type is unknown.
+    fn policy_entry(
+        &self,
+        what: &str,
+        p: &Policy,
+        targets: Vec<String>,
+        eval: &mut Evaluator,
+        diags: &mut Diagnostics,
+    ) -> Option<Json> {
+        let builtin = crate::policy::builtin_type(&p.ty.name);
+        let declared = self.model.policy_types.get(&p.ty.name).map(|(_, d)| d);
+        // (name, required) of each declared property.
+        let schema: Vec<(String, bool)> = match (builtin, declared) {
+            (Some(b), _) => b
+                .properties
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.is_none()))
+                .collect(),
+            (None, Some(d)) => d
+                .get("properties")
+                .and_then(Json::as_object)
+                .map(|props| {
+                    props
+                        .iter()
+                        .map(|(n, s)| (n.clone(), s.get("default").is_none()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            (None, None) => {
                 let candidates = std::iter::once(SCALING_POLICY)
+                    .chain(crate::policy::BUILTIN_TYPES.iter().map(|t| t.name))
                     .chain(self.model.policy_types.keys().map(String::as_str));
                 diags.push(
                     Diagnostic::new(
                         p.ty.loc,
-                        format!("policy `{name}` has the unknown type `{}`", p.ty.name),
+                        format!("{what} has the unknown type `{}`", p.ty.name),
                     )
-                    .with_help(
-                        did_you_mean(&p.ty.name, candidates).unwrap_or_else(|| {
-                            format!("use `{SCALING_POLICY}` or a type declared in policy_types")
-                        }),
-                    ),
+                    .with_help(did_you_mean(&p.ty.name, candidates).unwrap_or_else(|| {
+                        format!(
+                            "use `{SCALING_POLICY}`, a built-in policy type ({}) or a type declared in policy_types",
+                            crate::policy::BUILTIN_TYPES
+                                .iter()
+                                .map(|t| format!("`{}`", t.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })),
+                );
+                return None;
+            }
+        };
+        let names = || {
+            schema
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .chain(std::iter::once("dry_run"))
+        };
+        for (k, _) in &p.properties {
+            if !names().any(|n| n == k.name) {
+                diags.push(
+                    Diagnostic::new(
+                        k.loc,
+                        format!(
+                            "{what} has the property `{}`, which its type `{}` does not declare",
+                            k.name, p.ty.name
+                        ),
+                    )
+                    .with_help_opt(did_you_mean(&k.name, names())),
                 );
             }
         }
-        (scaling, others)
+        for (n, required) in &schema {
+            if *required && !p.properties.iter().any(|(k, _)| &k.name == n) {
+                diags.push(Diagnostic::new(
+                    p.loc,
+                    format!("{what} is missing the required property `{n}`"),
+                ));
+            }
+        }
+        let properties: Map<String, Json> = p
+            .properties
+            .iter()
+            .map(|(k, v)| (k.name.clone(), eval.eval(v, Scope::Global, diags)))
+            .collect();
+        let mut triggers = Map::new();
+        for t in &p.triggers {
+            let twhat = format!("trigger `{}` of {what}", t.name.name);
+            let params: Vec<String> = if t.ty.name == crate::policy::trigger::EXECUTE_WORKFLOW {
+                crate::policy::trigger::PARAMETERS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else if let Some((_, def)) = self.model.policy_triggers.get(&t.ty.name) {
+                def.get("parameters")
+                    .and_then(Json::as_object)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default()
+            } else {
+                let candidates = std::iter::once(crate::policy::trigger::EXECUTE_WORKFLOW)
+                    .chain(self.model.policy_triggers.keys().map(String::as_str));
+                diags.push(
+                    Diagnostic::new(
+                        t.ty.loc,
+                        format!("{twhat} has the unknown type `{}`", t.ty.name),
+                    )
+                    .with_help(
+                        did_you_mean(&t.ty.name, candidates).unwrap_or_else(|| {
+                            format!("use `{}`", crate::policy::trigger::EXECUTE_WORKFLOW)
+                        }),
+                    ),
+                );
+                continue;
+            };
+            if let Value::Map(entries) = &t.parameters.value {
+                for (k, _) in entries {
+                    if !params.contains(&k.name) {
+                        diags.push(
+                            Diagnostic::new(
+                                k.loc,
+                                format!("{twhat} has the parameter `{}`, which its type does not declare", k.name),
+                            )
+                            .with_help_opt(did_you_mean(&k.name, params.iter().map(String::as_str))),
+                        );
+                    }
+                }
+                if t.ty.name == crate::policy::trigger::EXECUTE_WORKFLOW
+                    && !entries.iter().any(|(k, _)| k.name == "workflow")
+                {
+                    diags.push(Diagnostic::new(
+                        t.name.loc,
+                        format!("{twhat} is missing the required parameter `workflow`"),
+                    ));
+                }
+            }
+            triggers.insert(
+                t.name.name.clone(),
+                serde_json::json!({"type": t.ty.name, "parameters": t.parameters.to_json()}),
+            );
+        }
+        let mut entry = serde_json::json!({
+            "type": p.ty.name,
+            "properties": properties,
+            "targets": targets,
+        });
+        if !triggers.is_empty() {
+            entry["triggers"] = Json::Object(triggers);
+        }
+        if builtin.is_none()
+            && let Some(source) = declared.and_then(|d| d.get("source"))
+        {
+            entry["source"] = source.clone();
+        }
+        Some(entry)
     }
 
     fn workflows(&mut self, diags: &mut Diagnostics) -> IndexMap<String, CompiledWorkflow> {

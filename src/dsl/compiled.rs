@@ -158,7 +158,9 @@ pub struct Compiled {
     pub node_index: IndexMap<String, usize>,
     pub groups: IndexMap<String, CompiledGroup>,
     pub scaling_policies: IndexMap<String, ScalingPolicy>,
-    /// Policies other than scaling ones, for the policy engine: `{type, properties, targets}`.
+    /// Policies other than scaling ones, for the policy engine (`policy::PolicySet`):
+    /// `{type, properties, targets, triggers?, source?}`. Group policies are keyed
+    /// `GROUP/POLICY` and target their group; `source` is kept for a blueprint-declared type.
     pub policies: IndexMap<String, Json>,
     pub workflows: IndexMap<String, CompiledWorkflow>,
     pub outputs: IndexMap<String, Json>,

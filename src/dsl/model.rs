@@ -122,6 +122,8 @@ pub struct RelationshipTemplate {
 pub struct Group {
     pub loc: Loc,
     pub members: Vec<Name>,
+    /// Cloudify's group policies (`groups: {G: {policies: {P: …}}}`), targeting the group.
+    pub policies: Vec<(Key, Policy)>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +132,16 @@ pub struct Policy {
     pub ty: Name,
     pub properties: Vec<(Key, Node)>,
     pub targets: Vec<Name>,
+    /// A group policy's triggers; top-level policies have none.
+    pub triggers: Vec<TriggerDef>,
+}
+
+/// A trigger of a group policy: its name, type and `parameters` as written.
+#[derive(Debug, Clone)]
+pub struct TriggerDef {
+    pub name: Key,
+    pub ty: Name,
+    pub parameters: Node,
 }
 
 #[derive(Debug, Clone)]

@@ -553,15 +553,72 @@ impl<'d> Reader<'d> {
                     .collect(),
                 None => Vec::new(),
             };
+            let policies = match e.get("policies") {
+                Some(ps) => self.group_policies(ps, &name.name, doc),
+                None => Vec::new(),
+            };
             let g = Group {
                 loc: name.loc,
                 members,
+                policies,
             };
             let key = doc.ns_name(name);
             put_unique(self.diags, "group", &mut self.model.groups, &key, g, |g| {
                 g.loc
             });
         }
+    }
+
+    /// Cloudify's group policies: `{P: {type, properties, triggers: {T: {type, parameters}}}}`.
+    fn group_policies(&mut self, section: &Node, group: &str, doc: &Doc) -> Vec<(Key, Policy)> {
+        let mut out = Vec::new();
+        for (name, n) in self.entries(section, "policies") {
+            let e = self.fields(
+                n,
+                &[("type", V1_0), ("properties", V1_0), ("triggers", V1_0)],
+                "a group policy",
+                doc,
+            );
+            let what = format!("policy `{}` of group `{group}`", name.name);
+            let Some(ty) = e
+                .required("type", n.loc, &what, self.diags)
+                .and_then(|t| self.name(t, doc))
+            else {
+                continue;
+            };
+            let mut triggers = Vec::new();
+            for (tname, t) in self.entries(e.get("triggers").unwrap_or(&NULL), "triggers") {
+                let te = self.fields(t, &[("type", V1_0), ("parameters", V1_0)], "a trigger", doc);
+                let twhat = format!("trigger `{}` of {what}", tname.name);
+                let Some(tty) = te
+                    .required("type", t.loc, &twhat, self.diags)
+                    .and_then(|x| self.name(x, doc))
+                else {
+                    continue;
+                };
+                triggers.push(TriggerDef {
+                    name: tname.clone(),
+                    ty: tty,
+                    parameters: te
+                        .get("parameters")
+                        .cloned()
+                        .unwrap_or_else(|| NULL.clone()),
+                });
+            }
+            out.push((
+                name.clone(),
+                Policy {
+                    loc: name.loc,
+                    ty,
+                    properties: self
+                        .entries(e.get("properties").unwrap_or(&NULL), "properties")
+                        .to_vec(),
+                    targets: Vec::new(),
+                    triggers,
+                },
+            ));
+        }
+        out
     }
 
     fn policies(&mut self, section: &Node, doc: &Doc) {
@@ -594,6 +651,7 @@ impl<'d> Reader<'d> {
                     .entries(e.get("properties").unwrap_or(&NULL), "properties")
                     .to_vec(),
                 targets,
+                triggers: Vec::new(),
             };
             let key = doc.ns_name(name);
             put_unique(
