@@ -15,5 +15,6 @@ pub mod plan;
 pub mod plugins;
 pub mod policy;
 pub mod procs;
+pub mod server;
 pub mod store;
 pub mod template;

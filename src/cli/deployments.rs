@@ -104,7 +104,7 @@ pub struct IdArgs {
     run: RunOptions,
 }
 
-fn options(global: &Global, run: &RunOptions) -> Options {
+pub(super) fn options(global: &Global, run: &RunOptions) -> Options {
     let display = if global.quiet {
         Display::Quiet
     } else if std::io::stdout().is_terminal() && !global.verbose {

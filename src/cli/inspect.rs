@@ -19,10 +19,10 @@ pub struct ListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct IdJsonArgs {
-    id: String,
+    pub(super) id: String,
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, clap::Args)]

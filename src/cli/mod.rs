@@ -7,6 +7,7 @@
 mod deployments;
 mod inspect;
 mod plan;
+mod serve;
 mod validate;
 
 use std::io::IsTerminal;
@@ -82,6 +83,10 @@ enum Command {
     Events(inspect::EventsArgs),
     /// A deployment's executions.
     Executions(inspect::IdJsonArgs),
+    /// Run the manager: REST API, metrics intake (HTTP, Graphite, AMQP) and policies.
+    Serve(serve::ServeArgs),
+    /// A deployment's policies: live state and last decisions, as `windlass serve` saved them.
+    Policies(inspect::IdJsonArgs),
 }
 
 /// Inputs as Cloudify takes them; shared by commands that compile a blueprint.
@@ -160,6 +165,12 @@ pub fn main() -> ExitCode {
         Command::Executions(args) => with_store(&global, |store, _| {
             Box::pin(inspect::executions(store, args))
         }),
+        Command::Serve(args) => {
+            with_store(&global, |store, g| Box::pin(serve::serve(store, g, args)))
+        }
+        Command::Policies(args) => {
+            with_store(&global, |store, _| Box::pin(serve::policies(store, args)))
+        }
     }
 }
 

@@ -218,16 +218,64 @@ struct Request<'a> {
 /// [`run`] on a deployment already read from the store.
 async fn run_loaded(
     store: &Store,
-    mut dep: DeploymentRecord,
-    request: Request<'_>,
+    dep: DeploymentRecord,
+    mut request: Request<'_>,
     options: &Options,
 ) -> Result<String, EngineError> {
+    let whole = request.whole.take();
+    let started = start_loaded(store, dep, request).await?;
+    execute(store, started.dep, started.execution, whole, options).await
+}
+
+/// A workflow checked and recorded as an execution, not walked yet: what a manager starts in
+/// the background ([`Started::run`]) after answering with its id.
+pub struct Started {
+    dep: DeploymentRecord,
+    execution: ExecutionRecord,
+}
+
+impl Started {
+    /// The execution's id.
+    pub fn execution(&self) -> &str {
+        &self.execution.id
+    }
+
+    /// Walk the workflow to its end. Returns the execution id.
+    pub async fn run(self, store: &Store, options: &Options) -> Result<String, EngineError> {
+        execute(store, self.dep, self.execution, None, options).await
+    }
+}
+
+/// Check a workflow and record its execution (refused while another runs), without walking it.
+pub async fn start(
+    store: &Store,
+    id: &str,
+    workflow: &str,
+    params: Map<String, Json>,
+    allow_custom_parameters: bool,
+) -> Result<Started, EngineError> {
+    let dep = store.deployment_frame(id).await?;
+    let request = Request {
+        workflow,
+        params,
+        allow_custom_parameters,
+        then_delete: false,
+        whole: None,
+    };
+    start_loaded(store, dep, request).await
+}
+
+async fn start_loaded(
+    store: &Store,
+    mut dep: DeploymentRecord,
+    request: Request<'_>,
+) -> Result<Started, EngineError> {
     let Request {
         workflow,
         params,
         allow_custom_parameters,
         then_delete,
-        whole,
+        whole: _,
     } = request;
     let id = dep.id.clone();
     let id = id.as_str();
@@ -262,7 +310,7 @@ async fn run_loaded(
     // However it is interrupted, `resume` finishes an undeploy with the deployment deleted (see
     // `execute`).
     dep.deleting |= then_delete;
-    execute(store, dep, execution, whole, options).await
+    Ok(Started { dep, execution })
 }
 
 /// Why a workflow other than install or uninstall cannot run on a deployment that is not

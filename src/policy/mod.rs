@@ -157,7 +157,7 @@ pub trait View {
 /// the policy's targets; `tick` with the clock, at least once a second, for what happens without
 /// samples (a silent host, a periodic HPA evaluation). Both return every verdict they reached,
 /// suppressed ones included; [`PolicySet`] decides which of those to report.
-pub trait Policy: Send {
+pub trait Policy: Send + Sync {
     fn observe(&mut self, sample: &Sample, now: Timestamp, view: &dyn View) -> Vec<Verdict>;
     fn tick(&mut self, now: Timestamp, view: &dyn View) -> Vec<Verdict>;
     /// Live state for `windlass policies ID`: windows, last values, cooldown left.

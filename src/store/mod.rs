@@ -15,6 +15,7 @@
 mod blobs;
 mod fresh;
 mod plan_rows;
+mod policies;
 mod processes;
 mod schema;
 
@@ -32,6 +33,7 @@ use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
 pub use blobs::{CHUNK, SnapshotFile, Stored, StoredFile, content_hash};
 pub use plan_rows::{PlanChange, Select};
+pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
 
 #[derive(Debug, thiserror::Error)]
@@ -378,6 +380,7 @@ impl Store {
         blobs::delete_files(&mut tx, id).await?;
         for table in [
             "processes",
+            "policy_state",
             "events",
             "link_runs",
             "group_instances",

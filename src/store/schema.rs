@@ -12,6 +12,7 @@
 //! 6: the process groups of running operations (`processes.rs`).
 //! 7: the start time of the process that runs an execution (`pid_started`), so that a reused
 //!    pid never makes a dead execution look busy.
+//! 8: the live state of each deployment's policies, saved by `windlass serve` (`policies.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -165,6 +166,13 @@ CREATE INDEX processes_by_deployment ON processes(deployment_id)
 "#,
     r#"
 ALTER TABLE executions ADD COLUMN pid_started INTEGER
+"#,
+    r#"
+CREATE TABLE policy_state (
+    deployment_id TEXT PRIMARY KEY,
+    snapshot TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)
 "#,
 ];
 
