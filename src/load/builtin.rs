@@ -31,6 +31,11 @@ pub const PLUGINS: &[ShippedPlugin] = &[
         file: "<builtin>/plugins/noop/plugin.yaml",
         yaml: include_str!("../../plugins/noop/plugin.yaml"),
     },
+    ShippedPlugin {
+        name: "ssh",
+        file: "<builtin>/plugins/ssh/plugin.yaml",
+        yaml: include_str!("../../plugins/ssh/plugin.yaml"),
+    },
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.
