@@ -97,7 +97,10 @@ async fn non_zero_exit_is_an_error_with_status_and_stderr() {
     let text = err.to_string();
     assert!(matches!(err, SshError::Exit { .. }), "{err:?}");
     assert!(text.contains("exited with status 3"), "{text}");
-    assert!(text.contains("line3 | line4 | line5 | line6 | line7"), "{text}");
+    assert!(
+        text.contains("line3 | line4 | line5 | line6 | line7"),
+        "{text}"
+    );
     assert!(!text.contains("line2"), "only the last lines: {text}");
 }
 
@@ -195,7 +198,11 @@ async fn a_key_the_server_does_not_know_is_refused() {
     let server = Sshd::start(&scratch("wrongkey"));
     let stranger = sshd::keygen("ed25519", &server.dir.join("stranger"));
     let err = ssh::run_on(
-        &spec(&server, KeySource::File(stranger.path), &server.known_hosts()),
+        &spec(
+            &server,
+            KeySource::File(stranger.path),
+            &server.known_hosts(),
+        ),
         "true",
         None,
     )
@@ -221,8 +228,16 @@ async fn a_command_that_runs_too_long_times_out() {
     let server = Sshd::start(&scratch("timeout"));
     let mut s = spec(&server, ed25519(&server), &server.known_hosts());
     s.command_timeout = Some(Duration::from_millis(500));
-    let err = ssh::run_on(&s, "sleep 60", None).await.unwrap_err();
+    // A command that never ends but writes: once its channel is closed it dies of SIGPIPE even
+    // where sshd ignores the KILL request (root logins), so the test leaves nothing behind.
+    let endless = "while true; do echo tick; sleep 0.2; done";
+    // The outer bound only turns a missing timeout into a failure instead of a hang.
+    let err = tokio::time::timeout(Duration::from_secs(120), ssh::run_on(&s, endless, None))
+        .await
+        .expect("the command timeout was not enforced")
+        .unwrap_err();
     assert!(matches!(err, SshError::CommandTimeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
 }
 
 #[tokio::test]
@@ -333,7 +348,10 @@ fn deploy_and_undeploy_a_blueprint_over_ssh() {
         "args: 2 [two words]\n"
     );
     let known = std::fs::read_to_string(home.join(".ssh/known_hosts")).unwrap();
-    assert!(known.contains(&format!("[127.0.0.1]:{}", server.port)), "{known}");
+    assert!(
+        known.contains(&format!("[127.0.0.1]:{}", server.port)),
+        "{known}"
+    );
 
     let events = sb.ok(&["events", "viassh", "--json"]);
     assert!(events.contains("stdout: configured"), "{events}");

@@ -251,13 +251,10 @@ impl Connection {
         };
         let file = known_hosts;
         let handshake = async {
-            let mut handle = client::connect(
-                Arc::new(config),
-                (spec.host.as_str(), spec.port),
-                handler,
-            )
-            .await
-            .map_err(|e| e.into_error(spec, &file))?;
+            let mut handle =
+                client::connect(Arc::new(config), (spec.host.as_str(), spec.port), handler)
+                    .await
+                    .map_err(|e| e.into_error(spec, &file))?;
             let hash = if key.algorithm().is_rsa() {
                 handle
                     .best_supported_rsa_hash()
@@ -440,12 +437,10 @@ fn key_origin(key: &KeySource) -> String {
 
 fn load_key(spec: &HostSpec) -> Result<PrivateKey, SshError> {
     let text = match &spec.key {
-        KeySource::File(path) => {
-            std::fs::read_to_string(path).map_err(|e| SshError::KeyFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?
-        }
+        KeySource::File(path) => std::fs::read_to_string(path).map_err(|e| SshError::KeyFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?,
         KeySource::Text(t) => t.clone(),
     };
     // Key text pasted into YAML often loses its final newline or gains indentation.
@@ -532,11 +527,7 @@ impl HostKeyCheck {
         };
         let algorithm = key.algorithm().as_str().to_string();
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        if self
-            .recorded
-            .iter()
-            .any(|k| k.key_data() == key.key_data())
-        {
+        if self.recorded.iter().any(|k| k.key_data() == key.key_data()) {
             return Ok(true);
         }
         if !self.recorded.is_empty() {

@@ -112,10 +112,7 @@ pub fn host_spec(layers: &[&Map<String, Json>], base: &Path) -> Result<HostSpec,
             .ok_or_else(|| type_error(name, "a port number", v))?,
     };
     let user = text(&["user", "ssh_user"])?.ok_or(SpecError::NoUser)?;
-    let key = match (
-        text(&["key"])?,
-        text(&["key_filename", "ssh_keyfilename"])?,
-    ) {
+    let key = match (text(&["key"])?, text(&["key_filename", "ssh_keyfilename"])?) {
         (Some(k), _) => KeySource::Text(k),
         (None, Some(f)) => KeySource::File(file_path(&f, base)),
         (None, None) => return Err(SpecError::NoKey),
@@ -206,12 +203,16 @@ fn work(inputs: &Map<String, Json>, resources: &Path) -> Result<Work, SpecError>
             other => Err(type_error("command".to_string(), "a string", other)),
         },
         "commands" => {
-            let list = inputs["commands"].as_array().filter(|l| {
-                !l.is_empty() && l.iter().all(Json::is_string)
-            });
+            let list = inputs["commands"]
+                .as_array()
+                .filter(|l| !l.is_empty() && l.iter().all(Json::is_string));
             match list {
                 Some(l) => Ok(Work {
-                    commands: l.iter().filter_map(Json::as_str).map(String::from).collect(),
+                    commands: l
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .map(String::from)
+                        .collect(),
                     stdin,
                 }),
                 None => Err(type_error(
@@ -428,9 +429,15 @@ mod tests {
     #[test]
     fn missing_or_wrong_connection_values_are_named() {
         let none = Map::new();
-        assert_eq!(host_spec(&[&none], Path::new("/")).unwrap_err(), SpecError::NoHost);
+        assert_eq!(
+            host_spec(&[&none], Path::new("/")).unwrap_err(),
+            SpecError::NoHost
+        );
         let no_key = map(json!({"host": "h", "user": "u"}));
-        assert_eq!(host_spec(&[&no_key], Path::new("/")).unwrap_err(), SpecError::NoKey);
+        assert_eq!(
+            host_spec(&[&no_key], Path::new("/")).unwrap_err(),
+            SpecError::NoKey
+        );
         let bad_port = map(json!({"host": "h", "user": "u", "key": "k", "port": 70000}));
         assert!(matches!(
             host_spec(&[&bad_port], Path::new("/")).unwrap_err(),
@@ -441,7 +448,10 @@ mod tests {
     #[test]
     fn exactly_one_of_command_commands_script() {
         let dir = Path::new("/nonexistent");
-        assert!(matches!(work(&Map::new(), dir), Err(SpecError::What { .. })));
+        assert!(matches!(
+            work(&Map::new(), dir),
+            Err(SpecError::What { .. })
+        ));
         let two = map(json!({"command": "a", "commands": ["b"]}));
         assert!(matches!(work(&two, dir), Err(SpecError::What { .. })));
         let list = map(json!({"commands": ["a", "b"], "stdin": "x"}));
@@ -464,7 +474,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("windlass-ssh-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("s.sh"), "echo hi\n").unwrap();
-        let w = work(&map(json!({"script": "s.sh", "args": ["a b", "it's", 3]})), &dir).unwrap();
+        let w = work(
+            &map(json!({"script": "s.sh", "args": ["a b", "it's", 3]})),
+            &dir,
+        )
+        .unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(w.commands, [r"bash -s -- 'a b' 'it'\''s' '3'"]);
         assert_eq!(w.stdin.as_deref(), Some(&b"echo hi\n"[..]));
