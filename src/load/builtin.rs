@@ -109,6 +109,10 @@ mod tests {
             plugin("plugin:cloudify-noop-plugin?version=1.0"),
             Some(Ok(ShippedPlugin { name: "noop", .. }))
         ));
+        assert!(matches!(
+            plugin("plugin:cloudify-ssh-plugin"),
+            Some(Ok(ShippedPlugin { name: "ssh", .. }))
+        ));
         assert!(matches!(plugin("plugin:nope"), Some(Err(_))));
         assert!(plugin("types.yaml").is_none());
     }
