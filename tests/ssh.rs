@@ -194,6 +194,23 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
 }
 
 #[tokio::test]
+async fn a_revoked_host_key_is_refused_even_when_recorded_and_accept_new() {
+    let server = Sshd::start(&scratch("revoked"));
+    let known = server.dir.join("known_hosts_revoked");
+    let line = server.known_hosts_line(&server.host_key());
+    let blob = line
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(&known, format!("@revoked * {blob}\n{line}")).unwrap();
+    let mut s = spec(&server, ed25519(&server), &known);
+    s.accept_new_host_keys = true;
+    let err = ssh::run_on(&s, "true", None).await.unwrap_err();
+    assert!(matches!(err, SshError::RevokedHostKey { .. }), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_key_the_server_does_not_know_is_refused() {
     let server = Sshd::start(&scratch("wrongkey"));
     let stranger = sshd::keygen("ed25519", &server.dir.join("stranger"));

@@ -169,6 +169,16 @@ pub enum SshError {
         presented: String,
         file: PathBuf,
     },
+    #[error(
+        "the {algorithm} key {fingerprint} presented by {host}:{port} is marked @revoked in {file}; refusing to connect"
+    )]
+    RevokedHostKey {
+        host: String,
+        port: u16,
+        algorithm: String,
+        fingerprint: String,
+        file: PathBuf,
+    },
     #[error("cannot record the key of {host}:{port} in {file}: {reason}")]
     LearnHostKey {
         host: String,
@@ -245,6 +255,7 @@ impl Connection {
         let handler = HostKeyCheck {
             host: spec.host.clone(),
             port: spec.port,
+            revoked: revoked_keys(&known_hosts),
             file: known_hosts.clone(),
             recorded,
             accept_new: spec.accept_new_host_keys,
@@ -483,6 +494,22 @@ fn recorded_keys(spec: &HostSpec, file: &Path) -> Result<Vec<PublicKey>, SshErro
         })
 }
 
+/// Keys marked `@revoked` in `file`, whatever host pattern they name (stricter than OpenSSH,
+/// which matches the pattern: a revoked key is never worth trusting). russh's reader skips
+/// marker lines, so without this a revoked key would look merely unknown.
+fn revoked_keys(file: &Path) -> Vec<PublicKey> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            (fields.next() == Some("@revoked")).then_some(())?;
+            russh::keys::parse_public_key_base64(fields.nth(2)?).ok()
+        })
+        .collect()
+}
+
 /// Host-key algorithms to offer when keys are recorded: only theirs, best first.
 fn offered_algorithms(recorded: &[PublicKey]) -> Vec<Algorithm> {
     let mut out = Vec::new();
@@ -504,6 +531,7 @@ struct HostKeyCheck {
     port: u16,
     file: PathBuf,
     recorded: Vec<PublicKey>,
+    revoked: Vec<PublicKey>,
     accept_new: bool,
 }
 
@@ -527,6 +555,15 @@ impl HostKeyCheck {
         };
         let algorithm = key.algorithm().as_str().to_string();
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        if self.revoked.iter().any(|k| k.key_data() == key.key_data()) {
+            return Err(SshError::RevokedHostKey {
+                host: self.host.clone(),
+                port: self.port,
+                algorithm,
+                fingerprint,
+                file: self.file.clone(),
+            });
+        }
         if self.recorded.iter().any(|k| k.key_data() == key.key_data()) {
             return Ok(true);
         }
