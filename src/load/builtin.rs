@@ -31,6 +31,11 @@ pub const PLUGINS: &[ShippedPlugin] = &[
         file: "<builtin>/plugins/noop/plugin.yaml",
         yaml: include_str!("../../plugins/noop/plugin.yaml"),
     },
+    ShippedPlugin {
+        name: "ssh",
+        file: "<builtin>/plugins/ssh/plugin.yaml",
+        yaml: include_str!("../../plugins/ssh/plugin.yaml"),
+    },
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.
@@ -103,6 +108,10 @@ mod tests {
         assert!(matches!(
             plugin("plugin:cloudify-noop-plugin?version=1.0"),
             Some(Ok(ShippedPlugin { name: "noop", .. }))
+        ));
+        assert!(matches!(
+            plugin("plugin:cloudify-ssh-plugin"),
+            Some(Ok(ShippedPlugin { name: "ssh", .. }))
         ));
         assert!(matches!(plugin("plugin:nope"), Some(Err(_))));
         assert!(plugin("types.yaml").is_none());

@@ -3,13 +3,14 @@
 //! A [`Plugin`] runs one operation with an [`OperationContext`]: which deployment, node,
 //! instance and (for relationship operations) which side, the evaluated inputs, access to
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
-//! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, …) to
+//! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`, …) to
 //! implementations; the engine checks every operation against it before anything runs.
 
 pub mod ctx;
 pub mod guard;
 pub mod noop;
 pub mod script;
+pub mod ssh;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -130,6 +131,7 @@ impl Default for Registry {
         let mut plugins: HashMap<String, Arc<dyn Plugin>> = HashMap::new();
         plugins.insert("script".to_string(), Arc::new(script::ScriptPlugin));
         plugins.insert("noop".to_string(), Arc::new(noop::NoopPlugin));
+        plugins.insert("ssh".to_string(), Arc::new(ssh::SshPlugin));
         Registry { plugins }
     }
 }
