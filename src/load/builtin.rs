@@ -31,6 +31,11 @@ pub const PLUGINS: &[ShippedPlugin] = &[
         file: "<builtin>/plugins/noop/plugin.yaml",
         yaml: include_str!("../../plugins/noop/plugin.yaml"),
     },
+    ShippedPlugin {
+        name: "kubernetes",
+        file: "<builtin>/plugins/kubernetes/plugin.yaml",
+        yaml: include_str!("../../plugins/kubernetes/plugin.yaml"),
+    },
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.
@@ -103,6 +108,13 @@ mod tests {
         assert!(matches!(
             plugin("plugin:cloudify-noop-plugin?version=1.0"),
             Some(Ok(ShippedPlugin { name: "noop", .. }))
+        ));
+        assert!(matches!(
+            plugin("plugin:cloudify-kubernetes-plugin?version= >=2.13"),
+            Some(Ok(ShippedPlugin {
+                name: "kubernetes",
+                ..
+            }))
         ));
         assert!(matches!(plugin("plugin:nope"), Some(Err(_))));
         assert!(plugin("types.yaml").is_none());
