@@ -23,7 +23,8 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         if path.is_dir()
             && path
                 .file_name()
-                .is_some_and(|n| n != "lib" && n != "scripts")
+                // `resources/` holds what blueprints use (Kubernetes descriptors), not blueprints.
+                .is_some_and(|n| n != "lib" && n != "scripts" && n != "resources")
         {
             yaml_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "yaml") {

@@ -263,6 +263,14 @@ fn merge_properties(
             result.insert(k.clone(), v);
         } else if let Some(d) = &s.default {
             result.insert(k.clone(), d.clone());
+        } else if (s.required || version < DslVersion::V1_2)
+            && s.ty
+                .as_ref()
+                .is_some_and(|t| !SIMPLE_TYPES.contains(&t.name.as_str()))
+        {
+            // As in Cloudify, an omitted data-typed property is its type's defaults: an empty
+            // mapping that the type check fills, reporting any field that has no default.
+            result.insert(k.clone(), Node::new(Value::Map(Vec::new()), owner_loc));
         } else if s.required || version < DslVersion::V1_2 {
             diags.push(
                 Diagnostic::new(

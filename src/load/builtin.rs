@@ -36,6 +36,11 @@ pub const PLUGINS: &[ShippedPlugin] = &[
         file: "<builtin>/plugins/ssh/plugin.yaml",
         yaml: include_str!("../../plugins/ssh/plugin.yaml"),
     },
+    ShippedPlugin {
+        name: "kubernetes",
+        file: "<builtin>/plugins/kubernetes/plugin.yaml",
+        yaml: include_str!("../../plugins/kubernetes/plugin.yaml"),
+    },
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.
@@ -112,6 +117,13 @@ mod tests {
         assert!(matches!(
             plugin("plugin:cloudify-ssh-plugin"),
             Some(Ok(ShippedPlugin { name: "ssh", .. }))
+        ));
+        assert!(matches!(
+            plugin("plugin:cloudify-kubernetes-plugin?version= >=2.13"),
+            Some(Ok(ShippedPlugin {
+                name: "kubernetes",
+                ..
+            }))
         ));
         assert!(matches!(plugin("plugin:nope"), Some(Err(_))));
         assert!(plugin("types.yaml").is_none());

@@ -4,13 +4,16 @@
 //! instance and (for relationship operations) which side, the evaluated inputs, access to
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
 //! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`, …) to
-//! implementations; the engine checks every operation against it before anything runs.
+//! implementations; the engine checks every operation against it before anything runs. A plugin
+//! whose types ship before its operations do (`kubernetes`) is registered as
+//! [`unimplemented::Unimplemented`]: its operations fail, saying so.
 
 pub mod ctx;
 pub mod guard;
 pub mod noop;
 pub mod script;
 pub mod ssh;
+pub mod unimplemented;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -132,6 +135,13 @@ impl Default for Registry {
         plugins.insert("script".to_string(), Arc::new(script::ScriptPlugin));
         plugins.insert("noop".to_string(), Arc::new(noop::NoopPlugin));
         plugins.insert("ssh".to_string(), Arc::new(ssh::SshPlugin));
+        plugins.insert(
+            "kubernetes".to_string(),
+            Arc::new(unimplemented::Unimplemented {
+                name: "kubernetes",
+                functions: unimplemented::KUBERNETES,
+            }),
+        );
         Registry { plugins }
     }
 }
