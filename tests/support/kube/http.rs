@@ -302,6 +302,8 @@ fn route(shared: &Shared, request: &Incoming_) -> Reply {
         ["apis", group, version] => discovery(
             kinds::group_served(group, version).then(|| kinds::resource_list(group, version)),
         ),
+        ["openapi", "v3"] => discovery(Some(super::openapi::root())),
+        ["openapi", "v3", rest @ ..] => discovery(super::openapi::group_version(&rest.join("/"))),
         ["api", version, rest @ ..] => resource(shared, request, "", version, rest),
         ["apis", group, version, rest @ ..] => resource(shared, request, group, version, rest),
         _ => Reply::Failure(Status::no_route()),

@@ -10,7 +10,8 @@
 //! `autoscaling/v1` `Scale` subresource of Deployments, ReplicaSets and StatefulSets. Failures
 //! are `Status` bodies with the real API's reasons and messages (401, 404, 409 `AlreadyExists` /
 //! `Conflict`, 422 `Invalid`, …). The fixtures follow the Kubernetes API reference, not any
-//! client. Not served: OpenAPI documents, aggregated discovery (clients fall back to the
+//! client. OpenAPI v3 documents list paths and parameters but no schemas (`openapi`). Not served:
+//! OpenAPI v2, aggregated discovery (clients fall back to the
 //! documents above, as they do with older servers), protobuf, `dryRun`, `/status`
 //! subresources, and list merging by key in server-side apply (lists are atomic).
 //!
@@ -28,6 +29,7 @@
 
 mod http;
 mod kinds;
+mod openapi;
 mod patch;
 mod status;
 mod store;
