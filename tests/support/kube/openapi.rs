@@ -12,7 +12,11 @@ use super::kinds::{KINDS, Kind};
 
 /// `api/v1` or `apis/apps/v1`: the key of a group-version in the root document.
 fn key(group: &str) -> String {
-    if group.is_empty() { "api/v1".to_string() } else { format!("apis/{group}/v1") }
+    if group.is_empty() {
+        "api/v1".to_string()
+    } else {
+        format!("apis/{group}/v1")
+    }
 }
 
 fn groups() -> Vec<&'static str> {
@@ -58,12 +62,28 @@ fn operation(action: &str, id: String, gvk: &Json, parameters: Vec<Json>) -> Jso
 
 fn write_parameters(patch: bool) -> Vec<Json> {
     let mut parameters = vec![
-        query("dryRun", "When present, indicates that modifications should not be persisted.", "string"),
-        query("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes.", "string"),
-        query("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields: Ignore, Warn or Strict.", "string"),
+        query(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+            "string",
+        ),
+        query(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+            "string",
+        ),
+        query(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields: Ignore, Warn or Strict.",
+            "string",
+        ),
     ];
     if patch {
-        parameters.push(query("force", "Force is going to \"force\" Apply requests.", "boolean"));
+        parameters.push(query(
+            "force",
+            "Force is going to \"force\" Apply requests.",
+            "boolean",
+        ));
     }
     parameters
 }
@@ -76,7 +96,11 @@ fn camel(kind: &Kind) -> String {
     }
     let group: String = group.into_iter().collect();
     let version = "V1";
-    if kind.group.is_empty() { format!("Core{version}") } else { format!("{group}{version}") }
+    if kind.group.is_empty() {
+        format!("Core{version}")
+    } else {
+        format!("{group}{version}")
+    }
 }
 
 /// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/GROUP/v1`.
@@ -84,7 +108,11 @@ pub fn group_version(path: &str) -> Option<Json> {
     let group = groups().into_iter().find(|g| key(g) == path)?;
     let mut paths = Map::new();
     for kind in KINDS.iter().filter(|k| k.group == group) {
-        let prefix = if group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{group}/v1") };
+        let prefix = if group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{group}/v1")
+        };
         let scope = if kind.namespaced { "Namespaced" } else { "" };
         let collection = if kind.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}", kind.plural)

@@ -12,7 +12,7 @@ pub struct Status {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Json>,
+    pub details: Option<Box<Json>>,
     /// Seconds for a `Retry-After` header (and `details.retryAfterSeconds`).
     pub retry_after: Option<u32>,
 }
@@ -56,7 +56,7 @@ impl Status {
             code,
             reason,
             message,
-            details,
+            details: details.map(Box::new),
             retry_after: None,
         }
     }
@@ -72,7 +72,7 @@ impl Status {
             "code": self.code,
         });
         if let Some(details) = &self.details {
-            body["details"] = details.clone();
+            body["details"] = (**details).clone();
         }
         if let Some(seconds) = self.retry_after {
             body["details"]["retryAfterSeconds"] = json!(seconds);

@@ -411,7 +411,7 @@ impl Store {
         self.fill_defaults(kind, &mut object);
         let ready_at_once = self.countdowns.ready_after == 0;
         let becomes_ready =
-            has_countdown(kind) && !(ready_at_once && !self.never_ready.contains(&key));
+            has_countdown(kind) && (!ready_at_once || self.never_ready.contains(&key));
         let status = status_of(kind, &object, !becomes_ready);
         if !status.is_null() {
             object["status"] = status;
@@ -612,7 +612,9 @@ impl Store {
                         "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {expected}, UID in object meta: {actual}",
                         kind.qualified_plural()
                     ),
-                    details: Some(json!({"name": name, "group": kind.group, "kind": kind.plural})),
+                    details: Some(Box::new(
+                        json!({"name": name, "group": kind.group, "kind": kind.plural}),
+                    )),
                     retry_after: None,
                 });
             }
@@ -745,10 +747,7 @@ impl Store {
             // The workload must catch up with its new spec unless what is available covers it.
             let wanted = desired(kind, &new);
             let available = available(kind, &old);
-            if wanted <= available && !never_ready {
-                entry.until_ready = None;
-                new["status"] = status_of(kind, &new, true);
-            } else if countdowns.ready_after == 0 && !never_ready {
+            if (wanted <= available || countdowns.ready_after == 0) && !never_ready {
                 entry.until_ready = None;
                 new["status"] = status_of(kind, &new, true);
             } else {
