@@ -521,6 +521,12 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
         ("default_workflows", "scale" | "scale_entity") => Ok("scale"),
         ("default_workflows", "auto_heal_reinstall_node_subgraph" | "heal") => Ok("heal"),
         ("script", _) => Ok("script"),
+        _ if Registry::default()
+            .get(plugin)
+            .is_some_and(|p| p.has_workflow(operation)) =>
+        {
+            Ok("plugin")
+        }
         _ => Err(EngineError::Workflow(format!(
             "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, execute_operation, scale and heal)"
         ))),
@@ -591,6 +597,7 @@ async fn execute(
         "scale" => scale::run(store, &mut dep, &params, &session, done).await,
         "heal" => heal::run(&dep, &params, &session, done).await,
         "script" => script_workflow(&dep, &execution, &params, &session).await,
+        "plugin" => plugin_workflow(&dep, &execution, params.clone(), &session, done).await,
         _ => {
             let ignore_failure = params
                 .get("ignore_failure")
@@ -657,6 +664,7 @@ async fn script_workflow(
         resources: session.workdir.resources.clone(),
         timeout: None,
         timeout_recoverable: false,
+        topology: None,
     };
     let result = crate::plugins::script::ScriptPlugin.run_workflow(ctx).await;
     Ok(match result {
@@ -675,6 +683,51 @@ async fn script_workflow(
             error: Some(e.to_string()),
             ignored: Vec::new(),
         },
+    })
+}
+
+/// A workflow a plugin implements (`kubernetes.kube_plugin.workflows.kube_scale`): it runs
+/// once, as the whole execution, with the deployment and the steps a previous attempt recorded.
+async fn plugin_workflow(
+    dep: &DeploymentRecord,
+    execution: &ExecutionRecord,
+    params: Map<String, Json>,
+    session: &Session,
+    done: std::collections::HashSet<String>,
+) -> Result<Ended, EngineError> {
+    let registry = Registry::default();
+    let (plugin, w) = dep
+        .compiled
+        .workflows
+        .get(&execution.workflow)
+        .and_then(|w| Some((registry.get(&w.plugin)?, w)))
+        .ok_or_else(|| {
+            EngineError::Workflow(format!("no plugin workflow `{}`", execution.workflow))
+        })?;
+    let ctx = crate::plugins::WorkflowContext {
+        deployment_id: dep.id.clone(),
+        execution_id: execution.id.clone(),
+        workflow: execution.workflow.clone(),
+        function: w.operation.clone(),
+        parameters: params,
+        compiled: dep.compiled.clone(),
+        plan: dep.plan.clone(),
+        instances: session.instances.clone(),
+        recorder: session.recorder.clone(),
+        cancel: session.cancel.clone(),
+        resources: session.workdir.resources.clone(),
+        done,
+    };
+    let result = plugin.workflow(ctx).await;
+    let (status, error) = match result {
+        Ok(_) => ("terminated", None),
+        Err(e) if *session.cancel.borrow() => ("cancelled", Some(e.to_string())),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    Ok(Ended {
+        status,
+        error,
+        ignored: Vec::new(),
     })
 }
 

@@ -20,7 +20,7 @@ use super::state::Instances;
 use crate::dsl::Compiled;
 use crate::dsl::compiled::Operation;
 use crate::plan::Plan;
-use crate::plugins::{OpError, OperationContext, Registry, RelationshipContext, Side};
+use crate::plugins::{OpError, OperationContext, Registry, RelationshipContext, Side, Topology};
 use crate::store::Write;
 
 /// Everything jobs share during one execution.
@@ -396,6 +396,11 @@ async fn execute(
         resources: run.resources.clone(),
         timeout: op.timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64),
         timeout_recoverable: op.timeout_recoverable.unwrap_or(false),
+        topology: Some(Topology {
+            compiled: run.compiled.clone(),
+            plan: run.plan.clone(),
+            instance,
+        }),
     };
     let side_effect_free = plugin.side_effect_free();
     let max_retries = op.max_retries.unwrap_or(run.task_retries);

@@ -5,17 +5,23 @@
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
 //! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`, …) to
 //! implementations; the engine checks every operation against it before anything runs. A plugin
-//! whose types ship before its operations do (`kubernetes`) is registered as
-//! [`unimplemented::Unimplemented`]: its operations fail, saying so.
+//! whose types ship before its operations do is registered as [`unimplemented::Unimplemented`]:
+//! its operations fail, saying so.
+//!
+//! An operation reaches the instances its own instance's relationships point to through
+//! [`OperationContext::topology`] (read from the plan on demand, so an operation that needs none
+//! costs nothing per link). A plugin may also offer workflows ([`Plugin::has_workflow`],
+//! [`Plugin::workflow`]): the engine runs one as an execution with a [`WorkflowContext`].
 
 pub mod ctx;
 pub mod guard;
+pub mod kubernetes;
 pub mod noop;
 pub mod script;
 pub mod ssh;
 pub mod unimplemented;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -24,8 +30,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
+use crate::dsl::Compiled;
+use crate::dsl::compiled::{CompiledNode, CompiledRelationship};
 use crate::engine::events::Recorder;
 use crate::engine::state::Instances;
+use crate::plan::Plan;
+use crate::store::Write;
 
 /// Which end of a relationship an operation runs for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +77,95 @@ pub struct OperationContext {
     pub resources: PathBuf,
     pub timeout: Option<Duration>,
     pub timeout_recoverable: bool,
+    /// Where the instance sits in the deployment: what its relationships point to. `None` for
+    /// an operation that belongs to no instance (a script workflow).
+    pub topology: Option<Topology>,
+}
+
+/// One instance's place in the plan: the targets of its relationships, read on demand.
+#[derive(Clone)]
+pub struct Topology {
+    pub compiled: Arc<Compiled>,
+    pub plan: Arc<Plan>,
+    /// The instance's index in `plan.instances`.
+    pub instance: u32,
+}
+
+/// The far end of one of an instance's relationships.
+pub struct RelationshipTarget<'a> {
+    pub relationship: &'a CompiledRelationship,
+    pub node: &'a CompiledNode,
+    /// The target instance's index in the plan and its id.
+    pub instance: u32,
+    pub instance_id: &'a str,
+}
+
+impl Topology {
+    /// Every relationship instance of the instance, in declaration order.
+    pub fn targets(&self) -> impl Iterator<Item = RelationshipTarget<'_>> {
+        let inst = self.plan.instances.get(self.instance as usize);
+        let node = inst.and_then(|i| self.compiled.nodes.get(i.node));
+        inst.into_iter()
+            .flat_map(|i| i.relationships.iter())
+            .filter_map(move |r| {
+                let target = self.plan.instances.get(r.target as usize)?;
+                Some(RelationshipTarget {
+                    relationship: node?.relationships.get(r.relationship)?,
+                    node: self.compiled.nodes.get(target.node)?,
+                    instance: r.target,
+                    instance_id: target.id.0.as_str(),
+                })
+            })
+    }
+}
+
+/// What a plugin's workflow runs with: the whole deployment, its live instances, the
+/// execution's recorder (events and durable task records) and cancellation.
+#[derive(Clone)]
+pub struct WorkflowContext {
+    pub deployment_id: String,
+    pub execution_id: String,
+    /// The workflow's name in the blueprint (`kube_scale`).
+    pub workflow: String,
+    /// `module.function` inside the plugin.
+    pub function: String,
+    /// The checked parameters, defaults filled in.
+    pub parameters: Map<String, Json>,
+    pub compiled: Arc<Compiled>,
+    pub plan: Arc<Plan>,
+    pub instances: Instances,
+    pub recorder: Recorder,
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+    /// Where the deployment's blueprint files are materialised.
+    pub resources: PathBuf,
+    /// Steps a previous attempt of this execution recorded with [`WorkflowContext::record`]:
+    /// a resumed workflow skips or reuses them.
+    pub done: HashSet<String>,
+}
+
+impl WorkflowContext {
+    /// An event of this execution, optionally about one instance.
+    pub fn event(&self, event_type: &str, instance: Option<&str>, message: impl Into<String>) {
+        self.recorder.event(
+            &self.execution_id,
+            event_type,
+            instance,
+            Some(&self.workflow),
+            message.into(),
+        );
+    }
+
+    /// Record a step as done, durably (committed before this returns), so that `resume` finds
+    /// it in [`WorkflowContext::done`].
+    pub async fn record(&self, key: &str) -> Result<(), String> {
+        self.recorder.write(Write::Task {
+            execution: self.execution_id.clone(),
+            key: key.to_string(),
+            state: "succeeded".to_string(),
+            result: None,
+        });
+        self.recorder.flush().await
+    }
 }
 
 impl OperationContext {
@@ -121,6 +220,17 @@ pub trait Plugin: Send + Sync {
     fn side_effect_free(&self) -> bool {
         false
     }
+
+    /// Whether `function` names a workflow this plugin runs ([`Plugin::workflow`]).
+    fn has_workflow(&self, _function: &str) -> bool {
+        false
+    }
+
+    /// Run one of this plugin's workflows to its end.
+    fn workflow(&self, ctx: WorkflowContext) -> OpFuture<'_> {
+        let message = format!("`{}` is not a workflow of this plugin", ctx.function);
+        Box::pin(async move { Err(OpError::NonRecoverable(message)) })
+    }
 }
 
 /// Plugin name → implementation.
@@ -137,10 +247,7 @@ impl Default for Registry {
         plugins.insert("ssh".to_string(), Arc::new(ssh::SshPlugin));
         plugins.insert(
             "kubernetes".to_string(),
-            Arc::new(unimplemented::Unimplemented {
-                name: "kubernetes",
-                functions: unimplemented::KUBERNETES,
-            }),
+            Arc::new(kubernetes::KubernetesPlugin),
         );
         Registry { plugins }
     }

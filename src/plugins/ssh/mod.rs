@@ -264,12 +264,14 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Replaces secret values in text shown to the user.
-struct Mask {
+pub struct Mask {
     secrets: Vec<String>,
 }
 
 impl Mask {
-    fn new(spec: &HostSpec, layers: &[&Map<String, Json>]) -> Mask {
+    /// The key text and its lines, the passphrase, and values in `layers` named `*password`,
+    /// `*secret` or `*token`.
+    pub fn new(spec: &HostSpec, layers: &[&Map<String, Json>]) -> Mask {
         let mut secrets = Vec::new();
         if let KeySource::Text(k) = &spec.key {
             secrets.push(k.trim().to_string());
@@ -301,7 +303,7 @@ impl Mask {
         Mask { secrets }
     }
 
-    fn apply(&self, text: &str) -> String {
+    pub fn apply(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {
             if out.contains(s.as_str()) {
@@ -380,7 +382,7 @@ async fn run(ctx: &OperationContext) -> Result<Option<Json>, OpError> {
 }
 
 /// How the engine treats an SSH failure: what retrying cannot fix is not retried.
-fn op_error(e: &SshError, mask: &Mask, timeout_recoverable: bool) -> OpError {
+pub fn op_error(e: &SshError, mask: &Mask, timeout_recoverable: bool) -> OpError {
     let message = mask.apply(&e.to_string());
     match e {
         SshError::Connect { .. }
