@@ -47,6 +47,10 @@ struct Global {
     /// Show every event, also on a terminal (no progress bar).
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// The address `%{management_ip}` stands for in Kubernetes descriptor overrides
+    /// [default: $WINDLASS_MANAGEMENT_IP, else this machine's default-route address].
+    #[arg(long, global = true, value_name = "IP")]
+    management_ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +126,12 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let global = cli.global;
+    if let Some(ip) = global.management_ip {
+        // What `template::resolve_management_ip` reads, for the operations of this process.
+        // SAFETY: no other thread exists yet (the runtime is built per command, below), so
+        // nothing reads the environment while it changes.
+        unsafe { std::env::set_var(crate::template::MANAGEMENT_IP_ENV, ip.to_string()) };
+    }
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),

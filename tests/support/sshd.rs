@@ -75,6 +75,12 @@ pub fn keygen(kind: &str, path: &Path) -> KeyPair {
 impl Sshd {
     /// Start a server in `dir` (created; must be new or disposable).
     pub fn start(dir: &Path) -> Sshd {
+        Sshd::start_with(dir, "")
+    }
+
+    /// [`Sshd::start`] with more `sshd_config` lines (e.g. `SetEnv NAME=value` for the
+    /// commands it runs).
+    pub fn start_with(dir: &Path, extra_config: &str) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (.ci/run does)"
@@ -107,7 +113,8 @@ impl Sshd {
              KbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\n\
              AllowUsers {user}\n\
-             LogLevel VERBOSE\n",
+             LogLevel VERBOSE\n\
+             {extra_config}\n",
             host = host.path.display(),
             authorized = dir.join("authorized_keys").display(),
         );

@@ -3,7 +3,8 @@
 //!
 //! Parameters: `name` — a node of the blueprint (a `cloudify.kubernetes.MicroService`: the
 //! Deployment its install applied, from its runtime property `applied`), or else the name of a
-//! Deployment in the master's current namespace; `amount` — a count (`3`) or a change (`"+1"`,
+//! Deployment in the master's current namespace (microservices that applied a Deployment of
+//! that name keep its count too); `amount` — a count (`3`) or a change (`"+1"`,
 //! `"-1"`), `"+0"` by default; `master` — the master node ('' is the one `name` is connected to,
 //! or the blueprint's only master); `ssh_user`, `ssh_keyfilename` — '' is the master's own.
 //!
@@ -176,33 +177,57 @@ fn has_type(node: &CompiledNode, types: &[&str]) -> bool {
 }
 
 fn target(ctx: &WorkflowContext, name: &str, ssh_user: &str) -> Result<Target, KubeScaleError> {
+    let instances_of = |idx: usize| -> Vec<String> {
+        ctx.plan
+            .by_node
+            .get(idx)
+            .map(|is| {
+                is.iter()
+                    .map(|&i| ctx.plan.instance_id(i).0.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let applied_by = |instance: &str| -> Vec<Applied> {
+        ctx.instances
+            .runtime_properties(instance)
+            .get("applied")
+            .and_then(Json::as_array)
+            .map(|a| a.iter().filter_map(Applied::from_json).collect())
+            .unwrap_or_default()
+    };
     let Some(&idx) = ctx.compiled.node_index.get(name) else {
+        // A Deployment's name: the microservices that applied it keep its count, and the
+        // first of them gives the default master.
+        let mut node = None;
+        let mut instances = Vec::new();
+        for (i, n) in ctx.compiled.nodes.iter().enumerate() {
+            if !has_type(n, &[MICROSERVICE_TYPE]) {
+                continue;
+            }
+            for instance in instances_of(i) {
+                let applied = applied_by(&instance);
+                if applied
+                    .iter()
+                    .any(|a| a.kind == "Deployment" && a.name == name)
+                {
+                    node.get_or_insert(i);
+                    instances.push(instance);
+                }
+            }
+        }
         return Ok(Target {
             label: name.to_string(),
             deployment: name.to_string(),
             namespace: None,
-            node: None,
-            instances: Vec::new(),
+            node,
+            instances,
         });
     };
     let node = &ctx.compiled.nodes[idx];
-    let instances: Vec<String> = ctx
-        .plan
-        .by_node
-        .get(idx)
-        .map(|is| {
-            is.iter()
-                .map(|&i| ctx.plan.instance_id(i).0.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let instances = instances_of(idx);
     if has_type(node, &[MICROSERVICE_TYPE]) {
-        let applied: Vec<Applied> = instances
-            .first()
-            .map(|i| ctx.instances.runtime_properties(i))
-            .and_then(|p| p.get("applied").and_then(Json::as_array).cloned())
-            .map(|a| a.iter().filter_map(Applied::from_json).collect())
-            .unwrap_or_default();
+        let applied = instances.first().map(|i| applied_by(i)).unwrap_or_default();
         let Some(d) = applied.iter().find(|a| a.kind == "Deployment") else {
             return Err(KubeScaleError::NoDeployment {
                 node: name.to_string(),
@@ -350,9 +375,9 @@ fn master(ctx: &WorkflowContext, idx: usize, ssh_user: &str) -> Result<Master, K
     )?)
 }
 
-/// A recorded step: `(from, to)`.
-fn recorded_step(ctx: &WorkflowContext) -> Option<(i64, i64)> {
-    ctx.done.iter().find_map(|k| {
+/// The step an earlier attempt of this execution recorded: `(from, to)`.
+fn recorded_step(done: &std::collections::HashSet<String>) -> Option<(i64, i64)> {
+    done.iter().find_map(|k| {
         let (from, to) = k.strip_prefix(STEP)?.split_once("->")?;
         Some((from.parse().ok()?, to.parse().ok()?))
     })
@@ -376,7 +401,7 @@ pub async fn run(ctx: &WorkflowContext) -> Result<Option<Json>, OpError> {
     let master = master(ctx, master_idx, ssh_user).map_err(fail)?;
     let log = |level: &str, message: String| ctx.event("log", None, format!("{level}: {message}"));
     let ns = target.namespace.as_deref();
-    let (from, to) = match recorded_step(ctx) {
+    let (from, to) = match recorded_step(&ctx.done) {
         Some(step) => {
             log(
                 "info",
@@ -454,6 +479,14 @@ mod tests {
         ] {
             assert!(parse_amount(Some(&bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_recorded_step_is_found_again() {
+        let done: std::collections::HashSet<String> =
+            ["other".to_string(), format!("{STEP}2->3")].into();
+        assert_eq!(recorded_step(&done), Some((2, 3)));
+        assert_eq!(recorded_step(&["x".to_string()].into()), None);
     }
 
     #[test]

@@ -142,10 +142,19 @@ impl Master {
         overrides: &Map<String, Json>,
         base: &Path,
     ) -> Result<Master, MicroserviceError> {
-        let login: Map<String, Json> = LOGIN_PROPERTIES
+        let mut login: Map<String, Json> = LOGIN_PROPERTIES
             .iter()
             .filter_map(|(from, to)| Some((to.to_string(), properties.get(*from)?.clone())))
             .collect();
+        // `host_spec` prefers key text to a key file whatever the layer: a key given in
+        // `overrides` replaces both of the master's.
+        if ["key", "key_filename"]
+            .iter()
+            .any(|k| overrides.contains_key(*k))
+        {
+            login.remove("key");
+            login.remove("ssh_keyfilename");
+        }
         let layers = [overrides, &login];
         let spec =
             host_spec(&layers, base).map_err(|source| MicroserviceError::MasterConnection {
