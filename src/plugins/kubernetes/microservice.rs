@@ -102,7 +102,8 @@ pub enum MicroserviceError {
     Template {
         node: String,
         file: String,
-        source: TemplateError,
+        /// Boxed: template errors are large, and this error travels in every `Result`.
+        source: Box<TemplateError>,
     },
     #[error("`{node}`: descriptor object {index} of {file}: it has no {field}")]
     Object {
@@ -356,7 +357,7 @@ pub fn descriptors(
     let template = |file: &str, source: TemplateError| MicroserviceError::Template {
         node: node.to_string(),
         file: file.to_string(),
-        source,
+        source: Box::new(source),
     };
     let mut objects = Vec::new();
     let mut add = |file: &str, docs: Vec<Json>, overrides: &[String]| {
