@@ -91,6 +91,12 @@ pub async fn serve(store: Store, settings: Settings) -> Result<(), ServerError> 
             source,
         })?;
     let shutdown = shutdown_signal();
+    // `windlass cancel` signals the process that runs an execution (SIGUSR1), which may come
+    // before the execution's walk listens for it: with a listener installed from the start,
+    // a signal never takes SIGUSR1's default action (ending the manager).
+    let _cancel_signals =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            .map_err(ServerError::Http)?;
     let counters = Arc::new(intake::Counters::default());
     let runtime = runtime::spawn(store.clone(), &settings, shutdown.clone());
     let state = AppState {
