@@ -338,6 +338,7 @@ fn a_deployment_through_the_api() {
     let list = manager.get("/api/v1/deployments", &t).json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], "web");
+    assert_eq!(list[0]["blueprint"], "upload:bp/blueprint.yaml");
 
     // Events page by `after`, two at a time, and the pages add up to the whole log.
     let all_cli: Vec<Json> = sb

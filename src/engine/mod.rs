@@ -115,6 +115,19 @@ pub async fn create_deployment(
     id: &str,
     given: &GivenInputs,
 ) -> Result<(snapshot::Report, Created), EngineError> {
+    let label = blueprint_path.display().to_string();
+    create_deployment_as(store, blueprint_path, &label, id, given).await
+}
+
+/// [`create_deployment`], recording the blueprint as `label` (an uploaded archive's file,
+/// whose unpacked path is gone once the snapshot is stored).
+pub async fn create_deployment_as(
+    store: &Store,
+    blueprint_path: &Path,
+    label: &str,
+    id: &str,
+    given: &GivenInputs,
+) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
     let registry = Registry::default();
     check_plugins(&bp.compiled, &registry)?;
@@ -127,14 +140,7 @@ pub async fn create_deployment(
     let files = snapshot::walk(&root, &store.files())?;
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
     let stored = store
-        .create_deployment(
-            id,
-            &blueprint_path.display().to_string(),
-            &inputs,
-            &bp.compiled,
-            &bp.plan,
-            &files.files,
-        )
+        .create_deployment(id, label, &inputs, &bp.compiled, &bp.plan, &files.files)
         .await?;
     let records = bp
         .plan
@@ -150,7 +156,7 @@ pub async fn create_deployment(
         .collect();
     let dep = DeploymentRecord {
         id: id.to_string(),
-        blueprint: blueprint_path.display().to_string(),
+        blueprint: label.to_string(),
         created_at: crate::store::now(),
         inputs,
         compiled: Arc::new(bp.compiled),

@@ -169,7 +169,14 @@ async fn install(
     given: &GivenInputs,
     upload: Option<&Path>,
 ) -> Result<Response, ApiError> {
-    let created = engine::create_deployment(&state.store, blueprint, id, given)
+    let label = match upload {
+        Some(dir) => format!(
+            "upload:{}",
+            blueprint.strip_prefix(dir).unwrap_or(blueprint).display()
+        ),
+        None => blueprint.display().to_string(),
+    };
+    let created = engine::create_deployment_as(&state.store, blueprint, &label, id, given)
         .await
         .map_err(|e| {
             let mut e = ApiError::from(e);
