@@ -2,6 +2,8 @@
 //! policies, metrics through each intake, and the executions the policies start.
 
 mod common;
+#[path = "support/rabbitmq.rs"]
+mod rabbitmq;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -107,15 +109,10 @@ impl Manager {
 impl Drop for Manager {
     fn drop(&mut self) {
         unsafe {
-            libc_kill(self.child.id() as i32, 15);
+            libc::kill(self.child.id() as i32, 15);
         }
         let _ = self.child.wait();
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 /// A bearer token for the manager's API, when this version has tokens.
@@ -371,4 +368,59 @@ fn malformed_metrics_are_refused_and_counted() {
             .contains("value")
     );
     assert_eq!(m.status()["intake"]["http"]["malformed"], 2);
+}
+
+#[test]
+fn amqp_messages_from_a_real_broker_feed_policies() {
+    let broker = rabbitmq::RabbitMq::start("serve");
+    let sb = Sandbox::new("serve-amqp");
+    blueprint(&sb, 1);
+    sb.ok(&["deploy", "blueprint.yaml", "-d", "a"]);
+    let url = broker.url();
+    let m = Manager::start(&sb, &["--amqp", &url]);
+    m.wait_live(&sb, 1);
+    let instance = web_instances(&sb, "a")[0].clone();
+    // Diamond's Cloudify handler: one JSON message per metric, routed by deployment id.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let good = json!({"deployment_id": "a", "node_id": instance, "node_name": "web", "host": "vm",
+        "service": format!("a.web.{instance}.connections"), "metric": 77, "time": now});
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use lapin::options::BasicPublishOptions;
+        let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        for body in [b"not json".to_vec(), good.to_string().into_bytes()] {
+            channel
+                .basic_publish(
+                    "cloudify-monitoring".into(),
+                    "a".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    lapin::BasicProperties::default(),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+    sb.wait_for(|| finished(&sb, "a", "scale", 1));
+    assert_eq!(web_instances(&sb, "a").len(), 2);
+    let status = m.status();
+    assert_eq!(status["intake"]["amqp"]["accepted"], 1, "{status}");
+    assert_eq!(status["intake"]["amqp"]["malformed"], 1, "{status}");
+    // The decision names the metric as the policy saw it: the handler's prefix is gone.
+    let fired = events(&sb, "a", "policy_fired");
+    assert!(
+        fired[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#""metric":"connections""#),
+        "{fired:?}"
+    );
 }

@@ -8,6 +8,7 @@ mod deployments;
 mod inspect;
 mod plan;
 mod serve;
+mod tokens;
 mod validate;
 
 use std::io::IsTerminal;
@@ -91,6 +92,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// A deployment's policies: live state and last decisions, as `windlass serve` saved them.
     Policies(inspect::IdJsonArgs),
+    /// Bearer tokens of the REST API: create (prints the token), list, revoke.
+    Tokens(tokens::TokensArgs),
 }
 
 /// Inputs as Cloudify takes them; shared by commands that compile a blueprint.
@@ -181,6 +184,7 @@ pub fn main() -> ExitCode {
         Command::Policies(args) => {
             with_store(&global, |store, _| Box::pin(serve::policies(store, args)))
         }
+        Command::Tokens(args) => with_store(&global, |store, _| Box::pin(tokens::run(store, args))),
     }
 }
 

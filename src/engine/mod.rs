@@ -82,6 +82,9 @@ pub enum EngineError {
     Plugins(Vec<String>),
     #[error("{0}")]
     Workflow(String),
+    /// A workflow other than install or uninstall asked of a deployment that is not installed.
+    #[error("{0}")]
+    NotInstalled(String),
     #[error("{0}")]
     Io(String),
     #[error(
@@ -112,6 +115,19 @@ pub async fn create_deployment(
     id: &str,
     given: &GivenInputs,
 ) -> Result<(snapshot::Report, Created), EngineError> {
+    let label = blueprint_path.display().to_string();
+    create_deployment_as(store, blueprint_path, &label, id, given).await
+}
+
+/// [`create_deployment`], recording the blueprint as `label` (an uploaded archive's file,
+/// whose unpacked path is gone once the snapshot is stored).
+pub async fn create_deployment_as(
+    store: &Store,
+    blueprint_path: &Path,
+    label: &str,
+    id: &str,
+    given: &GivenInputs,
+) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
     let registry = Registry::default();
     check_plugins(&bp.compiled, &registry)?;
@@ -124,14 +140,7 @@ pub async fn create_deployment(
     let files = snapshot::walk(&root, &store.files())?;
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
     let stored = store
-        .create_deployment(
-            id,
-            &blueprint_path.display().to_string(),
-            &inputs,
-            &bp.compiled,
-            &bp.plan,
-            &files.files,
-        )
+        .create_deployment(id, label, &inputs, &bp.compiled, &bp.plan, &files.files)
         .await?;
     let records = bp
         .plan
@@ -147,7 +156,7 @@ pub async fn create_deployment(
         .collect();
     let dep = DeploymentRecord {
         id: id.to_string(),
-        blueprint: blueprint_path.display().to_string(),
+        blueprint: label.to_string(),
         created_at: crate::store::now(),
         inputs,
         compiled: Arc::new(bp.compiled),
@@ -232,6 +241,8 @@ async fn run_loaded(
 pub struct Started {
     dep: DeploymentRecord,
     execution: ExecutionRecord,
+    /// A fresh deployment's instance states ([`start_install`]): nothing is read back.
+    whole: Option<Vec<crate::store::InstanceRecord>>,
 }
 
 impl Started {
@@ -242,8 +253,42 @@ impl Started {
 
     /// Walk the workflow to its end. Returns the execution id.
     pub async fn run(self, store: &Store, options: &Options) -> Result<String, EngineError> {
-        execute(store, self.dep, self.execution, None, options).await
+        execute(store, self.dep, self.execution, self.whole, options).await
     }
+}
+
+/// [`install`] without walking: the execution is recorded, [`Started::run`] walks it.
+pub async fn start_install(store: &Store, created: Created) -> Result<Started, EngineError> {
+    let request = Request {
+        workflow: "install",
+        params: Map::new(),
+        allow_custom_parameters: false,
+        then_delete: false,
+        whole: None,
+    };
+    let mut started = start_loaded(store, created.dep, request).await?;
+    started.whole = Some(created.records);
+    Ok(started)
+}
+
+/// [`undeploy`] without walking: the execution and the deployment's `deleting` mark are
+/// recorded, [`Started::run`] walks the uninstall and deletes the deployment.
+pub async fn start_undeploy(
+    store: &Store,
+    id: &str,
+    ignore_failure: bool,
+) -> Result<Started, EngineError> {
+    let mut params = Map::new();
+    params.insert("ignore_failure".to_string(), Json::Bool(ignore_failure));
+    let dep = store.deployment_frame(id).await?;
+    let request = Request {
+        workflow: "uninstall",
+        params,
+        allow_custom_parameters: false,
+        then_delete: true,
+        whole: None,
+    };
+    start_loaded(store, dep, request).await
 }
 
 /// Check a workflow and record its execution (refused while another runs), without walking it.
@@ -310,7 +355,11 @@ async fn start_loaded(
     // However it is interrupted, `resume` finishes an undeploy with the deployment deleted (see
     // `execute`).
     dep.deleting |= then_delete;
-    Ok(Started { dep, execution })
+    Ok(Started {
+        dep,
+        execution,
+        whole: None,
+    })
 }
 
 /// Why a workflow other than install or uninstall cannot run on a deployment that is not
@@ -341,7 +390,7 @@ async fn not_installed(
             )
         }
     };
-    Ok(EngineError::Workflow(format!(
+    Ok(EngineError::NotInstalled(format!(
         "cannot run `{workflow}` on deployment `{id}`, which is not installed: {why}"
     )))
 }
@@ -820,14 +869,25 @@ impl Session {
             })
         };
         // `windlass cancel` also signals this process (SIGUSR1): the store poll above is the
-        // fallback when the signal cannot be sent.
+        // fallback when the signal cannot be sent. A process may run several executions (the
+        // manager): a signal cancels only one the store marks `cancelling`.
         if let Ok(mut signals) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
         {
-            let cancel_tx = cancel_tx.clone();
+            let (store, id, cancel_tx) = (store.clone(), execution.id.clone(), cancel_tx.clone());
             tokio::spawn(async move {
-                if signals.recv().await.is_some() {
-                    let _ = cancel_tx.send(true);
+                loop {
+                    tokio::select! {
+                        signal = signals.recv() => if signal.is_none() { break },
+                        // The session is over (every receiver dropped): stop listening.
+                        _ = cancel_tx.closed() => break,
+                    }
+                    if let Ok(Some(s)) = store.execution_status(&id).await
+                        && s == "cancelling"
+                    {
+                        let _ = cancel_tx.send(true);
+                        break;
+                    }
                 }
             });
         }

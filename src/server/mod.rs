@@ -23,6 +23,8 @@
 //! [`PolicySet`]: crate::policy::PolicySet
 //! [`Sample`]: crate::policy::Sample
 
+pub mod api;
+pub mod auth;
 pub mod intake;
 pub mod runtime;
 
@@ -72,6 +74,12 @@ pub struct AppState {
     pub store: Store,
     pub runtime: runtime::Handle,
     pub intake: Arc<intake::Counters>,
+    /// Up once SIGTERM or SIGINT arrived: the API starts no new executions.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// How executions the API starts run.
+    pub options: engine::Options,
+    /// When each bearer token's use was last written (`auth`).
+    pub seen: Arc<auth::Seen>,
 }
 
 /// Run the manager until SIGTERM or SIGINT.
@@ -83,12 +91,21 @@ pub async fn serve(store: Store, settings: Settings) -> Result<(), ServerError> 
             source,
         })?;
     let shutdown = shutdown_signal();
+    // `windlass cancel` signals the process that runs an execution (SIGUSR1), which may come
+    // before the execution's walk listens for it: with a listener installed from the start,
+    // a signal never takes SIGUSR1's default action (ending the manager).
+    let _cancel_signals =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            .map_err(ServerError::Http)?;
     let counters = Arc::new(intake::Counters::default());
     let runtime = runtime::spawn(store.clone(), &settings, shutdown.clone());
     let state = AppState {
         store,
         runtime: runtime.clone(),
         intake: counters.clone(),
+        shutdown: shutdown.clone(),
+        options: settings.options.clone(),
+        seen: Arc::default(),
     };
     if let Some(addr) = settings.graphite {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -126,11 +143,15 @@ pub async fn serve(store: Store, settings: Settings) -> Result<(), ServerError> 
     Ok(())
 }
 
-/// Every route: health, status, metrics intake, and the REST API.
+/// Every route: health, status, metrics intake, and the REST API. All but `/healthz` need a
+/// bearer token (`auth`).
 pub fn router(state: AppState) -> Router {
+    let protected = intake::http::routes().merge(api::routes()).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), auth::require_token),
+    );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .merge(intake::http::routes())
+        .merge(protected)
         .with_state(state)
 }
 

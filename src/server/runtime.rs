@@ -127,7 +127,7 @@ struct Live {
 /// What policies may ask about a deployment, as last read from the store.
 #[derive(Default)]
 struct Facts {
-    /// Instances not deleted, per node and per scaling group.
+    /// Instances not deleted, per node and per scaling group; replicas per microservice node.
     sizes: HashMap<String, u64>,
     started: HashSet<String>,
     targets: HashMap<String, String>,
@@ -395,13 +395,16 @@ impl Runtime {
     }
 }
 
-/// For each policy whose triggers run `scale`, the node or group they name.
+/// For each policy whose triggers scale something, the key of its size in [`Facts::sizes`]:
+/// the node or group a `scale` names, or `replicas:NODE` for a `kube_scale` of a microservice
+/// (whose replicas windlass keeps in the instance's runtime property `replicas`).
 fn scale_targets(policies: &indexmap::IndexMap<String, Json>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for (name, p) in policies {
         let triggers = p.get("triggers").and_then(Json::as_object);
         for t in triggers.into_iter().flat_map(|t| t.values()) {
             let params = t.get("parameters").unwrap_or(t);
+            let workflow = params.get("workflow").and_then(Json::as_str).unwrap_or("");
             let workflow_params = params.get("workflow_parameters").and_then(Json::as_object);
             let target = workflow_params.and_then(|w| {
                 ["scalable_entity_name", "node_id", "name"]
@@ -409,12 +412,20 @@ fn scale_targets(policies: &indexmap::IndexMap<String, Json>) -> HashMap<String,
                     .find_map(|k| w.get(*k).and_then(Json::as_str))
             });
             if let Some(target) = target {
-                out.insert(name.clone(), target.to_string());
+                let key = if workflow == "kube_scale" {
+                    format!("{REPLICAS}{target}")
+                } else {
+                    target.to_string()
+                };
+                out.insert(name.clone(), key);
             }
         }
     }
     out
 }
+
+/// Prefix of a microservice's replica count in [`Facts::sizes`].
+const REPLICAS: &str = "replicas:";
 
 async fn read_facts(
     store: &Store,
@@ -432,6 +443,11 @@ async fn read_facts(
         }
         if i.state == "started" {
             facts.started.insert(i.id.clone());
+        }
+        if let Some(replicas) = i.runtime_properties.get("replicas").and_then(Json::as_u64) {
+            facts
+                .sizes
+                .insert(format!("{REPLICAS}{}", i.node_id), replicas);
         }
         *facts.sizes.entry(i.node_id).or_default() += 1;
     }
@@ -479,5 +495,46 @@ fn event(
             operation: None,
             message,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_each_policy_scales_is_found_in_its_triggers() {
+        let policies: indexmap::IndexMap<String, Json> = [
+            (
+                "g/out".to_string(),
+                json!({"triggers": {"t": {"type": "cloudify.policies.triggers.execute_workflow",
+                    "parameters": {"workflow": "scale", "workflow_parameters": {"scalable_entity_name": "web", "delta": 1}}}}}),
+            ),
+            (
+                "g/kube".to_string(),
+                json!({"triggers": {"t": {"parameters": {"workflow": "kube_scale",
+                    "workflow_parameters": {"name": "nodejs", "amount": "+1"}}}}}),
+            ),
+            ("g/heal".to_string(), json!({"triggers": {"t": {"parameters": {"workflow": "heal"}}}})),
+        ]
+        .into_iter()
+        .collect();
+        let targets = scale_targets(&policies);
+        assert_eq!(targets.get("g/out").map(String::as_str), Some("web"));
+        assert_eq!(
+            targets.get("g/kube").map(String::as_str),
+            Some("replicas:nodejs")
+        );
+        assert!(!targets.contains_key("g/heal"));
+        let facts = Facts {
+            sizes: [("web".to_string(), 3), ("replicas:nodejs".to_string(), 2)]
+                .into_iter()
+                .collect(),
+            started: HashSet::new(),
+            targets,
+        };
+        assert_eq!(facts.target_size("g/out"), Some(3));
+        assert_eq!(facts.target_size("g/kube"), Some(2));
+        assert_eq!(facts.target_size("g/heal"), None);
     }
 }

@@ -14,10 +14,12 @@
 
 mod blobs;
 mod fresh;
+mod pages;
 mod plan_rows;
 mod policies;
 mod processes;
 mod schema;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -32,9 +34,11 @@ use sqlx::{Row, Sqlite, Transaction};
 use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
 pub use blobs::{CHUNK, SnapshotFile, Stored, StoredFile, content_hash};
+pub use pages::EventFilter;
 pub use plan_rows::{PlanChange, Select};
 pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
+pub use tokens::{NewToken, TokenRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +94,12 @@ pub enum StoreError {
     },
     #[error("{0} changed while it was being stored; deploy again")]
     Changed(PathBuf),
+    #[error("a token named `{0}` already exists (revoke it first to replace it)")]
+    TokenExists(String),
+    #[error("no token is named `{0}`")]
+    NoToken(String),
+    #[error("cannot read random bytes from /dev/urandom: {0}")]
+    Random(std::io::Error),
 }
 
 /// The default state file: `$XDG_DATA_HOME/windlass/state.db` (`~/.local/share/windlass/state.db`).

@@ -13,6 +13,7 @@
 //! 7: the start time of the process that runs an execution (`pid_started`), so that a reused
 //!    pid never makes a dead execution look busy.
 //! 8: the live state of each deployment's policies, saved by `windlass serve` (`policies.rs`).
+//! 9: the REST API's bearer tokens, by name, as SHA-256 hashes (`tokens.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -172,6 +173,14 @@ CREATE TABLE policy_state (
     deployment_id TEXT PRIMARY KEY,
     snapshot TEXT NOT NULL,
     updated_at TEXT NOT NULL
+)
+"#,
+    r#"
+CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT
 )
 "#,
 ];

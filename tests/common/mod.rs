@@ -2,6 +2,8 @@
 //! integration tests that drive real deployments.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod http;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
