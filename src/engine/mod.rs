@@ -650,6 +650,7 @@ async fn script_workflow(
         operation: execution.workflow.clone(),
         function: "script_runner.tasks.execute_workflow".to_string(),
         relationship: None,
+        related: Arc::new([]),
         inputs,
         instances: session.instances.clone(),
         recorder: session.recorder.clone(),
@@ -833,6 +834,9 @@ impl Session {
                 .nodes
                 .iter()
                 .map(|n| Arc::new(n.properties.clone()))
+                .collect(),
+            related: (0..dep.compiled.nodes.len())
+                .map(|n| crate::plugins::Related::of(&dep.compiled, n))
                 .collect(),
             relationship_operations: dep
                 .compiled
