@@ -73,9 +73,9 @@ impl KubeError {
             KubeError::Api { code, .. } if *code == 429 || *code >= 500 => {
                 OpError::Failed(self.to_string())
             }
-            KubeError::Transport { .. } | KubeError::NotReady { .. } | KubeError::NotGone { .. } => {
-                OpError::Failed(self.to_string())
-            }
+            KubeError::Transport { .. }
+            | KubeError::NotReady { .. }
+            | KubeError::NotGone { .. } => OpError::Failed(self.to_string()),
             _ => OpError::NonRecoverable(self.to_string()),
         }
     }
@@ -135,7 +135,11 @@ fn retryable(e: &kube::Error) -> bool {
 
 /// Run `request` (`action` on `what`, for messages), retrying 429, 5xx and broken connections
 /// up to [`ATTEMPTS`] times with a doubling pause.
-pub async fn call<T, F, Fut>(action: &'static str, what: &str, mut request: F) -> Result<T, KubeError>
+pub async fn call<T, F, Fut>(
+    action: &'static str,
+    what: &str,
+    mut request: F,
+) -> Result<T, KubeError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -189,7 +193,12 @@ impl Target {
 
 /// `what` names the object in messages (`descriptor.yaml, document 2`).
 pub fn identity(object: &Json, what: &str) -> Result<(GroupVersionKind, String), KubeError> {
-    let field = |pointer: &str| object.pointer(pointer).and_then(Json::as_str).filter(|s| !s.is_empty());
+    let field = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let missing = |name: &str| KubeError::Object {
         what: what.to_string(),
         message: format!("the object has no `{name}`"),
@@ -198,7 +207,10 @@ pub fn identity(object: &Json, what: &str) -> Result<(GroupVersionKind, String),
     let kind = field("/kind").ok_or_else(|| missing("kind"))?;
     let name = field("/metadata/name").ok_or_else(|| missing("metadata.name"))?;
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    Ok((GroupVersionKind::gvk(group, version, kind), name.to_string()))
+    Ok((
+        GroupVersionKind::gvk(group, version, kind),
+        name.to_string(),
+    ))
 }
 
 /// Resolve an object's kind (discovery of its group version) and namespace: its own
@@ -267,9 +279,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(core.group, "");
-        let e = identity(&json!({"apiVersion": "v1", "kind": "ConfigMap"}), "file.yaml, document 1")
-            .unwrap_err();
-        assert_eq!(e.to_string(), "file.yaml, document 1: the object has no `metadata.name`");
+        let e = identity(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+            "file.yaml, document 1",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "file.yaml, document 1: the object has no `metadata.name`"
+        );
     }
 
     #[test]
@@ -283,7 +301,13 @@ mod tests {
         };
         assert!(matches!(api(503).into_op_error(), OpError::Failed(_)));
         assert!(matches!(api(429).into_op_error(), OpError::Failed(_)));
-        assert!(matches!(api(409).into_op_error(), OpError::NonRecoverable(_)));
-        assert!(matches!(api(422).into_op_error(), OpError::NonRecoverable(_)));
+        assert!(matches!(
+            api(409).into_op_error(),
+            OpError::NonRecoverable(_)
+        ));
+        assert!(matches!(
+            api(422).into_op_error(),
+            OpError::NonRecoverable(_)
+        ));
     }
 }

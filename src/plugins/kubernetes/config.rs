@@ -81,7 +81,11 @@ pub fn settings<'a>(
         && is_set(configuration)
     {
         let authentication = own.and_then(|c| c.get("authentication"));
-        return Ok((configuration, authentication, format!("{node}'s client_config")));
+        return Ok((
+            configuration,
+            authentication,
+            format!("{node}'s client_config"),
+        ));
     }
     let master = related.iter().find(|r| {
         r.type_hierarchy.iter().any(|t| {
@@ -118,9 +122,14 @@ fn non_empty(v: Option<&Json>) -> bool {
 
 /// Whether a `configuration` sets any way to reach the API.
 fn is_set(configuration: &Json) -> bool {
-    ["blueprint_file_name", "manager_file_path", "file_content", "api_options"]
-        .iter()
-        .any(|k| non_empty(configuration.get(*k)))
+    [
+        "blueprint_file_name",
+        "manager_file_path",
+        "file_content",
+        "api_options",
+    ]
+    .iter()
+    .any(|k| non_empty(configuration.get(*k)))
 }
 
 fn text<'a>(map: &'a Json, key: &str) -> Option<&'a str> {
@@ -150,7 +159,13 @@ fn read_kubeconfig(path: &Path, given_as: &str) -> Result<Json, KubeError> {
     let mut config = parse_yaml(&text, &what)?;
     // Paths inside a kubeconfig file are relative to that file, as kubectl reads them.
     let dir = path.parent().unwrap_or(Path::new("."));
-    absolutise(&mut config, "clusters", "cluster", &["certificate-authority"], dir);
+    absolutise(
+        &mut config,
+        "clusters",
+        "cluster",
+        &["certificate-authority"],
+        dir,
+    );
     absolutise(
         &mut config,
         "users",
@@ -215,7 +230,9 @@ pub fn kubeconfig(configuration: &Json, resources: &Path) -> Result<(Json, Secre
             }
         }
     };
-    let options = configuration.get("api_options").filter(|o| non_empty(Some(o)));
+    let options = configuration
+        .get("api_options")
+        .filter(|o| non_empty(Some(o)));
     let mut secrets = Secrets::default();
     if let Some(options) = options {
         if let Some(key) = text(options, "api_key") {
@@ -272,7 +289,12 @@ fn current(config: &Json) -> (Option<String>, Option<String>) {
 }
 
 /// The `inner` mapping of the entry of `list` named `name` (made when missing).
-fn entry<'a>(config: &'a mut Json, list: &str, inner: &str, name: &str) -> Option<&'a mut Map<String, Json>> {
+fn entry<'a>(
+    config: &'a mut Json,
+    list: &str,
+    inner: &str,
+    name: &str,
+) -> Option<&'a mut Map<String, Json>> {
     let entries = config.get_mut(list)?.as_array_mut()?;
     let i = match entries
         .iter()
@@ -328,7 +350,10 @@ fn overlay(config: &mut Json, options: &Json, resources: &Path) -> Result<(), Ku
     if let Some(host) = text(options, "host") {
         c.insert("server".to_string(), Json::String(host.to_string()));
     }
-    if !c.get("server").is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty())) {
+    if !c
+        .get("server")
+        .is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty()))
+    {
         return Err(KubeError::Config(
             "api_options needs `host`, the API server's URL (https://HOST:PORT)".to_string(),
         ));
@@ -371,9 +396,8 @@ pub async fn connect(ctx: &OperationContext) -> Result<Connection, KubeError> {
         )));
     }
     let (config, secrets) = kubeconfig(configuration, &ctx.resources)?;
-    let masked = |e: &dyn std::fmt::Display| {
-        KubeError::Config(secrets.mask(&format!("{origin}: {e}")))
-    };
+    let masked =
+        |e: &dyn std::fmt::Display| KubeError::Config(secrets.mask(&format!("{origin}: {e}")));
     let kubeconfig: Kubeconfig = serde_json::from_value(config).map_err(|e| masked(&e))?;
     let mut client_config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -425,8 +449,12 @@ mod tests {
 
     #[test]
     fn own_client_config_wins_and_the_master_is_the_fallback() {
-        let related = [master(json!({"configuration": {"api_options": {"host": "https://m"}}}))];
-        let own = map(json!({"client_config": {"configuration": {"api_options": {"host": "https://own"}}}}));
+        let related = [master(
+            json!({"configuration": {"api_options": {"host": "https://m"}}}),
+        )];
+        let own = map(
+            json!({"client_config": {"configuration": {"api_options": {"host": "https://own"}}}}),
+        );
         let (c, _, origin) = settings("web", &own, &related).unwrap();
         assert_eq!(c.pointer("/api_options/host"), Some(&json!("https://own")));
         assert_eq!(origin, "web's client_config");
@@ -463,18 +491,29 @@ mod tests {
             "file_content": "apiVersion: v1\nclusters:\n- name: c\n  cluster: {server: 'https://a'}\nusers:\n- name: u\n  user: {token: kubeconfig-token}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
             "api_options": {"host": "https://b", "ssl_ca_cert": "ca.pem"}});
         let (config, secrets) = kubeconfig(&configuration, Path::new("/bp")).unwrap();
-        assert_eq!(config["clusters"][0]["cluster"]["server"], json!("https://b"));
+        assert_eq!(
+            config["clusters"][0]["cluster"]["server"],
+            json!("https://b")
+        );
         assert_eq!(
             config["clusters"][0]["cluster"]["certificate-authority"],
             json!("/bp/ca.pem")
         );
-        assert!(config["clusters"][0]["cluster"].get("insecure-skip-tls-verify").is_none());
+        assert!(
+            config["clusters"][0]["cluster"]
+                .get("insecure-skip-tls-verify")
+                .is_none()
+        );
         assert_eq!(secrets.mask("kubeconfig-token"), "******");
     }
 
     #[test]
     fn api_options_without_a_host_are_refused() {
-        let e = kubeconfig(&json!({"api_options": {"api_key": "abcdefgh"}}), Path::new("/")).unwrap_err();
+        let e = kubeconfig(
+            &json!({"api_options": {"api_key": "abcdefgh"}}),
+            Path::new("/"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("`host`"), "{e}");
         assert!(!e.to_string().contains("abcdefgh"));
     }

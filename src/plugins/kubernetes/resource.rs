@@ -88,7 +88,9 @@ pub async fn run(
     module: Module,
     operation: Operation,
 ) -> Result<Option<Json>, OpError> {
-    let conn = config::connect(ctx).await.map_err(KubeError::into_op_error)?;
+    let conn = config::connect(ctx)
+        .await
+        .map_err(KubeError::into_op_error)?;
     let result = match operation {
         Operation::Create => apply_all(ctx, &conn, module, false).await,
         Operation::Update => apply_all(ctx, &conn, module, true).await,
@@ -213,11 +215,18 @@ fn render_file(ctx: &OperationContext, spec: &Json, name: &str) -> Result<Vec<De
             });
         }
     };
-    let text = std::fs::read_to_string(ctx.resources.join(path)).map_err(|e| KubeError::Object {
-        what: ctx.node_id.clone(),
-        message: format!("cannot read descriptor {path} ({name}.resource_path): {e}"),
-    })?;
-    let objects = render_descriptor(Descriptor::Text { name: path, text: &text }, &vars)?;
+    let text =
+        std::fs::read_to_string(ctx.resources.join(path)).map_err(|e| KubeError::Object {
+            what: ctx.node_id.clone(),
+            message: format!("cannot read descriptor {path} ({name}.resource_path): {e}"),
+        })?;
+    let objects = render_descriptor(
+        Descriptor::Text {
+            name: path,
+            text: &text,
+        },
+        &vars,
+    )?;
     Ok(objects
         .into_iter()
         .enumerate()
@@ -267,7 +276,11 @@ fn known(ctx: &OperationContext, module: Module) -> Result<(Vec<Desired>, bool),
 }
 
 /// Store the objects in the runtime property `kubernetes`: the object, or the list of them.
-pub(crate) fn record(ctx: &OperationContext, objects: &[Json], several: bool) -> Result<(), KubeError> {
+pub(crate) fn record(
+    ctx: &OperationContext,
+    objects: &[Json],
+    several: bool,
+) -> Result<(), KubeError> {
     let value = match objects {
         [one] if !several => one.clone(),
         _ => Json::Array(objects.to_vec()),
@@ -316,7 +329,10 @@ async fn apply_all(
                 Some(existing) => {
                     ctx.log(
                         "info",
-                        format!("using the existing {} (use_external_resource)", target.describe()),
+                        format!(
+                            "using the existing {} (use_external_resource)",
+                            target.describe()
+                        ),
                     );
                     existing
                 }
@@ -362,8 +378,7 @@ async fn apply(conn: &Connection, target: &Target, object: &Json) -> Result<Json
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&body);
     let api = target.api(&conn.client);
-    let applied = api::call("apply", &what, || api.patch(&target.name, &params, &patch))
-    .await?;
+    let applied = api::call("apply", &what, || api.patch(&target.name, &params, &patch)).await?;
     api::to_json(&applied, &what)
 }
 
@@ -381,7 +396,10 @@ async fn create(conn: &Connection, target: &Target, object: &Json) -> Result<Jso
 
 /// Whether an object is ready; if not, what it is waiting for.
 pub fn readiness(object: &Json) -> Result<(), String> {
-    let kind = object.get("kind").and_then(Json::as_str).unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
     match kind {
         "Deployment" => {
             let wanted = object
@@ -635,10 +653,18 @@ mod tests {
     fn delete_options() {
         let props = |o: Json| json!({"options": o}).as_object().cloned().unwrap();
         let p = delete_params(&props(json!({"namespace": "x"}))).unwrap();
-        assert!(matches!(p.propagation_policy, Some(PropagationPolicy::Background)));
-        let p = delete_params(&props(json!({"propagation_policy": "Foreground", "grace_period_seconds": 5})))
-            .unwrap();
-        assert!(matches!(p.propagation_policy, Some(PropagationPolicy::Foreground)));
+        assert!(matches!(
+            p.propagation_policy,
+            Some(PropagationPolicy::Background)
+        ));
+        let p = delete_params(&props(
+            json!({"propagation_policy": "Foreground", "grace_period_seconds": 5}),
+        ))
+        .unwrap();
+        assert!(matches!(
+            p.propagation_policy,
+            Some(PropagationPolicy::Foreground)
+        ));
         assert_eq!(p.grace_period_seconds, Some(5));
         assert!(delete_params(&props(json!({"propagation_policy": "Now"}))).is_err());
     }

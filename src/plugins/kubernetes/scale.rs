@@ -130,7 +130,10 @@ async fn scale_with(
     amount: &str,
 ) -> Result<Scaled, KubeError> {
     let objects = recorded(ctx);
-    let definition = ctx.node_properties.get("definition").filter(|d| is_deployment(d));
+    let definition = ctx
+        .node_properties
+        .get("definition")
+        .filter(|d| is_deployment(d));
     let deployment = objects
         .as_ref()
         .and_then(|all| all.iter().find(|o| is_deployment(o)))
@@ -196,7 +199,9 @@ mod tests {
         assert_eq!(Amount::By(1).apply(2, "d").unwrap(), 3);
         assert_eq!(Amount::To(0).apply(2, "d").unwrap(), 0);
         assert_eq!(Amount::By(-2).apply(2, "d").unwrap(), 0);
-        let e = Amount::By(-5).apply(2, "Deployment default/web").unwrap_err();
+        let e = Amount::By(-5)
+            .apply(2, "Deployment default/web")
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "Deployment default/web has 2 replicas; 2 - 5 = -3: replicas cannot go below zero"
