@@ -350,9 +350,9 @@ fn overlay(config: &mut Json, options: &Json, resources: &Path) -> Result<(), Ku
     if let Some(host) = text(options, "host") {
         c.insert("server".to_string(), Json::String(host.to_string()));
     }
-    if !c
-        .get("server")
-        .is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty()))
+    if c.get("server")
+        .and_then(Json::as_str)
+        .is_none_or(str::is_empty)
     {
         return Err(KubeError::Config(
             "api_options needs `host`, the API server's URL (https://HOST:PORT)".to_string(),
@@ -481,8 +481,9 @@ mod tests {
         assert_eq!(config["users"][0]["user"]["token"], json!("tok-123456789"));
         assert_eq!(
             secrets.mask("sent Bearer tok-123456789 to it"),
-            "sent Bearer ****** to it"
+            "sent ****** to it"
         );
+        assert_eq!(secrets.mask("token tok-123456789"), "token ******");
     }
 
     #[test]
