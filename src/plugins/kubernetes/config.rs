@@ -407,6 +407,9 @@ pub async fn connect(ctx: &OperationContext) -> Result<Connection, KubeError> {
     client_config.read_timeout = Some(READ_TIMEOUT);
     client_config.write_timeout = Some(WRITE_TIMEOUT);
     client_config.reset_reader_on_write = true;
+    // One retry policy, ours (`api::call`: 429 and every 5xx, bounded); kube's own would retry
+    // 429/503/504 again inside each of our attempts.
+    client_config.default_retry = false;
     let server = client_config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
     if client_config.accept_invalid_certs {
