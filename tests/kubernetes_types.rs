@@ -1,7 +1,8 @@
 //! The Kubernetes plugin's type file (`plugins/kubernetes/plugin.yaml`): its names resolve in
 //! both of the plugin's spellings through both import names, mistakes in Kubernetes properties
 //! get a "did you mean", `kube_scale` has the seed's parameters, and a deployment that runs a
-//! Kubernetes operation fails with an operation error saying it is not implemented yet.
+//! Kubernetes operation this version lacks (kubectl over SSH) fails with an operation error
+//! saying it is not implemented yet.
 
 mod common;
 
@@ -206,37 +207,33 @@ fn a_misspelt_kubernetes_property_is_located_with_a_suggestion() {
 }
 
 #[test]
-fn a_kubernetes_operation_fails_as_not_implemented_and_a_misspelt_one_is_refused() {
+fn a_microservice_without_a_master_fails_clearly_and_a_misspelt_operation_is_refused() {
     let sb = Sandbox::new("kube-deploy");
     sb.file(
         "bp.yaml",
         &format!(
             "{HEADER}  - plugin:kubernetes\nnode_templates:
-  master:
-    type: cloudify.kubernetes.nodes.Master
-    properties: {{ configuration: {{ api_options: {{ host: 'https://127.0.0.1:1' }} }} }}
-  cm:
-    type: cloudify.kubernetes.resources.ConfigMap
-    properties: {{ definition: {{ kind: ConfigMap, metadata: {{ name: c }} }} }}
-    relationships: [{{ type: cloudify.kubernetes.relationships.managed_by_master, target: master }}]
+  ms:
+    type: cloudify.kubernetes.MicroService
+    properties: {{ name: web, config: {{ kind: Pod, metadata: {{ name: web }} }} }}
 "
         ),
     );
     let err = sb.err(&["deploy", "bp.yaml", "-d", "k"]);
     assert!(
         err.contains(
-            "`kubernetes.resource.create` (cloudify.interfaces.lifecycle.create) is not implemented in this version of windlass"
+            "`ms` has no `cloudify.kubernetes.relationships.connected_to_master` relationship: a MicroService needs the master kubectl runs on"
         ),
         "{err}"
     );
     let events = sb.ok(&["events", "k"]);
     assert!(events.contains("task_failed"), "{events}");
-    let cm = sb
+    let ms = sb
         .instances("k")
         .into_iter()
-        .find(|i| i["node_id"] == "cm")
+        .find(|i| i["node_id"] == "ms")
         .unwrap();
-    assert_ne!(cm["state"], "started");
+    assert_ne!(ms["state"], "started");
 
     sb.file(
         "typo.yaml",

@@ -346,8 +346,12 @@ async fn start_loaded(
     if kind == "scale" {
         // Checked before an execution exists: a refused scale leaves no trace.
         let target = scale::target_param(&params)?;
-        let delta = scale::delta_param(params.get("delta"))?;
-        scale::plan_scale(&dep, &target, scale::Amount::Relative(delta))?;
+        if scale::kubernetes_deployment(&dep, &target).is_some() {
+            scale::replicas_amount(&params)?;
+        } else {
+            let delta = scale::delta_param(params.get("delta"))?;
+            scale::plan_scale(&dep, &target, scale::Amount::Relative(delta))?;
+        }
     }
     let execution = store
         .start_execution(id, workflow, &Json::Object(params), then_delete)
@@ -471,12 +475,20 @@ pub async fn scale(
     if !dep.installed {
         return Err(not_installed(store, &dep, "scale").await?);
     }
-    let spec = scale::plan_scale(&dep, target, amount)?;
+    // A Kubernetes Deployment scales its replicas by the amount as written (`3` is a count).
+    let delta = if scale::kubernetes_deployment(&dep, target).is_some() {
+        Json::String(match amount {
+            scale::Amount::Relative(d) => format!("{d:+}"),
+            scale::Amount::Absolute(n) => n.to_string(),
+        })
+    } else {
+        Json::from(scale::plan_scale(&dep, target, amount)?.delta)
+    };
     extra.insert(
         "scalable_entity_name".to_string(),
         Json::String(target.to_string()),
     );
-    extra.insert("delta".to_string(), Json::from(spec.delta));
+    extra.insert("delta".to_string(), delta);
     let request = Request {
         workflow: "scale",
         params: extra,
@@ -706,6 +718,7 @@ async fn script_workflow(
         operation: execution.workflow.clone(),
         function: "script_runner.tasks.execute_workflow".to_string(),
         relationship: None,
+        related: Arc::new([]),
         inputs,
         instances: session.instances.clone(),
         recorder: session.recorder.clone(),
@@ -946,6 +959,9 @@ impl Session {
                 .nodes
                 .iter()
                 .map(|n| Arc::new(n.properties.clone()))
+                .collect(),
+            related: (0..dep.compiled.nodes.len())
+                .map(|n| crate::plugins::Related::of(&dep.compiled, n))
                 .collect(),
             relationship_operations: dep
                 .compiled

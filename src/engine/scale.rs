@@ -9,6 +9,11 @@
 //! failing operations do not stop it. The modification is recorded in the execution's
 //! parameters, so `resume` continues it instead of applying it twice.
 //!
+//! A node of type `cloudify.kubernetes.resources.Deployment` (either spelling, or derived) is
+//! not scaled by instances: [`kubernetes_deployment`] tells, and the workflow changes the
+//! Deployment's replicas through the Kubernetes API instead (`scale_replicas`), with the amount
+//! as the user wrote it (`3` is a replica count there).
+//!
 //! Every step reads only the instances it touches ([`scope`]) into a partial plan, and stores
 //! only the rows that change, so a scale costs what it adds or removes, not what the
 //! deployment holds.
@@ -425,6 +430,140 @@ async fn removal_of(
     Ok(dep.plan.removal(&victims))
 }
 
+/// Node types whose scale changes a Kubernetes Deployment's replicas (the base spelling is in
+/// every derived type's hierarchy; the other is checked all the same).
+const KUBERNETES_DEPLOYMENT: [&str; 2] = [
+    "cloudify.nodes.kubernetes.resources.Deployment",
+    "cloudify.kubernetes.resources.Deployment",
+];
+
+/// The node `target` names when it is a Kubernetes Deployment resource, whose scale changes
+/// replicas rather than node instances.
+pub fn kubernetes_deployment(dep: &DeploymentRecord, target: &str) -> Option<usize> {
+    let &n = dep.compiled.node_index.get(target)?;
+    dep.compiled.nodes[n]
+        .type_hierarchy
+        .iter()
+        .any(|t| KUBERNETES_DEPLOYMENT.contains(&t.as_str()))
+        .then_some(n)
+}
+
+/// `delta` of a replica scale, as users write it: text is taken as it is (`+1`, `-1`, or `3`, a
+/// count); a number is a change.
+pub fn replicas_amount(params: &Map<String, Json>) -> Result<String, EngineError> {
+    let text = match params.get("delta") {
+        None | Some(Json::Null) => "+1".to_string(),
+        Some(Json::Number(n)) => match n.as_i64() {
+            Some(d) => format!("{d:+}"),
+            None => {
+                return Err(EngineError::Workflow(format!(
+                    "delta `{n}` is not an integer"
+                )));
+            }
+        },
+        Some(Json::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(EngineError::Workflow(format!(
+                "delta must be an integer or +N/-N/N, got {other}"
+            )));
+        }
+    };
+    crate::plugins::kubernetes::scale::Amount::parse(&text)
+        .map_err(|e| EngineError::Workflow(e.to_string()))?;
+    Ok(text)
+}
+
+/// Scale the Deployment of Kubernetes resource node `node` through the API, and record it in
+/// its instances' runtime property `kubernetes`.
+async fn scale_replicas(
+    store: &Store,
+    dep: &DeploymentRecord,
+    node: usize,
+    params: &Map<String, Json>,
+    session: &Session,
+) -> Result<Ended, EngineError> {
+    let amount = replicas_amount(params)?;
+    let n = &dep.compiled.nodes[node];
+    let records: Vec<InstanceRecord> = store
+        .instance_rows(&dep.id, crate::store::Select::All(node))
+        .await?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    session.instances.insert(records);
+    let Some(first) = ids.first() else {
+        return Err(EngineError::Workflow(format!(
+            "{} has no node instances to scale",
+            n.id.0
+        )));
+    };
+    session.event(
+        "scale",
+        format!(
+            "{} is a Kubernetes Deployment: scaling its replicas by {amount} through the Kubernetes API, not its node instances",
+            n.id.0
+        ),
+    );
+    let ctx = crate::plugins::OperationContext {
+        deployment_id: dep.id.clone(),
+        execution_id: session.execution.clone(),
+        node_id: n.id.0.clone(),
+        node_properties: Arc::new(n.properties.clone()),
+        instance_id: first.clone(),
+        operation: "scale".to_string(),
+        function: "scale".to_string(),
+        relationship: None,
+        related: crate::plugins::Related::of(&dep.compiled, node),
+        topology: None,
+        inputs: Map::new(),
+        instances: session.instances.clone(),
+        recorder: session.recorder.clone(),
+        cancel: session.cancel.clone(),
+        resources: session.workdir.resources.clone(),
+        timeout: None,
+        timeout_recoverable: false,
+    };
+    let result = tokio::select! {
+        r = crate::plugins::kubernetes::scale::scale_node(&ctx, &amount) => r,
+        _ = crate::plugins::cancelled(session.cancel.clone()) => {
+            return Ok(Ended {
+                status: "cancelled",
+                error: Some("cancelled".to_string()),
+                ignored: Vec::new(),
+            });
+        }
+    };
+    match result {
+        Ok(scaled) => {
+            // Every instance of the node describes the same Deployment.
+            for id in &ids[1..] {
+                let _ =
+                    session
+                        .instances
+                        .set_runtime_property(id, "kubernetes", scaled.object.clone());
+            }
+            session.event(
+                "scale",
+                format!(
+                    "scaled Deployment {}: replicas {} → {}",
+                    scaled.name, scaled.before, scaled.after
+                ),
+            );
+            Ok(Ended {
+                status: "terminated",
+                error: None,
+                ignored: Vec::new(),
+            })
+        }
+        Err(e) => Ok(Ended {
+            status: "failed",
+            error: Some(format!("{}: {e}", n.id.0)),
+            ignored: Vec::new(),
+        }),
+    }
+}
+
 pub(crate) async fn run(
     store: &Store,
     dep: &mut DeploymentRecord,
@@ -432,6 +571,11 @@ pub(crate) async fn run(
     session: &Session,
     done: HashSet<String>,
 ) -> Result<Ended, EngineError> {
+    if let Ok(target) = target_param(params)
+        && let Some(node) = kubernetes_deployment(dep, &target)
+    {
+        return scale_replicas(store, dep, node, params, session).await;
+    }
     let ignore_failure = params
         .get("ignore_failure")
         .and_then(Json::as_bool)

@@ -38,6 +38,8 @@ pub struct Run {
     pub retry_interval: Duration,
     pub done: HashSet<String>,
     pub node_properties: Vec<Arc<Map<String, Json>>>,
+    /// Per node: its relationships, as operations see them.
+    pub related: Vec<Arc<[crate::plugins::Related]>>,
     /// Per node: the relationship operations any of its relationships implements (either side).
     pub relationship_operations: Vec<HashSet<String>>,
     /// Nodes whose skipped operations were reported in this execution.
@@ -389,6 +391,7 @@ async fn execute(
         operation: name.to_string(),
         function: op.implementation.clone(),
         relationship,
+        related: run.related[inst.node].clone(),
         inputs,
         instances: run.instances.clone(),
         recorder: run.recorder.clone(),

@@ -3,10 +3,9 @@
 //! A [`Plugin`] runs one operation with an [`OperationContext`]: which deployment, node,
 //! instance and (for relationship operations) which side, the evaluated inputs, access to
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
-//! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`, …) to
-//! implementations; the engine checks every operation against it before anything runs. A plugin
-//! whose types ship before its operations do is registered as [`unimplemented::Unimplemented`]:
-//! its operations fail, saying so.
+//! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`,
+//! `kubernetes`, …) to implementations; the engine checks every operation against it before
+//! anything runs.
 //!
 //! An operation reaches the instances its own instance's relationships point to through
 //! [`OperationContext::topology`] (read from the plan on demand, so an operation that needs none
@@ -19,7 +18,6 @@ pub mod kubernetes;
 pub mod noop;
 pub mod script;
 pub mod ssh;
-pub mod unimplemented;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -56,6 +54,31 @@ pub struct RelationshipContext {
     pub target_properties: Arc<Map<String, Json>>,
 }
 
+/// A relationship of the operation's node (its source side), as a plugin needs it to find what
+/// its node is managed by (a Kubernetes resource's master, for instance).
+#[derive(Debug, Clone)]
+pub struct Related {
+    /// The relationship's type and its ancestors, most derived first.
+    pub type_hierarchy: Vec<String>,
+    pub target_node: String,
+    pub target_properties: Arc<Map<String, Json>>,
+}
+
+impl Related {
+    /// Every relationship of `node` in `compiled`, in the blueprint's order.
+    pub fn of(compiled: &crate::dsl::Compiled, node: usize) -> Arc<[Related]> {
+        compiled.nodes[node]
+            .relationships
+            .iter()
+            .map(|r| Related {
+                type_hierarchy: r.type_hierarchy.clone(),
+                target_node: compiled.nodes[r.target].id.0.clone(),
+                target_properties: Arc::new(compiled.nodes[r.target].properties.clone()),
+            })
+            .collect()
+    }
+}
+
 /// Everything one operation may see and touch.
 #[derive(Clone)]
 pub struct OperationContext {
@@ -69,6 +92,8 @@ pub struct OperationContext {
     /// `module.function` inside the plugin.
     pub function: String,
     pub relationship: Option<RelationshipContext>,
+    /// The node's relationships to other nodes (whatever side the operation runs for).
+    pub related: Arc<[Related]>,
     pub inputs: Map<String, Json>,
     pub instances: Instances,
     pub recorder: Recorder,

@@ -16,8 +16,8 @@
 //! count again instead of adding the change twice.
 //!
 //! A modern `cloudify.kubernetes.resources.Deployment` node without `ssh_user` is scaled through
-//! the Kubernetes API (the API plugin's `scale_deployment`); this module says so and stops
-//! ([`KubeScaleError::ApiPath`]).
+//! the Kubernetes API instead: its client from its `client_config` or its master's, the
+//! Deployment's `scale` subresource ([`super::scale::scale_node`], as `windlass scale` does).
 
 use serde_json::{Map, Value as Json};
 
@@ -28,6 +28,7 @@ use super::microservice::{
 };
 use crate::dsl::compiled::CompiledNode;
 use crate::engine::attributes::Resolver;
+use crate::plugins::OperationContext;
 use crate::plugins::{OpError, WorkflowContext};
 
 /// The modern plugin's Deployment node types (both spellings).
@@ -83,10 +84,6 @@ pub enum KubeScaleError {
     NoDeployment { node: String, found: String },
     #[error("node `{node}` is a {ty}: kube_scale scales a {MICROSERVICE_TYPE} or a Deployment")]
     NotScalable { node: String, ty: String },
-    #[error(
-        "node `{node}` is a Kubernetes API Deployment and no `ssh_user` was given: scaling it through the Kubernetes API is not available in this build of windlass (`windlass scale` and kube_scale over SSH, with `master` and `ssh_user`, are)"
-    )]
-    ApiPath { node: String },
     #[error("`master` `{master}` is not a node of the blueprint{hint}")]
     UnknownMaster { master: String, hint: String },
     #[error(
@@ -176,7 +173,7 @@ fn has_type(node: &CompiledNode, types: &[&str]) -> bool {
         .any(|t| types.contains(&t.as_str()))
 }
 
-fn target(ctx: &WorkflowContext, name: &str, ssh_user: &str) -> Result<Target, KubeScaleError> {
+fn target(ctx: &WorkflowContext, name: &str) -> Result<Target, KubeScaleError> {
     let instances_of = |idx: usize| -> Vec<String> {
         ctx.plan
             .by_node
@@ -251,13 +248,6 @@ fn target(ctx: &WorkflowContext, name: &str, ssh_user: &str) -> Result<Target, K
         });
     }
     if has_type(node, API_DEPLOYMENT_TYPES) {
-        if ssh_user.is_empty() {
-            // The API plugin's `scale::scale_deployment(client, namespace, name, amount)` is
-            // what runs here once it is part of the build.
-            return Err(KubeScaleError::ApiPath {
-                node: name.to_string(),
-            });
-        }
         let deployment = node
             .properties
             .get("definition")
@@ -396,7 +386,13 @@ pub async fn run(ctx: &WorkflowContext) -> Result<Option<Json>, OpError> {
     }
     let amount = parse_amount(ctx.parameters.get("amount")).map_err(fail)?;
     let ssh_user = text_param(ctx, "ssh_user");
-    let target = target(ctx, name, ssh_user).map_err(fail)?;
+    if let Some(&idx) = ctx.compiled.node_index.get(name)
+        && ssh_user.is_empty()
+        && has_type(&ctx.compiled.nodes[idx], API_DEPLOYMENT_TYPES)
+    {
+        return scale_through_api(ctx, idx, amount).await;
+    }
+    let target = target(ctx, name).map_err(fail)?;
     let master_idx = master_node(ctx, text_param(ctx, "master"), &target).map_err(fail)?;
     let master = master(ctx, master_idx, ssh_user).map_err(fail)?;
     let log = |level: &str, message: String| ctx.event("log", None, format!("{level}: {message}"));
@@ -445,6 +441,52 @@ pub async fn run(ctx: &WorkflowContext) -> Result<Option<Json>, OpError> {
         "kube_scale",
         target.instances.first().map(String::as_str),
         format!("{}: replicas {from} → {to}", target.label),
+    );
+    Ok(None)
+}
+
+/// Scale a modern Deployment node through the Kubernetes API, as its first instance (every
+/// instance of the node describes the same Deployment).
+async fn scale_through_api(
+    ctx: &WorkflowContext,
+    idx: usize,
+    amount: Amount,
+) -> Result<Option<Json>, OpError> {
+    let node = &ctx.compiled.nodes[idx];
+    let Some(&first) = ctx.plan.by_node.get(idx).and_then(|is| is.first()) else {
+        return Err(OpError::NonRecoverable(format!(
+            "node `{}` has no instances to scale",
+            node.id.0
+        )));
+    };
+    let instance = ctx.plan.instance_id(first).0.clone();
+    let op = OperationContext {
+        deployment_id: ctx.deployment_id.clone(),
+        execution_id: ctx.execution_id.clone(),
+        node_id: node.id.0.clone(),
+        node_properties: std::sync::Arc::new(node.properties.clone()),
+        instance_id: instance.clone(),
+        operation: ctx.workflow.clone(),
+        function: ctx.function.clone(),
+        relationship: None,
+        related: crate::plugins::Related::of(&ctx.compiled, idx),
+        inputs: Map::new(),
+        instances: ctx.instances.clone(),
+        recorder: ctx.recorder.clone(),
+        cancel: ctx.cancel.clone(),
+        resources: ctx.resources.clone(),
+        timeout: None,
+        timeout_recoverable: false,
+        topology: None,
+    };
+    let scaled = super::scale::scale_node(&op, &amount.to_string()).await?;
+    ctx.event(
+        "kube_scale",
+        Some(&instance),
+        format!(
+            "{}: replicas {} → {} (Deployment {}/{} through the Kubernetes API)",
+            node.id.0, scaled.before, scaled.after, scaled.namespace, scaled.name
+        ),
     );
     Ok(None)
 }

@@ -1,18 +1,63 @@
-//! The `kubernetes` plugin (`plugins/kubernetes/plugin.yaml`).
+//! The `kubernetes` plugin: both families of Cloudify's Kubernetes plugin
+//! (`plugins/kubernetes/plugin.yaml`).
 //!
-//! This module only dispatches. The 2016 plugin's types run kubectl on the master over SSH:
-//! `microservice.apply` / `microservice.delete` ([`microservice`], command lines and their
-//! output in [`kubectl`]) and the `kube_scale` workflow ([`kube_scale`]). The 2.x resource
-//! functions (`resource.*`, `file_resource.*`, `multiple_file_resources.*`) fail as not
-//! implemented ([`super::unimplemented`]). Every function of the type file is known
-//! (`unimplemented::KUBERNETES`), so `deploy` refuses a misspelt one before anything runs.
+//! # Operations
+//! - cloudify-kubernetes-plugin 2.x, through the Kubernetes API (the `kube` crate, HTTPS with
+//!   rustls and the aws-lc-rs provider): `resource.*` (a `BlueprintDefinedResource` and its
+//!   kinds: the object is the node's `definition`), `file_resource.*` (`FileDefinedResource`:
+//!   the objects of one descriptor file rendered as Jinja with its `template_variables`) and
+//!   `multiple_file_resources.*` (`MultipleFileDefinedResources`); each offers `create`
+//!   (server-side apply), `wait_ready`, `update`, `delete` and `check_status` ([`resource`]).
+//! - The 2016 plugin, kubectl on the master over SSH: `microservice.apply` /
+//!   `microservice.delete` ([`microservice`], command lines and their output in [`kubectl`])
+//!   and the `kube_scale` workflow ([`kube_scale`]), which scales a modern Deployment node
+//!   through the API's `scale` subresource when no SSH user is given ([`scale`]).
+//!
+//! # Data flow
+//! An API operation builds its client from the node's `client_config`, or its master's
+//! `configuration` over `managed_by_master` ([`config`]); resolves each object's kind to an API
+//! path by discovery of its group version, and calls the API with bounded retries of 429 and
+//! 5xx answers ([`api`]). What the API returned is kept in the instance's runtime property
+//! `kubernetes`. `windlass scale ID NODE AMOUNT` on a Deployment node changes its replicas
+//! through the `scale` subresource, called by the engine's scale workflow.
+//!
+//! Nothing here logs or returns a secret (API keys, tokens, client keys, SSH keys): every
+//! message that could carry one goes through [`config::Secrets::mask`] or the SSH plugin's mask.
 
+pub mod api;
+pub mod config;
 pub mod kube_scale;
 pub mod kubectl;
 pub mod microservice;
+pub mod resource;
+pub mod scale;
 
-use super::unimplemented::{KUBERNETES, Unimplemented};
+pub use api::KubeError;
+
 use super::{OpError, OpFuture, OperationContext, Plugin, WorkflowContext};
+
+/// The functions the `kubernetes` type file (`plugins/kubernetes/plugin.yaml`) maps operations
+/// and workflows to (`module.function`, without the plugin name).
+pub const FUNCTIONS: &[&str] = &[
+    "resource.create",
+    "resource.wait_ready",
+    "resource.update",
+    "resource.delete",
+    "resource.check_status",
+    "file_resource.create",
+    "file_resource.wait_ready",
+    "file_resource.update",
+    "file_resource.delete",
+    "file_resource.check_status",
+    "multiple_file_resources.create",
+    "multiple_file_resources.wait_ready",
+    "multiple_file_resources.update",
+    "multiple_file_resources.delete",
+    "multiple_file_resources.check_status",
+    "microservice.apply",
+    "microservice.delete",
+    KUBE_SCALE,
+];
 
 const KUBE_SCALE: &str = "kube_plugin.workflows.kube_scale";
 
@@ -26,13 +71,12 @@ impl Plugin for KubernetesPlugin {
                 match ctx.function.as_str() {
                     "microservice.apply" => microservice::apply(&ctx).await,
                     "microservice.delete" => microservice::delete(&ctx).await,
-                    _ => {
-                        let others = Unimplemented {
-                            name: "kubernetes",
-                            functions: KUBERNETES,
-                        };
-                        others.run(ctx.clone()).await
-                    }
+                    function => match resource::parse_function(function) {
+                        Some((module, operation)) => resource::run(&ctx, module, operation).await,
+                        None => Err(OpError::NonRecoverable(format!(
+                            "`kubernetes.{function}` is not an operation of the kubernetes plugin"
+                        ))),
+                    },
                 }
             };
             tokio::select! {
@@ -43,7 +87,7 @@ impl Plugin for KubernetesPlugin {
     }
 
     fn has_function(&self, function: &str) -> bool {
-        KUBERNETES.contains(&function)
+        FUNCTIONS.contains(&function)
     }
 
     fn has_workflow(&self, function: &str) -> bool {
@@ -64,5 +108,48 @@ impl Plugin for KubernetesPlugin {
                 _ = super::cancelled(cancel) => Err(OpError::NonRecoverable("cancelled".to_string())),
             }
         })
+    }
+}
+
+/// Install aws-lc-rs as rustls's process-wide crypto provider, once (kube's TLS connector
+/// builds its configuration from the default provider).
+pub(crate) fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only when a provider is installed already, which is as good.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `kubernetes.…` implementation in the shipped type file, and only those, is listed.
+    #[test]
+    fn kubernetes_functions_match_the_type_file() {
+        let yaml = include_str!("../../../plugins/kubernetes/plugin.yaml");
+        let mut named: Vec<&str> = yaml
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("kubernetes."))
+            .filter(|f| f.contains('.') && !f.starts_with("io/"))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut listed = FUNCTIONS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(named, listed);
+    }
+
+    /// Every operation is dispatched: the resource functions by `resource::parse_function`,
+    /// the microservice ones by name, the workflow by `has_workflow`.
+    #[test]
+    fn every_function_is_dispatched() {
+        for f in FUNCTIONS {
+            let known = resource::parse_function(f).is_some()
+                || f.starts_with("microservice.")
+                || KubernetesPlugin.has_workflow(f);
+            assert!(known, "{f}");
+        }
     }
 }
