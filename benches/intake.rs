@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value as Json, json};
 
+#[allow(dead_code)] // the tests' client; this bench uses part of it
 #[path = "../tests/common/http.rs"]
 mod http;
 
