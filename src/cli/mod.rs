@@ -7,6 +7,7 @@
 mod deployments;
 mod inspect;
 mod plan;
+mod rules;
 mod serve;
 mod tokens;
 mod validate;
@@ -94,6 +95,8 @@ enum Command {
     Policies(inspect::IdJsonArgs),
     /// Bearer tokens of the REST API: create (prints the token), list, revoke.
     Tokens(tokens::TokensArgs),
+    /// Autoscaling rules (scale on a metric without editing the blueprint): create, list, delete.
+    Rules(rules::RulesArgs),
 }
 
 /// Inputs as Cloudify takes them; shared by commands that compile a blueprint.
@@ -185,6 +188,9 @@ pub fn main() -> ExitCode {
             with_store(&global, |store, _| Box::pin(serve::policies(store, args)))
         }
         Command::Tokens(args) => with_store(&global, |store, _| Box::pin(tokens::run(store, args))),
+        Command::Rules(args) => {
+            with_store(&global, |store, g| Box::pin(rules::run(store, g, args)))
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub mod graph;
 pub mod heal;
 pub mod ignore;
 pub mod orphans;
+pub mod rules;
 pub mod scale;
 pub mod scope;
 pub mod snapshot;
@@ -78,6 +79,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Snapshot(#[from] snapshot::SnapshotError),
+    /// An autoscaling rule that cannot be stored as given (`rules`).
+    #[error(transparent)]
+    Rule(#[from] crate::policy::RuleError),
     #[error("the blueprint uses operations windlass cannot run:\n  {}", .0.join("\n  "))]
     Plugins(Vec<String>),
     #[error("{0}")]

@@ -90,6 +90,7 @@ pub const BUILTIN_TYPES: &[TypeSpec] = &[
             ("scale_threshold", None),
             ("scale_limit", Some("10")),
             ("scale_direction", Some("\"<\"")),
+            ("scale_step", Some("1")),
             ("cooldown_time", Some("30")),
         ],
     },
@@ -420,6 +421,10 @@ pub fn build(
                 Some("<") => Direction::Up,
                 Some(">") => Direction::Down,
                 _ => return Err(p.bad("scale_direction", "'<' (scale up) or '>' (scale down)")),
+            },
+            scale_step: match p.count("scale_step")? {
+                0 => return Err(p.bad("scale_step", "an integer ≥ 1")),
+                n => n,
             },
             cooldown_time: p.non_negative("cooldown_time")?,
             max_points: settings.max_points,

@@ -19,6 +19,11 @@
 //! places it in a window and counts towards stability; "now" expires windows and measures
 //! cooldowns, intervals and TTLs.
 //!
+//! # Rules
+//! An autoscaling rule made without a blueprint (`windlass rules`, `/api/v1/rules`) is not a
+//! policy type of its own: [`rule`] maps it onto `sliding_window` policies added to its
+//! deployment's set with [`PolicySet::add`], so it is evaluated exactly like a blueprint's.
+//!
 //! # What the caller knows
 //! A policy sometimes needs facts about the deployment that only the caller has: the current
 //! size of what a policy scales, whether an instance is started. They come through [`View`].
@@ -32,6 +37,7 @@ mod host_failure;
 mod hpa;
 mod predictive;
 mod restraints;
+pub mod rule;
 pub mod sample;
 mod set;
 mod sliding_window;
@@ -42,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 pub use config::{BUILTIN_TYPES, PolicyError, Settings, TypeSpec, build, builtin_type};
+pub use rule::{Rule, RuleError};
 pub use sample::{Sample, Timestamp, Window};
 pub use set::{Action, PolicySet};
 pub use trigger::{TriggerSpec, render_parameters};

@@ -68,7 +68,7 @@ impl std::fmt::Debug for PolicySet {
 }
 
 /// The nodes of `group`, through nested groups.
-fn group_nodes(
+pub(crate) fn group_nodes(
     compiled: &Compiled,
     group: &str,
     out: &mut HashSet<String>,
@@ -188,6 +188,13 @@ impl PolicySet {
             recent: VecDeque::new(),
         });
         Ok(())
+    }
+
+    /// Removes a policy (a rule deleted or changed); false when there is none of that name.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.name != name);
+        self.entries.len() != before
     }
 
     pub fn deployment(&self) -> &str {

@@ -9,6 +9,11 @@
 //! that fired, and while the target's current size (from the caller's [`View`]) is at the
 //! `scale_limit`: at or above it with `<`, at or below it with `>`. An unknown size holds back
 //! too, since the limit cannot be checked.
+//!
+//! A fired decision carries `delta`: `scale_step` towards the limit, never past it
+//! (`+min(scale_step, scale_limit - size)` with `<`, `-min(scale_step, size - scale_limit)` with
+//! `>`), so a trigger written `delta: '{{ delta }}'` keeps the target within its limit whatever
+//! the step. Triggers that write their own amount (`amount: '+1'`) are unaffected.
 
 use regex::Regex;
 use serde_json::{Value as Json, json};
@@ -34,6 +39,8 @@ pub struct SlidingWindowSpec {
     pub scale_threshold: f64,
     pub scale_limit: u64,
     pub scale_direction: Direction,
+    /// How far one decision moves the target at most (its `delta`).
+    pub scale_step: u64,
     pub cooldown_time: f64,
     pub max_points: usize,
     pub max_sources: usize,
@@ -126,6 +133,10 @@ impl Policy for SlidingWindow {
             )];
         }
         self.cooldown.fire(None, now);
+        let delta = match self.spec.scale_direction {
+            Direction::Up => self.spec.scale_step.min(limit - size) as i64,
+            Direction::Down => -(self.spec.scale_step.min(size - limit) as i64),
+        };
         vec![base(
             Verdict::new(
                 Outcome::Fired,
@@ -134,7 +145,8 @@ impl Policy for SlidingWindow {
                 ),
             )
             .num("size", size)
-            .num("scale_limit", limit),
+            .num("scale_limit", limit)
+            .num("delta", delta),
         )]
     }
 
@@ -164,6 +176,7 @@ mod tests {
             scale_threshold: 10.0,
             scale_limit: 5,
             scale_direction: direction,
+            scale_step: 1,
             cooldown_time: 30.0,
             max_points: 100,
             max_sources: 100,
@@ -275,6 +288,33 @@ mod tests {
             feed(&mut down, "a", 1.0, 100.0, &unknown).outcome,
             Outcome::SizeUnknown
         );
+    }
+
+    #[test]
+    fn delta_is_the_step_towards_the_limit_never_past_it() {
+        let at = |n| Fixed {
+            started: true,
+            size: Some(n),
+        };
+        let delta = |direction, limit, size| {
+            let mut p = SlidingWindow::new(SlidingWindowSpec {
+                scale_limit: limit,
+                scale_step: 3,
+                ..spec(direction)
+            });
+            let value = if direction == Direction::Up {
+                50.0
+            } else {
+                1.0
+            };
+            let v = feed(&mut p, "a", value, 0.0, &at(size));
+            assert_eq!(v.outcome, Outcome::Fired, "{}", v.reason);
+            v.numbers["delta"].clone()
+        };
+        assert_eq!(delta(Direction::Up, 10, 2), json!(3));
+        assert_eq!(delta(Direction::Up, 5, 4), json!(1));
+        assert_eq!(delta(Direction::Down, 1, 9), json!(-3));
+        assert_eq!(delta(Direction::Down, 2, 4), json!(-2));
     }
 
     #[test]

@@ -8,6 +8,13 @@
 //! it scales, which instances are started — is read from the store at the same time
 //! ([`Facts`]) and passed to the sets as their [`View`].
 //!
+//! Autoscaling rules (`windlass rules`, `/api/v1/rules`) are read on every refresh too: a rule
+//! of a live deployment that is new or changed becomes policies of its set
+//! ([`Rule::add_to`]: `rule:NAME/out`, `rule:NAME/in`), one deleted or changed loses them, so a
+//! rule is live, changed or gone within a refresh. A changed rule starts afresh (empty windows,
+//! no cooldown). From then on its policies are evaluated, reported and acted on like a
+//! blueprint's.
+//!
 //! A decision becomes an event of its deployment (`policy_fired`, `policy_suppressed`; the
 //! reason and the numbers behind it in the message). An acting decision's triggers start their
 //! workflows through [`engine::start`], and each execution is walked in a task of its own, so
@@ -24,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::Settings;
 use crate::engine;
-use crate::policy::{self, Decision, PolicySet, Sample, Timestamp, View};
+use crate::policy::{self, Decision, PolicySet, Rule, Sample, Timestamp, View};
 use crate::store::{EventRecord, Store, Write};
 
 /// How often time passes for the sets.
@@ -90,6 +97,7 @@ pub fn spawn(store: Store, settings: &Settings, shutdown: watch::Receiver<bool>)
     let (tx, rx) = mpsc::channel(QUEUE);
     let (stopped_tx, stopped_rx) = watch::channel(false);
     let stats = Arc::new(Stats::default());
+    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
     let runtime = Runtime {
         store,
         policy_settings: policy::Settings {
@@ -99,9 +107,10 @@ pub fn spawn(store: Store, settings: &Settings, shutdown: watch::Receiver<bool>)
         options: settings.options.clone(),
         live: HashMap::new(),
         stats: stats.clone(),
+        ended: ended_tx,
     };
     tokio::spawn(async move {
-        runtime.run(rx, shutdown).await;
+        runtime.run(rx, ended_rx, shutdown).await;
         let _ = stopped_tx.send(true);
     });
     Handle {
@@ -122,6 +131,10 @@ struct Live {
     /// Scaling group names by their index in the plan's tree.
     groups: Vec<String>,
     facts: Facts,
+    /// The rules whose policies are in `set` (or were refused), as they were read.
+    rules: HashMap<String, Rule>,
+    /// Policies were added or removed since the live state was last saved.
+    changed: bool,
 }
 
 /// What policies may ask about a deployment, as last read from the store.
@@ -149,12 +162,17 @@ struct Runtime {
     options: engine::Options,
     live: HashMap<String, Live>,
     stats: Arc<Stats>,
+    /// Deployments whose execution, started by a policy, just ended: their facts are re-read
+    /// before any further sample is evaluated, so a policy never judges the size from before
+    /// the scale it started.
+    ended: mpsc::UnboundedSender<String>,
 }
 
 impl Runtime {
     async fn run(
         mut self,
         mut samples: mpsc::Receiver<Vec<Sample>>,
+        mut ended: mpsc::UnboundedReceiver<String>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(TICK);
@@ -162,14 +180,19 @@ impl Runtime {
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // In this order: an ended execution's facts before any later sample (which then
+            // sees the size it left), and the clocks before samples, so a flood of samples
+            // never starves them.
             tokio::select! {
+                biased;
+                _ = crate::server::until_set(&mut shutdown) => break,
+                Some(id) = ended.recv() => self.reread_facts(&id).await,
+                _ = refresh.tick() => self.refresh().await,
+                _ = tick.tick() => self.tick().await,
                 batch = samples.recv() => {
                     let Some(batch) = batch else { break };
                     self.observe(batch).await;
                 }
-                _ = tick.tick() => self.tick().await,
-                _ = refresh.tick() => self.refresh().await,
-                _ = crate::server::until_set(&mut shutdown) => break,
             }
         }
         self.stats.stopping.store(true, Ordering::Relaxed);
@@ -279,10 +302,12 @@ impl Runtime {
                 let store = self.store.clone();
                 let options = self.options.clone();
                 let (id, workflow) = (deployment.to_string(), action.workflow.clone());
+                let ended = self.ended.clone();
                 tokio::spawn(async move {
                     if let Err(e) = started.run(&store, &options).await {
                         super::note(&format!("{workflow} of {id}: {e}"));
                     }
+                    let _ = ended.send(id);
                 });
                 event(
                     deployment,
@@ -342,12 +367,18 @@ impl Runtime {
         self.stats
             .live_deployments
             .store(self.live.len() as u64, Ordering::Relaxed);
+        self.sync_rules().await;
         let now = now();
         let mut snapshots = Vec::new();
         for (id, live) in &mut self.live {
             if live.set.is_empty() {
+                // A set whose last policies went (a deleted rule) is saved empty once.
+                if std::mem::take(&mut live.changed) {
+                    snapshots.push((id.clone(), live.set.snapshot(now)));
+                }
                 continue;
             }
+            live.changed = false;
             match read_facts(&self.store, id, &live.targets, &live.groups).await {
                 Ok(facts) => live.facts = facts,
                 Err(e) => super::note(&format!("cannot read instances of {id}: {e}")),
@@ -356,6 +387,101 @@ impl Runtime {
         }
         if let Err(e) = self.store.save_policy_states(&snapshots).await {
             super::note(&format!("cannot save policy state: {e}"));
+        }
+    }
+
+    /// Re-read one deployment's facts (after an execution of it ended).
+    async fn reread_facts(&mut self, id: &str) {
+        let Some(live) = self.live.get_mut(id) else {
+            return;
+        };
+        match read_facts(&self.store, id, &live.targets, &live.groups).await {
+            Ok(facts) => live.facts = facts,
+            Err(e) => super::note(&format!("cannot read instances of {id}: {e}")),
+        }
+    }
+
+    /// Bring every live set's rule policies in line with the stored rules: remove those of
+    /// rules deleted or changed, add those of rules new or changed. A rule whose target cannot
+    /// be resolved (the deployment changed under it) is refused with an event, once.
+    async fn sync_rules(&mut self) {
+        let stored = match self.store.rules(None).await {
+            Ok(r) => r,
+            Err(e) => {
+                super::note(&format!("cannot read rules: {e}"));
+                return;
+            }
+        };
+        let mut wanted: HashMap<String, HashMap<String, Rule>> = HashMap::new();
+        for r in stored {
+            wanted
+                .entry(r.rule.deployment.clone())
+                .or_default()
+                .insert(r.rule.name.clone(), r.rule);
+        }
+        let mut writes = Vec::new();
+        for (id, live) in &mut self.live {
+            let wanted = wanted.remove(id).unwrap_or_default();
+            let stale: Vec<String> = live
+                .rules
+                .iter()
+                .filter(|(name, rule)| wanted.get(*name) != Some(*rule))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in stale {
+                if let Some(rule) = live.rules.remove(&name) {
+                    for policy in rule.policy_names() {
+                        live.set.remove(&policy);
+                        live.targets.remove(&policy);
+                        live.facts.targets.remove(&policy);
+                    }
+                    live.changed = true;
+                }
+            }
+            let new: Vec<Rule> = wanted
+                .into_values()
+                .filter(|r| !live.rules.contains_key(&r.name))
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            let dep = match self.store.deployment_frame(id).await {
+                Ok(d) => d,
+                Err(e) => {
+                    super::note(&format!("cannot read deployment {id}: {e}"));
+                    continue;
+                }
+            };
+            for rule in new {
+                let added = rule
+                    .resolve(&dep.compiled, &dep.plan.tree)
+                    .map_err(|e| e.to_string())
+                    .and_then(|resolved| {
+                        rule.add_to(&mut live.set, &resolved, &self.policy_settings)
+                            .map_err(|e| e.to_string())
+                            .map(|()| resolved)
+                    });
+                match added {
+                    Ok(resolved) => {
+                        for policy in rule.policy_names() {
+                            live.targets.insert(policy.clone(), resolved.scaled.clone());
+                            live.facts.targets.insert(policy, resolved.scaled.clone());
+                        }
+                    }
+                    Err(e) => writes.push(event(
+                        id,
+                        "",
+                        "policy_refused",
+                        None,
+                        format!("rule {}: {e}", rule.name),
+                    )),
+                }
+                live.rules.insert(rule.name.clone(), rule);
+                live.changed = true;
+            }
+        }
+        if let Err(e) = self.store.apply(&writes).await {
+            super::note(&format!("cannot record rule errors: {e}"));
         }
     }
 
@@ -391,6 +517,8 @@ impl Runtime {
             facts: Facts::default(),
             targets,
             groups,
+            rules: HashMap::new(),
+            changed: false,
         })
     }
 }

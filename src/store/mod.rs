@@ -18,6 +18,7 @@ mod pages;
 mod plan_rows;
 mod policies;
 mod processes;
+mod rules;
 mod schema;
 mod tokens;
 
@@ -38,6 +39,7 @@ pub use pages::EventFilter;
 pub use plan_rows::{PlanChange, Select};
 pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
+pub use rules::RuleRecord;
 pub use tokens::{NewToken, TokenRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,10 @@ pub enum StoreError {
     TokenExists(String),
     #[error("no token is named `{0}`")]
     NoToken(String),
+    #[error("a rule named `{0}` already exists")]
+    RuleExists(String),
+    #[error("no rule is named `{0}`")]
+    NoRule(String),
     #[error("cannot read random bytes from /dev/urandom: {0}")]
     Random(std::io::Error),
 }

@@ -14,6 +14,7 @@
 //!    pid never makes a dead execution look busy.
 //! 8: the live state of each deployment's policies, saved by `windlass serve` (`policies.rs`).
 //! 9: the REST API's bearer tokens, by name, as SHA-256 hashes (`tokens.rs`).
+//! 10: autoscaling rules, by name, each of one deployment and deleted with it (`rules.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -182,6 +183,23 @@ CREATE TABLE tokens (
     created_at TEXT NOT NULL,
     last_used_at TEXT
 )
+"#,
+    r#"
+CREATE TABLE rules (
+    name TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    scale_out_above REAL NOT NULL,
+    scale_in_below REAL,
+    "window" REAL NOT NULL,
+    min INTEGER NOT NULL,
+    max INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    cooldown REAL NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX rules_by_deployment ON rules(deployment_id)
 "#,
 ];
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod http;
+pub mod manager;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -1,5 +1,5 @@
 //! The manager's REST API over the store and the engine: one file per resource
-//! (`deployments`, `instances`, `outputs`, `executions`, `events`, `policies`), the OpenAPI
+//! (`deployments`, `instances`, `outputs`, `executions`, `events`, `policies`, `rules`), the OpenAPI
 //! document of every route (`openapi.json`, hand-written, served at `GET /openapi.json`), and
 //! uploaded blueprint archives (`archive`).
 //!
@@ -29,6 +29,7 @@ mod executions;
 mod instances;
 mod outputs;
 mod policies;
+pub mod rules;
 
 use std::sync::atomic::Ordering;
 
@@ -88,6 +89,11 @@ pub const ROUTES: &[(&str, &str, fn() -> MethodRouter<AppState>)] = &[
     ("get", "/api/v1/deployments/{id}/policies", || {
         get(policies::get)
     }),
+    ("post", "/api/v1/rules", || post(rules::create)),
+    ("get", "/api/v1/rules", || get(rules::list)),
+    ("get", "/api/v1/rules/{name}", || get(rules::get)),
+    ("put", "/api/v1/rules/{name}", || put(rules::update)),
+    ("delete", "/api/v1/rules/{name}", || delete(rules::remove)),
 ];
 
 /// The API's routes (without authentication: the caller layers it).
@@ -159,6 +165,7 @@ impl From<EngineError> for ApiError {
             EngineError::Blueprint(_)
             | EngineError::Snapshot(_)
             | EngineError::Plugins(_)
+            | EngineError::Rule(_)
             | EngineError::Workflow(_) => ApiError::bad_request(message),
             EngineError::NotInstalled(_) => {
                 ApiError::new(StatusCode::CONFLICT, "not_installed", message)
@@ -174,8 +181,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let message = e.to_string();
         match e {
-            StoreError::NoDeployment(_) | StoreError::NoToken(_) => ApiError::not_found(message),
-            StoreError::Exists(_) | StoreError::TokenExists(_) => {
+            StoreError::NoDeployment(_) | StoreError::NoToken(_) | StoreError::NoRule(_) => {
+                ApiError::not_found(message)
+            }
+            StoreError::Exists(_) | StoreError::TokenExists(_) | StoreError::RuleExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             StoreError::Busy { .. } | StoreError::Interrupted { .. } => {
