@@ -615,6 +615,10 @@ fn no_new_executions_once_shutting_down() {
     // Half the request before the signal: the server is reading it when it begins to stop.
     let half = request.len() / 2;
     stream.write_all(&request[..half]).unwrap();
+    // Connections are accepted in order: once a later one is answered, this one has been
+    // accepted (a connection still in the listen backlog at shutdown would just be reset).
+    let health = http::request(&manager.addr, "GET", "/healthz", None, None, b"");
+    assert_eq!(health.status, 200);
     manager.sigterm();
     manager.wait_log("shutting down");
     stream.write_all(&request[half..]).unwrap();
