@@ -89,30 +89,7 @@ pub async fn status(store: &Store, args: IdJsonArgs) -> Result<ExitCode, EngineE
 }
 
 pub async fn instances(store: &Store, args: IdJsonArgs) -> Result<ExitCode, EngineError> {
-    let dep = store.deployment(&args.id).await?;
-    let records = store.instances(&args.id).await?;
-    let by_id: std::collections::HashMap<&str, &crate::store::InstanceRecord> =
-        records.iter().map(|r| (r.id.as_str(), r)).collect();
-    let rows: Vec<Json> = dep
-        .plan
-        .instances
-        .iter()
-        .map(|inst| {
-            let node = &dep.compiled.nodes[inst.node];
-            let rec = by_id.get(inst.id.0.as_str());
-            json!({
-                "id": inst.id,
-                "node_id": node.id,
-                "host_id": inst.host.map(|h| dep.plan.instance_id(h)),
-                "state": rec.map_or("uninitialized", |r| r.state.as_str()),
-                "runtime_properties": rec.map(|r| Json::Object(r.runtime_properties.clone())).unwrap_or(json!({})),
-                "relationships": inst.relationships.iter().map(|r| {
-                    let rel = &node.relationships[r.relationship];
-                    json!({"type": rel.type_name, "target_name": dep.compiled.nodes[rel.target].id, "target_id": dep.plan.instance_id(r.target)})
-                }).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let rows = crate::engine::instances_json(store, &args.id).await?;
     if args.json {
         println!(
             "{}",

@@ -187,14 +187,10 @@ pub async fn install(
     created: Created,
     options: &Options,
 ) -> Result<String, EngineError> {
-    let request = Request {
-        workflow: "install",
-        params: Map::new(),
-        allow_custom_parameters: false,
-        then_delete: false,
-        whole: Some(created.records),
-    };
-    run_loaded(store, created.dep, request, options).await
+    start_install(store, created)
+        .await?
+        .run(store, options)
+        .await
 }
 
 /// Run a workflow on a deployment. Returns the execution id.
@@ -206,15 +202,10 @@ pub async fn run(
     allow_custom_parameters: bool,
     options: &Options,
 ) -> Result<String, EngineError> {
-    let dep = store.deployment_frame(id).await?;
-    let request = Request {
-        workflow,
-        params,
-        allow_custom_parameters,
-        then_delete: false,
-        whole: None,
-    };
-    run_loaded(store, dep, request, options).await
+    start(store, id, workflow, params, allow_custom_parameters)
+        .await?
+        .run(store, options)
+        .await
 }
 
 /// A workflow to start, as asked for.
@@ -224,20 +215,19 @@ struct Request<'a> {
     allow_custom_parameters: bool,
     /// Delete the deployment when the workflow (an uninstall) finishes: `undeploy`.
     then_delete: bool,
-    /// The deployment record holds the whole plan, and these are its instances' states.
-    whole: Option<Vec<crate::store::InstanceRecord>>,
 }
 
 /// [`run`] on a deployment already read from the store.
 async fn run_loaded(
     store: &Store,
     dep: DeploymentRecord,
-    mut request: Request<'_>,
+    request: Request<'_>,
     options: &Options,
 ) -> Result<String, EngineError> {
-    let whole = request.whole.take();
-    let started = start_loaded(store, dep, request).await?;
-    execute(store, started.dep, started.execution, whole, options).await
+    start_loaded(store, dep, request)
+        .await?
+        .run(store, options)
+        .await
 }
 
 /// A workflow checked and recorded as an execution, not walked yet: what a manager starts in
@@ -268,7 +258,6 @@ pub async fn start_install(store: &Store, created: Created) -> Result<Started, E
         params: Map::new(),
         allow_custom_parameters: false,
         then_delete: false,
-        whole: None,
     };
     let mut started = start_loaded(store, created.dep, request).await?;
     started.whole = Some(created.records);
@@ -290,7 +279,6 @@ pub async fn start_undeploy(
         params,
         allow_custom_parameters: false,
         then_delete: true,
-        whole: None,
     };
     start_loaded(store, dep, request).await
 }
@@ -309,7 +297,6 @@ pub async fn start(
         params,
         allow_custom_parameters,
         then_delete: false,
-        whole: None,
     };
     start_loaded(store, dep, request).await
 }
@@ -324,7 +311,6 @@ async fn start_loaded(
         params,
         allow_custom_parameters,
         then_delete,
-        whole: _,
     } = request;
     let id = dep.id.clone();
     let id = id.as_str();
@@ -451,7 +437,6 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
                         params: Map::new(),
                         allow_custom_parameters: false,
                         then_delete: false,
-                        whole: None,
                     };
                     return run_loaded(store, dep, request, options).await;
                 }
@@ -498,7 +483,6 @@ pub async fn scale(
         params: extra,
         allow_custom_parameters: false,
         then_delete: false,
-        whole: None,
     };
     run_loaded(store, dep, request, options).await
 }
@@ -511,17 +495,10 @@ pub async fn undeploy(
     ignore_failure: bool,
     options: &Options,
 ) -> Result<String, EngineError> {
-    let mut params = Map::new();
-    params.insert("ignore_failure".to_string(), Json::Bool(ignore_failure));
-    let dep = store.deployment_frame(id).await?;
-    let request = Request {
-        workflow: "uninstall",
-        params,
-        allow_custom_parameters: false,
-        then_delete: true,
-        whole: None,
-    };
-    run_loaded(store, dep, request, options).await
+    start_undeploy(store, id, ignore_failure)
+        .await?
+        .run(store, options)
+        .await
 }
 
 /// Ask the deployment's running execution to stop; an interrupted one is marked cancelled.
@@ -550,6 +527,36 @@ pub async fn cancel(store: &Store, id: &str) -> Result<String, EngineError> {
         }
     }
     Ok(active.id)
+}
+
+/// A deployment's node instances as `windlass instances --json` and the API show them:
+/// `[{"id", "node_id", "host_id", "state", "runtime_properties", "relationships": [{"type",
+/// "target_name", "target_id"}]}]`, in plan order.
+pub async fn instances_json(store: &Store, id: &str) -> Result<Vec<Json>, EngineError> {
+    let dep = store.deployment(id).await?;
+    let records = store.instances(id).await?;
+    let by_id: std::collections::HashMap<&str, &crate::store::InstanceRecord> =
+        records.iter().map(|r| (r.id.as_str(), r)).collect();
+    Ok(dep
+        .plan
+        .instances
+        .iter()
+        .map(|inst| {
+            let node = &dep.compiled.nodes[inst.node];
+            let rec = by_id.get(inst.id.0.as_str());
+            serde_json::json!({
+                "id": inst.id,
+                "node_id": node.id,
+                "host_id": inst.host.map(|h| dep.plan.instance_id(h)),
+                "state": rec.map_or("uninitialized", |r| r.state.as_str()),
+                "runtime_properties": rec.map(|r| Json::Object(r.runtime_properties.clone())).unwrap_or(serde_json::json!({})),
+                "relationships": inst.relationships.iter().map(|r| {
+                    let rel = &node.relationships[r.relationship];
+                    serde_json::json!({"type": rel.type_name, "target_name": dep.compiled.nodes[rel.target].id, "target_id": dep.plan.instance_id(r.target)})
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect())
 }
 
 /// Outputs with runtime functions resolved; an unresolvable one shows its error as a string.
@@ -714,23 +721,17 @@ async fn script_workflow(
     let mut inputs = params.clone();
     inputs.insert("script_path".to_string(), Json::String(w.operation.clone()));
     let ctx = crate::plugins::OperationContext {
-        deployment_id: dep.id.clone(),
-        execution_id: execution.id.clone(),
-        node_id: String::new(),
-        node_properties: Arc::new(Map::new()),
-        instance_id: String::new(),
-        operation: execution.workflow.clone(),
-        function: "script_runner.tasks.execute_workflow".to_string(),
-        relationship: None,
-        related: Arc::new([]),
         inputs,
-        instances: session.instances.clone(),
-        recorder: session.recorder.clone(),
-        cancel: session.cancel.clone(),
-        resources: session.workdir.resources.clone(),
-        timeout: None,
-        timeout_recoverable: false,
-        topology: None,
+        ..crate::plugins::OperationContext::standalone(
+            &dep.id,
+            &execution.id,
+            &execution.workflow,
+            "script_runner.tasks.execute_workflow",
+            session.instances.clone(),
+            session.recorder.clone(),
+            session.cancel.clone(),
+            session.workdir.resources.clone(),
+        )
     };
     let result = crate::plugins::script::ScriptPlugin.run_workflow(ctx).await;
     Ok(match result {

@@ -505,25 +505,17 @@ async fn scale_replicas(
             n.id.0
         ),
     );
-    let ctx = crate::plugins::OperationContext {
-        deployment_id: dep.id.clone(),
-        execution_id: session.execution.clone(),
-        node_id: n.id.0.clone(),
-        node_properties: Arc::new(n.properties.clone()),
-        instance_id: first.clone(),
-        operation: "scale".to_string(),
-        function: "scale".to_string(),
-        relationship: None,
-        related: crate::plugins::Related::of(&dep.compiled, node),
-        topology: None,
-        inputs: Map::new(),
-        instances: session.instances.clone(),
-        recorder: session.recorder.clone(),
-        cancel: session.cancel.clone(),
-        resources: session.workdir.resources.clone(),
-        timeout: None,
-        timeout_recoverable: false,
-    };
+    let ctx = crate::plugins::OperationContext::standalone(
+        &dep.id,
+        &session.execution,
+        "scale",
+        "scale",
+        session.instances.clone(),
+        session.recorder.clone(),
+        session.cancel.clone(),
+        session.workdir.resources.clone(),
+    )
+    .on_node(&dep.compiled, node, first);
     let result = tokio::select! {
         r = crate::plugins::kubernetes::scale::scale_node(&ctx, &amount) => r,
         _ = crate::plugins::cancelled(session.cancel.clone()) => {

@@ -194,6 +194,50 @@ impl WorkflowContext {
 }
 
 impl OperationContext {
+    /// A context for work outside the task graph (a workflow that acts as an operation): no
+    /// node, instance, inputs or relationships yet ([`OperationContext::on_node`] adds them).
+    #[allow(clippy::too_many_arguments)]
+    pub fn standalone(
+        deployment_id: &str,
+        execution_id: &str,
+        operation: &str,
+        function: &str,
+        instances: Instances,
+        recorder: Recorder,
+        cancel: tokio::sync::watch::Receiver<bool>,
+        resources: PathBuf,
+    ) -> OperationContext {
+        OperationContext {
+            deployment_id: deployment_id.to_string(),
+            execution_id: execution_id.to_string(),
+            node_id: String::new(),
+            node_properties: Arc::new(Map::new()),
+            instance_id: String::new(),
+            operation: operation.to_string(),
+            function: function.to_string(),
+            relationship: None,
+            related: Arc::new([]),
+            inputs: Map::new(),
+            instances,
+            recorder,
+            cancel,
+            resources,
+            timeout: None,
+            timeout_recoverable: false,
+            topology: None,
+        }
+    }
+
+    /// The same context as node `node`'s instance `instance`.
+    pub fn on_node(mut self, compiled: &crate::dsl::Compiled, node: usize, instance: &str) -> Self {
+        let n = &compiled.nodes[node];
+        self.node_id = n.id.0.clone();
+        self.node_properties = Arc::new(n.properties.clone());
+        self.related = Related::of(compiled, node);
+        self.instance_id = instance.to_string();
+        self
+    }
+
     pub fn log(&self, level: &str, message: impl Into<String>) {
         self.recorder.event(
             &self.execution_id,

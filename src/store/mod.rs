@@ -186,6 +186,22 @@ pub struct EventRecord {
     pub message: String,
 }
 
+impl EventRecord {
+    /// From a row of `SELECT seq, timestamp, execution_id, event_type, node_instance_id,
+    /// operation, message FROM events`.
+    fn from_row(r: &sqlx::sqlite::SqliteRow) -> EventRecord {
+        EventRecord {
+            seq: r.get(0),
+            timestamp: r.get(1),
+            execution_id: r.get(2),
+            event_type: r.get(3),
+            node_instance_id: r.get(4),
+            operation: r.get(5),
+            message: r.get(6),
+        }
+    }
+}
+
 /// One write of a batch applied in a single transaction.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -779,18 +795,7 @@ impl Store {
         .bind(after)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| EventRecord {
-                seq: r.get(0),
-                timestamp: r.get(1),
-                execution_id: r.get(2),
-                event_type: r.get(3),
-                node_instance_id: r.get(4),
-                operation: r.get(5),
-                message: r.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(EventRecord::from_row).collect())
     }
 }
 

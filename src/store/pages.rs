@@ -73,15 +73,7 @@ impl Store {
         Ok((
             rows.iter()
                 .take(filter.limit as usize)
-                .map(|r| EventRecord {
-                    seq: r.get(0),
-                    timestamp: r.get(1),
-                    execution_id: r.get(2),
-                    event_type: r.get(3),
-                    node_instance_id: r.get(4),
-                    operation: r.get(5),
-                    message: r.get(6),
-                })
+                .map(EventRecord::from_row)
                 .collect(),
             more,
         ))

@@ -460,25 +460,17 @@ async fn scale_through_api(
         )));
     };
     let instance = ctx.plan.instance_id(first).0.clone();
-    let op = OperationContext {
-        deployment_id: ctx.deployment_id.clone(),
-        execution_id: ctx.execution_id.clone(),
-        node_id: node.id.0.clone(),
-        node_properties: std::sync::Arc::new(node.properties.clone()),
-        instance_id: instance.clone(),
-        operation: ctx.workflow.clone(),
-        function: ctx.function.clone(),
-        relationship: None,
-        related: crate::plugins::Related::of(&ctx.compiled, idx),
-        inputs: Map::new(),
-        instances: ctx.instances.clone(),
-        recorder: ctx.recorder.clone(),
-        cancel: ctx.cancel.clone(),
-        resources: ctx.resources.clone(),
-        timeout: None,
-        timeout_recoverable: false,
-        topology: None,
-    };
+    let op = OperationContext::standalone(
+        &ctx.deployment_id,
+        &ctx.execution_id,
+        &ctx.workflow,
+        &ctx.function,
+        ctx.instances.clone(),
+        ctx.recorder.clone(),
+        ctx.cancel.clone(),
+        ctx.resources.clone(),
+    )
+    .on_node(&ctx.compiled, idx, &instance);
     let scaled = super::scale::scale_node(&op, &amount.to_string()).await?;
     ctx.event(
         "kube_scale",
