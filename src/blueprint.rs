@@ -44,6 +44,10 @@ fn finish(
     given: &GivenInputs,
 ) -> Result<Blueprint, Error> {
     let compiled = dsl::compile(&loaded, given, &mut diags);
+    if let Some(c) = &compiled {
+        // Descriptor files are part of what the blueprint says: `validate` checks them too.
+        crate::plugins::kubernetes::descriptors::check(c, &loaded.root_dir, &mut diags);
+    }
     // Planning checks structure (cycles, groups) even when compiling found errors, so the
     // user sees those too; it generates instances only for a clean blueprint.
     let plan = compiled.as_ref().and_then(|c| plan::build(c, &mut diags));

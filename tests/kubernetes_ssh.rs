@@ -317,16 +317,18 @@ fn override_errors_fail_the_deploy_before_anything_is_applied() {
         "malformed",
         &f.inputs(json!({"overrides": ["['spec']['replicas' = 2"]})),
     );
+    // A malformed override is the blueprint's error: refused before a deployment exists, at
+    // the node, naming the override.
     assert_eq!(malformed.status.code(), Some(1));
     let err = common::stderr(&malformed);
+    assert!(err.contains("config_files[0].overrides[0]"), "{err}");
     assert!(err.contains("override `['spec']['replicas' = 2`"), "{err}");
     assert!(f.api.object("Deployment", "default", "nodejs").is_none());
+    assert!(!f.sb.ok(&["list"]).contains("malformed"));
 
-    // The failed deployments undeploy: nothing was applied, so there is nothing to delete.
-    for id in ["missing", "malformed"] {
-        let out = f.sb.run(&["undeploy", id]);
-        assert!(out.status.success(), "{}", common::stderr(&out));
-    }
+    // The failed deployment undeploys: nothing was applied, so there is nothing to delete.
+    let out = f.sb.run(&["undeploy", "missing"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
 #[test]

@@ -100,6 +100,15 @@ fn every_resource_kind_in_both_spellings_through_both_import_names() {
 #[test]
 fn file_defined_resources_and_legacy_microservices_map_to_their_functions() {
     let dir = Sandbox::new("kube-functions");
+    // validate checks the descriptor files, so they exist.
+    dir.file(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: '{{ name | default(\"p\") }}'}\n",
+    );
+    dir.file(
+        "web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n",
+    );
     let bp = open(
         &dir,
         &format!(

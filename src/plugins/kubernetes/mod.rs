@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod config;
+pub mod descriptors;
 pub mod kube_scale;
 pub mod kubectl;
 pub mod microservice;
