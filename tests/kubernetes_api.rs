@@ -546,3 +546,79 @@ fn scale_changes_a_deployment_nodes_replicas_through_the_api() {
         json!(3)
     );
 }
+
+/// The seed's autoscaling loop, with a 2.x Deployment node: `windlass serve` takes a metric
+/// over HTTP, the seed's sliding-window policy fires `kube_scale` `+1`, the Deployment gets one
+/// more replica through the API, and at `scale_limit` the policy holds back, saying why.
+#[test]
+fn a_policy_scales_a_deployment_through_kube_scale_up_to_its_limit() {
+    let api = KubeApi::start(Options {
+        ready_after: 0,
+        ..Options::default()
+    });
+    let sb = sandbox("kubeapi-policy", &api);
+    sb.file(
+        "bp.yaml",
+        &format!(
+            "{HEADER}node_templates:\n{}{}groups:
+  web_group:
+    members: [web]
+    policies:
+      scale_up:
+        type: windlass.policies.types.sliding_window
+        properties:
+          service: connections
+          moving_window_size: 60
+          scale_threshold: 10
+          scale_direction: '<'
+          scale_limit: 3
+          cooldown_time: 0
+        triggers:
+          up:
+            type: cloudify.policies.triggers.execute_workflow
+            parameters:
+              workflow: kube_scale
+              workflow_parameters: {{ name: web, amount: '+1' }}
+",
+            master(&api, "          ssl_ca_cert: ca.pem\n"),
+            deployment_node("web", "web", 2, "")
+        ),
+    );
+    sb.ok(&["deploy", "bp.yaml", "-d", "demo"]);
+    let m = common::manager::Manager::start(&sb, &[]);
+    m.wait_live(&sb, 1);
+    let web = instance(&sb, "demo", "web")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let replicas =
+        || api.object("Deployment", "default", "web").unwrap()["spec"]["replicas"].clone();
+
+    m.post_metric("demo", &web, "connections", 50.0);
+    sb.wait_for(|| common::manager::finished(&sb, "demo", "kube_scale", 1));
+    assert_eq!(replicas(), json!(3));
+    let runs = common::manager::executions(&sb, "demo", "kube_scale");
+    assert_eq!(runs[0]["status"], "terminated", "{runs:?}");
+    assert!(events(&sb, "demo").contains("web: replicas 2 → 3"));
+
+    // At the limit (the Deployment's replicas, as the API last returned them) it holds back.
+    let held = || {
+        common::manager::events(&sb, "demo", "policy_suppressed")
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("scale_limit"))
+    };
+    let start = std::time::Instant::now();
+    while !held() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "never held back"
+        );
+        m.post_metric("demo", &web, "connections", 50.0);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(
+        common::manager::executions(&sb, "demo", "kube_scale").len(),
+        1
+    );
+    assert_eq!(replicas(), json!(3));
+}

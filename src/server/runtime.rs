@@ -555,6 +555,24 @@ fn scale_targets(policies: &indexmap::IndexMap<String, Json>) -> HashMap<String,
 /// Prefix of a microservice's replica count in [`Facts::sizes`].
 const REPLICAS: &str = "replicas:";
 
+/// The replica count an instance keeps: `replicas` (a 2016 microservice, set at install and by
+/// every `kube_scale`), or the `spec.replicas` of the Deployment in `kubernetes` (a 2.x
+/// resource, as the API last returned it).
+fn replicas(props: &Map<String, Json>) -> Option<u64> {
+    if let Some(n) = props.get("replicas").and_then(Json::as_u64) {
+        return Some(n);
+    }
+    let objects = match props.get("kubernetes")? {
+        Json::Array(all) => all.iter().collect::<Vec<_>>(),
+        one => vec![one],
+    };
+    objects
+        .into_iter()
+        .find(|o| o.get("kind").and_then(Json::as_str) == Some("Deployment"))
+        .and_then(|d| d.pointer("/spec/replicas"))
+        .and_then(Json::as_u64)
+}
+
 async fn read_facts(
     store: &Store,
     deployment: &str,
@@ -572,7 +590,7 @@ async fn read_facts(
         if i.state == "started" {
             facts.started.insert(i.id.clone());
         }
-        if let Some(replicas) = i.runtime_properties.get("replicas").and_then(Json::as_u64) {
+        if let Some(replicas) = replicas(&i.runtime_properties) {
             facts
                 .sizes
                 .insert(format!("{REPLICAS}{}", i.node_id), replicas);
@@ -664,5 +682,23 @@ mod tests {
         assert_eq!(facts.target_size("g/out"), Some(3));
         assert_eq!(facts.target_size("g/kube"), Some(2));
         assert_eq!(facts.target_size("g/heal"), None);
+    }
+
+    #[test]
+    fn replicas_come_from_a_microservice_or_the_recorded_deployment() {
+        let props = |v: Json| v.as_object().unwrap().clone();
+        assert_eq!(replicas(&props(json!({"replicas": 2}))), Some(2));
+        let deployment = json!({"kind": "Deployment", "spec": {"replicas": 4}});
+        assert_eq!(
+            replicas(&props(json!({"kubernetes": deployment.clone()}))),
+            Some(4)
+        );
+        let list = json!({"kubernetes": [{"kind": "Service", "spec": {}}, deployment]});
+        assert_eq!(replicas(&props(list)), Some(4));
+        assert_eq!(
+            replicas(&props(json!({"kubernetes": {"kind": "Service"}}))),
+            None
+        );
+        assert_eq!(replicas(&props(json!({}))), None);
     }
 }
