@@ -78,23 +78,12 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::NoDeployment(rule.deployment.clone()));
         }
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO rules ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&rule.name)
-        .bind(&rule.deployment)
-        .bind(&rule.target)
-        .bind(&rule.metric)
-        .bind(rule.scale_out_above)
-        .bind(rule.scale_in_below)
-        .bind(rule.window)
-        .bind(int(rule.min))
-        .bind(int(rule.max))
-        .bind(int(rule.step))
-        .bind(rule.cooldown)
-        .bind(&created_at)
-        .execute(&mut *tx)
-        .await;
+        let sql =
+            format!("INSERT INTO rules ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let inserted = settings(sqlx::query(&sql).bind(&rule.name), rule)
+            .bind(&created_at)
+            .execute(&mut *tx)
+            .await;
         match inserted {
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -119,24 +108,15 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::NoDeployment(rule.deployment.clone()));
         }
-        let row = sqlx::query(
+        let update = sqlx::query(
             r#"UPDATE rules SET deployment_id = ?, target = ?, metric = ?, scale_out_above = ?,
                scale_in_below = ?, "window" = ?, min = ?, max = ?, step = ?, cooldown = ?
                WHERE name = ? RETURNING created_at"#,
-        )
-        .bind(&rule.deployment)
-        .bind(&rule.target)
-        .bind(&rule.metric)
-        .bind(rule.scale_out_above)
-        .bind(rule.scale_in_below)
-        .bind(rule.window)
-        .bind(int(rule.min))
-        .bind(int(rule.max))
-        .bind(int(rule.step))
-        .bind(rule.cooldown)
-        .bind(&rule.name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        );
+        let row = settings(update, rule)
+            .bind(&rule.name)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             return Err(StoreError::NoRule(rule.name.clone()));
         };
@@ -188,6 +168,25 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Bind a rule's settings, in the order of the columns after its name: deployment, target,
+/// metric, scale_out_above, scale_in_below, window, min, max, step, cooldown.
+fn settings<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    rule: &'q Rule,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(&rule.deployment)
+        .bind(&rule.target)
+        .bind(&rule.metric)
+        .bind(rule.scale_out_above)
+        .bind(rule.scale_in_below)
+        .bind(rule.window)
+        .bind(int(rule.min))
+        .bind(int(rule.max))
+        .bind(int(rule.step))
+        .bind(rule.cooldown)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::deployments::accepted;
 use super::{ApiError, execution_json, json_body, refuse_when_stopping, run_in_background};
 use crate::engine;
 use crate::server::AppState;
-use crate::store::ACTIVE;
+use crate::store::{ACTIVE, ExecutionRecord};
 
 pub async fn list(
     State(state): State<AppState>,
@@ -66,15 +66,20 @@ pub async fn start(
     accepted(execution)
 }
 
+/// An execution by id, or 404.
+async fn find(state: &AppState, id: &str) -> Result<ExecutionRecord, ApiError> {
+    state
+        .store
+        .execution(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("execution `{id}` does not exist")))
+}
+
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let execution = state
-        .store
-        .execution(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("execution `{id}` does not exist")))?;
+    let execution = find(&state, &id).await?;
     Ok(AxumJson(execution_json(&execution)).into_response())
 }
 
@@ -84,11 +89,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let execution = state
-        .store
-        .execution(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("execution `{id}` does not exist")))?;
+    let execution = find(&state, &id).await?;
     if !ACTIVE.contains(&execution.status.as_str()) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
