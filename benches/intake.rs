@@ -191,29 +191,19 @@ fn epoch_ms(t: &str) -> f64 {
     secs as f64 * 1000.0 + t[20..23].parse::<f64>().unwrap()
 }
 
-fn http_rate(m: &Manager, instances: &[String]) -> f64 {
+/// Points/s the runtime takes in while `CLIENTS` threads send batches of `BATCH` points for
+/// `SECONDS`: each thread makes its sender with `sender()` and calls it once per batch.
+fn sustained<S: FnMut()>(m: &Manager, sender: impl Fn() -> S + Sync) -> f64 {
     let before = m.samples();
-    let at = now_secs();
-    let batch: Vec<Json> = (0..BATCH)
-        .map(|i| json!({"deployment": "load", "node_instance": instances[i % instances.len()], "name": "connections", "value": (i % 7) as f64, "timestamp": at}))
-        .collect();
-    let body = serde_json::to_vec(&batch).unwrap();
     let start = Instant::now();
     let sent: u64 = std::thread::scope(|s| {
         let workers: Vec<_> = (0..CLIENTS)
             .map(|_| {
                 s.spawn(|| {
+                    let mut send = sender();
                     let mut n = 0u64;
                     while start.elapsed().as_secs_f64() < SECONDS {
-                        let r = http::request(
-                            &m.http,
-                            "POST",
-                            "/api/v1/metrics",
-                            Some(&m.token),
-                            Some("application/json"),
-                            &body,
-                        );
-                        assert_eq!(r.status, 202);
+                        send();
                         n += BATCH as u64;
                     }
                     n
@@ -226,8 +216,29 @@ fn http_rate(m: &Manager, instances: &[String]) -> f64 {
     sent as f64 / done.duration_since(start).as_secs_f64()
 }
 
+/// `POST /api/v1/metrics` with the manager's token; it must be accepted.
+fn post(m: &Manager, body: &[u8]) {
+    let r = http::request(
+        &m.http,
+        "POST",
+        "/api/v1/metrics",
+        Some(&m.token),
+        Some("application/json"),
+        body,
+    );
+    assert_eq!(r.status, 202);
+}
+
+fn http_rate(m: &Manager, instances: &[String]) -> f64 {
+    let at = now_secs();
+    let batch: Vec<Json> = (0..BATCH)
+        .map(|i| json!({"deployment": "load", "node_instance": instances[i % instances.len()], "name": "connections", "value": (i % 7) as f64, "timestamp": at}))
+        .collect();
+    let body = serde_json::to_vec(&batch).unwrap();
+    sustained(m, || || post(m, &body))
+}
+
 fn graphite_rate(m: &Manager, instances: &[String]) -> f64 {
-    let before = m.samples();
     let at = now_secs() as u64;
     let mut chunk = Vec::new();
     for i in 0..BATCH {
@@ -239,25 +250,11 @@ fn graphite_rate(m: &Manager, instances: &[String]) -> f64 {
         )
         .unwrap();
     }
-    let start = Instant::now();
-    let sent: u64 = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..CLIENTS)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut conn = TcpStream::connect(&m.graphite).unwrap();
-                    let mut n = 0u64;
-                    while start.elapsed().as_secs_f64() < SECONDS {
-                        conn.write_all(&chunk).unwrap();
-                        n += BATCH as u64;
-                    }
-                    n
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).sum()
-    });
-    let done = m.drained(before + sent);
-    sent as f64 / done.duration_since(start).as_secs_f64()
+    sustained(m, || {
+        let mut conn = TcpStream::connect(&m.graphite).unwrap();
+        let chunk = &chunk;
+        move || conn.write_all(chunk).unwrap()
+    })
 }
 
 fn executions(m: &Manager) -> Vec<Json> {
@@ -273,15 +270,7 @@ fn latencies(m: &Manager, instance: &str) -> Vec<f64> {
         let seen = executions(m).len();
         let body = serde_json::to_vec(&json!([{"deployment": "fire", "node_instance": instance, "name": "connections", "value": 100.0}])).unwrap();
         let sent_ms = now_secs() * 1000.0;
-        let r = http::request(
-            &m.http,
-            "POST",
-            "/api/v1/metrics",
-            Some(&m.token),
-            Some("application/json"),
-            &body,
-        );
-        assert_eq!(r.status, 202);
+        post(m, &body);
         let execution = loop {
             let list = executions(m);
             if list.len() > seen
