@@ -59,31 +59,21 @@ pub struct Stored {
 /// SHA-256 (lowercase hex) and length of what `reader` yields, read [`CHUNK`] bytes at a time.
 pub fn content_hash(mut reader: impl Read) -> std::io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = Vec::new();
     let mut size = 0u64;
-    loop {
-        let n = fill(&mut reader, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
+    while next_chunk(&mut reader, &mut buf)? {
+        hasher.update(&buf);
+        size += buf.len() as u64;
     }
     Ok((hex(&hasher.finalize()), size))
 }
 
-/// Read until `buf` is full or the reader is exhausted; the number of bytes read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+/// Replace `buf` by the next chunk of `reader` (up to [`CHUNK`] bytes); false at the end.
+/// The buffer grows with what is read, so a small file never costs a whole chunk of memory.
+fn next_chunk(reader: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    reader.by_ref().take(CHUNK as u64).read_to_end(buf)?;
+    Ok(!buf.is_empty())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -146,14 +136,12 @@ async fn insert_content(
     let mut size = 0u64;
     let mut seq = 0i64;
     loop {
-        let mut buf = vec![0u8; CHUNK];
-        let n = fill(&mut reader, &mut buf).map_err(unreadable)?;
-        if n == 0 {
+        let mut buf = Vec::new();
+        if !next_chunk(&mut reader, &mut buf).map_err(unreadable)? {
             break;
         }
-        buf.truncate(n);
         hasher.update(&buf);
-        size += n as u64;
+        size += buf.len() as u64;
         sqlx::query("INSERT INTO content_chunks (hash, seq, data) VALUES (?, ?, ?)")
             .bind(&file.hash)
             .bind(seq)
