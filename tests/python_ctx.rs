@@ -22,6 +22,9 @@ const FIXTURE_FILES: &[&str] = &[
     "scripts/returns.py",
     "scripts/link.py",
     "scripts/fail.py",
+    "exit.yaml",
+    "scripts/exit_zero.py",
+    "scripts/exit_three.py",
 ];
 
 fn fixture() -> &'static Path {
@@ -173,7 +176,29 @@ fn an_uncaught_exception_is_retried_and_reported_with_its_traceback() {
 }
 
 #[test]
-fn the_manager_client_fails_clearly_and_ctx_source_outside_a_relationship_says_why() {
+fn sys_exit_ends_the_operation_as_cloudify_ends_it() {
+    let sb = sandbox("pyctx-exit");
+    let out = sb.run(&["deploy", "exit.yaml", "-d", "x"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        runtime_properties(&sb, "x"),
+        recorded("peer-exit.json")["runtime_properties"]
+    );
+    let failed = events(
+        &sb,
+        "x",
+        "task_failed",
+        "cloudify.interfaces.lifecycle.configure",
+    );
+    assert!(
+        failed[0].contains("`scripts/exit_three.py` exited with code 3"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn the_manager_client_and_abort_operation_fail_without_retry_and_ctx_source_outside_a_relationship_says_why()
+ {
     let sb = Sandbox::new("pyctx-manager");
     sb.file(
         "scripts/rest.py",
@@ -188,7 +213,12 @@ fn the_manager_client_fails_clearly_and_ctx_source_outside_a_relationship_says_w
             "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  a:\n    type: cloudify.nodes.Root\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: {{ implementation: {script}, max_retries: 3, retry_interval: 0 }}\n"
         )
     };
+    sb.file(
+        "scripts/abort.py",
+        "from cloudify import ctx\nctx.abort_operation('stop here')\n",
+    );
     sb.file("rest.yaml", &bp("scripts/rest.py"));
+    sb.file("abort.yaml", &bp("scripts/abort.py"));
     sb.file("source.yaml", &bp("scripts/source.py"));
     let create = "cloudify.interfaces.lifecycle.create";
 

@@ -65,12 +65,13 @@ def main():
         if not isinstance(e, _windlass.NonRecoverableError) and not hasattr(e, 'retry_after'):
             traceback.print_exc()
         failure = e
+    if exit_code != 0:
+        # Cloudify's runner saves nothing a script set before sys.exit(N) with N > 0.
+        return exit_code
     try:
         ctx.save()
     except Exception as e:
         failure = failure or e
-    if failure is None and exit_code != 0:
-        return exit_code
     if failure is None:
         result = ctx._return_value
         if isinstance(result, _windlass.ScriptException) and not result.retry:
