@@ -110,6 +110,11 @@ impl Instances {
         self.change(id, |r| r.state = state.to_string());
     }
 
+    /// Replace all of an instance's runtime properties (a Python script's dict, saved whole).
+    pub fn replace_runtime_properties(&self, id: &str, properties: Map<String, Json>) {
+        self.change(id, |r| r.runtime_properties = properties);
+    }
+
     /// Set a runtime property; `key` may be dotted (`a.b.c`) to reach into nested mappings.
     pub fn set_runtime_property(&self, id: &str, key: &str, value: Json) -> Result<(), String> {
         let mut result = Ok(());

@@ -404,9 +404,11 @@ async fn execute(
             plan: run.plan.clone(),
             instance,
         }),
+        retry_number: 0,
+        max_retries: op.max_retries.unwrap_or(run.task_retries),
     };
     let side_effect_free = plugin.side_effect_free();
-    let max_retries = op.max_retries.unwrap_or(run.task_retries);
+    let max_retries = ctx.max_retries;
     let interval = op
         .retry_interval
         .map_or(run.retry_interval, Duration::from_secs_f64);
@@ -420,8 +422,14 @@ async fn execute(
             format!("{}.{}", op.plugin, op.implementation),
         );
     }
+    let mut retry_number: u32 = 0;
     loop {
-        match plugin.run(ctx.clone()).await {
+        let attempt_ctx = OperationContext {
+            retry_number,
+            ..ctx.clone()
+        };
+        retry_number += 1;
+        match plugin.run(attempt_ctx).await {
             Ok(returned) => {
                 let message = match returned {
                     Some(v) => format!("succeeded, returned {v}"),
@@ -457,6 +465,19 @@ async fn execute(
                     format!("{message}; retry {attempt} in {interval:?}"),
                 );
                 sleep_unless_cancelled(run, interval).await?;
+            }
+            Err(OpError::Recoverable { message, after })
+                if max_retries < 0 || attempt < max_retries =>
+            {
+                attempt += 1;
+                run.recorder.event(
+                    &run.execution,
+                    "task_failed",
+                    Some(&id),
+                    Some(name),
+                    format!("{message}; retry {attempt} in {after:?}"),
+                );
+                sleep_unless_cancelled(run, after).await?;
             }
             Err(e) => {
                 let kind = if matches!(e, OpError::NonRecoverable(_)) {

@@ -8,10 +8,17 @@
 //! The commands are those of Cloudify's script plugin (`ctx logger info MSG`, `ctx instance
 //! runtime-properties KEY [VALUE]`, `ctx node properties KEY`, `ctx source|target …`,
 //! `ctx operation retry MSG`, `ctx abort-operation MSG`, `ctx returns VALUE`, …).
+//!
+//! The `cloudify` Python package ([`super::python`]) speaks the same protocol with a few more
+//! commands: `operation-context` (everything a script's `ctx` shows, as one JSON document),
+//! `instance replace-runtime-properties JSON` (a script's dict saved whole, deletions included),
+//! `operation retry-after SECONDS MSG` and `operation recoverable-error SECONDS|- MSG` (an
+//! `OperationRetry` / `RecoverableError` with its `retry_after`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Map, Value as Json, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -25,7 +32,11 @@ pub const SOCKET_ENV: &str = "WINDLASS_CTX_SOCKET";
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
     pub retry: Option<String>,
+    /// When the retry asked for should run (else the operation's retry interval).
+    pub retry_after: Option<Duration>,
     pub abort: Option<String>,
+    /// A recoverable failure the script reported itself, with its `retry_after`.
+    pub recoverable: Option<(String, Option<Duration>)>,
     pub returns: Option<Json>,
 }
 
@@ -141,6 +152,22 @@ fn handle(
             set(outcome, |o| o.retry = Some(msg.join(" ")));
             Ok(Json::Null)
         }
+        ["operation", "retry-after", after, msg @ ..] => {
+            let after = seconds(after)?;
+            set(outcome, |o| {
+                o.retry = Some(msg.join(" "));
+                o.retry_after = after;
+            });
+            Ok(Json::Null)
+        }
+        ["operation", "recoverable-error", after, msg @ ..] => {
+            let after = seconds(after)?;
+            set(outcome, |o| o.recoverable = Some((msg.join(" "), after)));
+            Ok(Json::Null)
+        }
+        ["operation", "retry-number"] => Ok(json!(ctx.retry_number)),
+        ["operation", "max-retries"] => Ok(json!(ctx.max_retries)),
+        ["operation-context"] => Ok(snapshot(ctx)),
         ["abort-operation", msg @ ..] => {
             set(outcome, |o| o.abort = Some(msg.join(" ")));
             Ok(Json::Null)
@@ -186,6 +213,97 @@ fn handle(
     }
 }
 
+/// `SECONDS` (a non-negative number) or `-` for none.
+fn seconds(text: &str) -> Result<Option<Duration>, String> {
+    if text == "-" {
+        return Ok(None);
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(Some)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds"))
+}
+
+/// Everything a Python script's `ctx` shows, read once when the script starts: the operation,
+/// the deployment, the inputs, and the node and instance (or both ends of a relationship) with
+/// their types, properties, runtime properties and host address.
+pub fn snapshot(ctx: &OperationContext) -> Json {
+    let topology = ctx.topology.as_ref();
+    let end = |node_id: &str, properties: &Map<String, Json>, instance_id: &str| {
+        let node = topology.and_then(|t| t.compiled.nodes.iter().find(|n| n.id.0 == node_id));
+        json!({
+            "node": {
+                "id": node_id,
+                "type": node.map(|n| n.type_name.clone()),
+                "type_hierarchy": node.map(|n| n.type_hierarchy.clone()),
+                "properties": properties,
+            },
+            "instance": {
+                "id": instance_id,
+                "runtime_properties": ctx.instances.runtime_properties(instance_id),
+                "host_ip": host_ip(ctx, instance_id),
+            },
+        })
+    };
+    let mut out = json!({
+        "deployment_id": ctx.deployment_id,
+        // Cloudify's local mode names the blueprint as the deployment; windlass does too.
+        "blueprint_id": ctx.deployment_id,
+        "execution_id": ctx.execution_id,
+        "operation": {
+            "name": ctx.operation,
+            "retry_number": ctx.retry_number,
+            "max_retries": ctx.max_retries,
+        },
+        "inputs": ctx.inputs,
+        "resources": ctx.resources,
+    });
+    if let Some(rel) = &ctx.relationship {
+        out["source"] = end(
+            &rel.source_node,
+            &rel.source_properties,
+            &rel.source_instance,
+        );
+        out["target"] = end(
+            &rel.target_node,
+            &rel.target_properties,
+            &rel.target_instance,
+        );
+    } else if !ctx.instance_id.is_empty() {
+        let this = end(&ctx.node_id, &ctx.node_properties, &ctx.instance_id);
+        out["node"] = this["node"].clone();
+        out["instance"] = this["instance"].clone();
+    }
+    out
+}
+
+/// Cloudify's `host_ip`: the `ip` runtime property of the instance's host, else its node's `ip`
+/// property; `{"error": …}` when there is no host or no address (raised only when read).
+fn host_ip(ctx: &OperationContext, instance_id: &str) -> Json {
+    let Some(t) = &ctx.topology else {
+        return json!({"error": "host_id missing"});
+    };
+    let host = t
+        .plan
+        .instances
+        .iter()
+        .find(|i| i.id.0 == instance_id)
+        .and_then(|i| i.host)
+        .and_then(|h| t.plan.instances.get(h as usize));
+    let Some(host) = host else {
+        return json!({"error": "host_id missing"});
+    };
+    let nonempty = |v: Option<&Json>| v.filter(|v| !v.is_null() && **v != json!("")).cloned();
+    let runtime = ctx.instances.runtime_properties(&host.id.0);
+    nonempty(runtime.get("ip"))
+        .or_else(|| nonempty(t.compiled.nodes.get(host.node)?.properties.get("ip")))
+        .map_or_else(
+            || json!({"error": format!("could not find ip for host node instance: {}", host.id.0)}),
+            |ip| json!({"ip": ip}),
+        )
+}
+
 fn set(outcome: &Mutex<Outcome>, f: impl FnOnce(&mut Outcome)) {
     if let Ok(mut o) = outcome.lock() {
         f(&mut o);
@@ -216,6 +334,13 @@ fn instance(
             &Json::Object(ctx.instances.runtime_properties(id)),
             key,
         )),
+        ["replace-runtime-properties", value @ ..] => match value_of(value)? {
+            Json::Object(properties) => {
+                ctx.instances.replace_runtime_properties(id, properties);
+                Ok(Json::Null)
+            }
+            _ => Err("replace-runtime-properties takes a JSON object (use -j)".to_string()),
+        },
         ["runtime-properties" | "runtime_properties", key, value @ ..] => {
             let v = value_of(value)?;
             ctx.instances.set_runtime_property(id, key, v)?;

@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod guard;
 pub mod kubernetes;
 pub mod noop;
+pub mod python;
 pub mod script;
 pub mod ssh;
 
@@ -105,6 +106,11 @@ pub struct OperationContext {
     /// Where the instance sits in the deployment: what its relationships point to. `None` for
     /// an operation that belongs to no instance (a script workflow).
     pub topology: Option<Topology>,
+    /// How many times this operation was retried before this attempt (Cloudify's
+    /// `ctx.operation.retry_number`): 0 on the first attempt.
+    pub retry_number: u32,
+    /// How many retries a failure gets (Cloudify's `ctx.operation.max_retries`; -1 unlimited).
+    pub max_retries: i64,
 }
 
 /// One instance's place in the plan: the targets of its relationships, read on demand.
@@ -225,6 +231,8 @@ impl OperationContext {
             timeout: None,
             timeout_recoverable: false,
             topology: None,
+            retry_number: 0,
+            max_retries: 0,
         }
     }
 
@@ -273,6 +281,10 @@ pub enum OpError {
     /// Retried up to `max_retries`.
     #[error("{0}")]
     Failed(String),
+    /// Retried up to `max_retries`, after `after` instead of the retry interval (a Python
+    /// script's `RecoverableError(retry_after=…)`).
+    #[error("{message}")]
+    Recoverable { message: String, after: Duration },
 }
 
 pub type OpFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<Json>, OpError>> + Send + 'a>>;

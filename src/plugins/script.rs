@@ -7,6 +7,10 @@
 //! standard error; `timeout` kills the script. `ctx operation retry` and `ctx abort-operation`
 //! decide how a failure is treated.
 //!
+//! A `.py` script runs as Cloudify runs one, with `from cloudify import ctx` (see
+//! [`super::python`]): the `cloudify` package's runner reports how it ended over the ctx socket
+//! (abort, retry with its `retry_after`, a recoverable error, the returned value).
+//!
 //! The script runs under a guard ([`super::guard`]) that leads its process group and kills it
 //! when the engine dies; a script ended by a signal therefore shows as exit code 128 + signal.
 //! The group is recorded in the store while the operation runs (so a later command can stop
@@ -24,6 +28,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::ctx::{self, SOCKET_ENV};
 use super::guard;
+use super::python;
 use super::{OpError, OpFuture, OperationContext, Plugin};
 use crate::store::{ProcessRecord, ProcessWrite, Write};
 
@@ -75,12 +80,32 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             "cannot find the windlass binary to run the script under".to_string(),
         ));
     };
+    let path_env = match std::env::var_os("PATH") {
+        Some(p) => {
+            let mut dirs = vec![bin_dir(&ctx.resources)];
+            dirs.extend(std::env::split_paths(&p));
+            std::env::join_paths(dirs).unwrap_or(p)
+        }
+        None => bin_dir(&ctx.resources).into_os_string(),
+    };
+    let is_python = path.extension().is_some_and(|e| e == "py");
+    let python = if is_python {
+        let interpreter = python::interpreter(Some(&path_env), script)
+            .map_err(|e| OpError::NonRecoverable(e.to_string()))?;
+        let dir = python::package_dir(&ctx.resources);
+        python::write_package(&dir).map_err(|e| OpError::Failed(e.to_string()))?;
+        Some((interpreter, dir))
+    } else {
+        None
+    };
     let mut lifeline = guard::Lifeline::new()
         .map_err(|e| OpError::Failed(format!("cannot make the script's lifeline: {e}")))?;
     let mut command = match path.extension().and_then(|e| e.to_str()) {
-        Some("py") => {
-            let mut c = lifeline.command(&exe, OsStr::new("python3"));
-            c.arg(&path);
+        Some("py") if let Some((interpreter, dir)) = &python => {
+            let mut c = lifeline.command(&exe, interpreter.as_os_str());
+            c.args(["-u", "-m", python::RUNNER_MODULE])
+                .arg(&path)
+                .env("PYTHONPATH", python::python_path(dir));
             c
         }
         Some("sh") => {
@@ -103,14 +128,6 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
     };
     let server = ctx::Server::start(ctx.clone(), &socket_dir(&ctx.resources))
         .map_err(|e| OpError::Failed(format!("cannot open the ctx socket: {e}")))?;
-    let path_env = match std::env::var_os("PATH") {
-        Some(p) => {
-            let mut dirs = vec![bin_dir(&ctx.resources)];
-            dirs.extend(std::env::split_paths(&p));
-            std::env::join_paths(dirs).unwrap_or(p)
-        }
-        None => bin_dir(&ctx.resources).into_os_string(),
-    };
     command
         .current_dir(&ctx.resources)
         .env("PATH", path_env)
@@ -218,7 +235,13 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
     if let Some(message) = outcome.retry {
         return Err(OpError::Retry {
             message,
-            after: None,
+            after: outcome.retry_after,
+        });
+    }
+    if let Some((message, after)) = outcome.recoverable {
+        return Err(match after {
+            Some(after) => OpError::Recoverable { message, after },
+            None => OpError::Failed(message),
         });
     }
     match status {

@@ -111,6 +111,10 @@ pub(crate) fn mask(e: OpError, secrets: &Secrets) -> OpError {
             message: secrets.mask(&message),
             after,
         },
+        OpError::Recoverable { message, after } => OpError::Recoverable {
+            message: secrets.mask(&message),
+            after,
+        },
     }
 }
 
