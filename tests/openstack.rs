@@ -200,7 +200,11 @@ fn deploy_and_undeploy_a_server_with_key_pair_security_group_and_floating_ip() {
     assert_eq!(body["metadata"], json!({ "role": "web" }));
     let polls = requests
         .iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with(server["id"].as_str().unwrap()))
+        .filter(|r| {
+            r.method == "GET"
+                && r.path
+                    .ends_with(&format!("/servers/{}", server["id"].as_str().unwrap()))
+        })
         .count();
     assert_eq!(polls, 4, "BUILD for three reads, then ACTIVE");
     let auths = requests
@@ -259,6 +263,7 @@ const DEA: &str = "inputs:
   ssh_user: { type: string }
   ssh_key: { type: string }
   out: { type: string }
+  known_hosts: { type: string }
 node_templates:
   dea_vm:
     type: cloudify.nodes.openstack.Server
@@ -282,7 +287,7 @@ node_templates:
             user: { get_input: ssh_user }
             key: { get_input: ssh_key }
             accept_new_host_keys: true
-            known_hosts_file: known_hosts
+            known_hosts_file: { get_input: known_hosts }
             command: { concat: ['mkdir -p ', { get_input: out }, ' && echo attached > ', { get_input: out }, '/', { get_attribute: [dea_vm, id] }] }
         delete:
           implementation: ssh.run
@@ -291,7 +296,8 @@ node_templates:
             port: { get_input: ssh_port }
             user: { get_input: ssh_user }
             key: { get_input: ssh_key }
-            known_hosts_file: known_hosts
+            accept_new_host_keys: true
+            known_hosts_file: { get_input: known_hosts }
             command: { concat: ['rm -f ', { get_input: out }, '/', { get_attribute: [dea_vm, id] }] }
     relationships:
       - { type: cloudify.relationships.contained_in, target: dea_vm }
@@ -318,7 +324,8 @@ fn scale_a_server_tier_and_run_a_script_on_each_server_over_ssh() {
         &os,
         json!({ "ssh_port": sshd.port, "ssh_user": sshd.user,
                 "ssh_key": sshd.client_key("ed25519").private_text(),
-                "out": out.display().to_string() }),
+                "out": out.display().to_string(),
+                "known_hosts": sb.dir.join("known_hosts").display().to_string() }),
     );
     run.ok(&["deploy", "blueprint.yaml", "-d", "paas", "-i", &inputs]);
     let attached = || std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
@@ -368,7 +375,13 @@ fn an_expired_token_is_renewed_once_and_the_request_sent_again() {
     let requests = os.requests();
     let refused = requests.iter().filter(|r| r.status == 401).count();
     assert!(refused >= 1, "some request met an expired token");
-    assert_eq!(os.tokens_issued(), 1 + refused, "one new token per 401");
+    // Operations running at once may meet the same expired token: one new token at most per
+    // refusal, and never one per request.
+    assert!(
+        os.tokens_issued() >= 2 && os.tokens_issued() <= 1 + refused,
+        "{} tokens for {refused} refusals",
+        os.tokens_issued()
+    );
     // Every refused request was sent again and answered.
     for (i, r) in requests.iter().enumerate().filter(|(_, r)| r.status == 401) {
         let again = requests[i + 1..]

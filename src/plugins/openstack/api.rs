@@ -187,9 +187,17 @@ impl Session {
         let token = match keystone::cached(&self.config) {
             Some(t) => t,
             None => {
-                let t = Arc::new(keystone::authenticate(self).await?);
-                keystone::keep(&self.config, t.clone());
-                t
+                // Operations that start together (or meet the same expired token) wait for
+                // one authentication instead of each asking for a token.
+                let _one_at_a_time = keystone::authenticating().lock().await;
+                match keystone::cached(&self.config) {
+                    Some(t) => t,
+                    None => {
+                        let t = Arc::new(keystone::authenticate(self).await?);
+                        keystone::keep(&self.config, t.clone());
+                        t
+                    }
+                }
             }
         };
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
@@ -199,20 +207,6 @@ impl Session {
     fn drop_token(&self, token: &Arc<Token>) {
         keystone::forget(&self.config, token);
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// The base URL of a service (Neutron's with its `/v2.0`).
-    pub async fn endpoint(&self, service: Service) -> Result<String, OsError> {
-        let token = self.token().await?;
-        let url = token.endpoint(
-            service.catalog_type(),
-            self.config.region.as_deref(),
-            &self.config.interface,
-        )?;
-        Ok(match service {
-            Service::Network if !url.ends_with("/v2.0") => format!("{url}/v2.0"),
-            _ => url,
-        })
     }
 
     /// `POST` to Keystone without a token, with the retries of [`Session::call`].

@@ -254,6 +254,12 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
     )
 }
 
+/// Held while a token is asked for, so that concurrent operations share one.
+pub fn authenticating() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    &LOCK
+}
+
 type Cache = Mutex<HashMap<ClientConfig, Arc<Token>>>;
 
 fn cache() -> &'static Cache {
