@@ -534,3 +534,22 @@ fn adopt_an_existing_server_by_name_with_an_application_credential() {
     assert_eq!(os.servers().len(), 1, "an adopted server is left alone");
     assert!(!os.requests().iter().any(|r| r.method == "DELETE"));
 }
+
+/// The example of the seed scenario validates with the plugin's types.
+#[test]
+fn the_openstack_paas_example_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args(["validate", "blueprints/openstack-paas/blueprint.yaml"])
+        .args([
+            "-i",
+            "image_id=stackato-img",
+            "-i",
+            "public_key=ssh-ed25519 AAAA test",
+        ])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("7 nodes"));
+}

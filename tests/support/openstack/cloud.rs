@@ -485,10 +485,10 @@ impl Cloud {
                 );
             }
         }
-        if let Some(key) = server.get("key_name").and_then(Json::as_str) {
-            if !self.keypairs.contains_key(key) {
-                return nova_fault(400, "Invalid key_name provided.");
-            }
+        if let Some(key) = server.get("key_name").and_then(Json::as_str)
+            && !self.keypairs.contains_key(key)
+        {
+            return nova_fault(400, "Invalid key_name provided.");
         }
         if let Some(data) = server.get("user_data") {
             let valid = data.as_str().is_some_and(|d| {
@@ -522,10 +522,10 @@ impl Cloud {
                 }
             }
         }
-        if let Some(group) = body.and_then(|b| b.pointer("/os:scheduler_hints/group")) {
-            if !group.is_string() {
-                return nova_fault(400, "Invalid input for field/attribute group.");
-            }
+        if let Some(group) = body.and_then(|b| b.pointer("/os:scheduler_hints/group"))
+            && !group.is_string()
+        {
+            return nova_fault(400, "Invalid input for field/attribute group.");
         }
         // Networks: each a network uuid (a new port on it) or a port that is not in use.
         let mut plan: Vec<(Option<String>, Option<String>)> = Vec::new(); // (network, port)
@@ -856,9 +856,11 @@ impl Cloud {
                         query.iter().filter(|(k, _)| k != "fields").all(|(k, v)| {
                             match &r[k.as_str()] {
                                 Json::String(s) => s == v,
-                                Json::Bool(b) => b.to_string() == *v,
+                                Json::Bool(b) => *v == if *b { "true" } else { "false" },
                                 Json::Null => v.is_empty(),
-                                other => other.to_string() == *v,
+                                other => {
+                                    serde_json::from_str::<Json>(v).ok().as_ref() == Some(other)
+                                }
                             }
                         })
                     })
@@ -1003,10 +1005,10 @@ impl Cloud {
         s.entry("ip_version").or_insert(json!(4));
         s.entry("enable_dhcp").or_insert(json!(true));
         let s = Json::Object(s);
-        if let Some(n) = self.find_mut("networks", &net) {
-            if let Some(list) = n["subnets"].as_array_mut() {
-                list.push(s["id"].clone());
-            }
+        if let Some(n) = self.find_mut("networks", &net)
+            && let Some(list) = n["subnets"].as_array_mut()
+        {
+            list.push(s["id"].clone());
         }
         self.insert("subnets", s.clone());
         Ok(s)
@@ -1152,10 +1154,10 @@ impl Cloud {
         }
         let r = Json::Object(r);
         self.insert("security-group-rules", r.clone());
-        if let Some(g) = self.find_mut("security-groups", &group) {
-            if let Some(list) = g["security_group_rules"].as_array_mut() {
-                list.push(r.clone());
-            }
+        if let Some(g) = self.find_mut("security-groups", &group)
+            && let Some(list) = g["security_group_rules"].as_array_mut()
+        {
+            list.push(r.clone());
         }
         Ok(r)
     }

@@ -53,6 +53,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
+#[allow(unused_imports)] // the tests' and the benchmark's, not every includer's
 pub use cloud::IMAGE;
 use cloud::{Answer, Cloud};
 
