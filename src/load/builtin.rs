@@ -41,6 +41,11 @@ pub const PLUGINS: &[ShippedPlugin] = &[
         file: "<builtin>/plugins/kubernetes/plugin.yaml",
         yaml: include_str!("../../plugins/kubernetes/plugin.yaml"),
     },
+    ShippedPlugin {
+        name: "openstack",
+        file: "<builtin>/plugins/openstack/plugin.yaml",
+        yaml: include_str!("../../plugins/openstack/plugin.yaml"),
+    },
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.
@@ -122,6 +127,20 @@ mod tests {
             plugin("plugin:cloudify-kubernetes-plugin?version= >=2.13"),
             Some(Ok(ShippedPlugin {
                 name: "kubernetes",
+                ..
+            }))
+        ));
+        assert!(matches!(
+            plugin("plugin:cloudify-openstack-plugin?version= >=3.2"),
+            Some(Ok(ShippedPlugin {
+                name: "openstack",
+                ..
+            }))
+        ));
+        assert!(matches!(
+            plugin("plugin:openstack"),
+            Some(Ok(ShippedPlugin {
+                name: "openstack",
                 ..
             }))
         ));

@@ -4,7 +4,7 @@
 //! instance and (for relationship operations) which side, the evaluated inputs, access to
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
 //! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`,
-//! `kubernetes`, …) to implementations; the engine checks every operation against it before
+//! `kubernetes`, `openstack`, …) to implementations; the engine checks every operation against it before
 //! anything runs.
 //!
 //! An operation reaches the instances its own instance's relationships point to through
@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod guard;
 pub mod kubernetes;
 pub mod noop;
+pub mod openstack;
 pub mod python;
 pub mod script;
 pub mod ssh;
@@ -329,6 +330,10 @@ impl Default for Registry {
         plugins.insert(
             "kubernetes".to_string(),
             Arc::new(kubernetes::KubernetesPlugin),
+        );
+        plugins.insert(
+            "openstack".to_string(),
+            Arc::new(openstack::OpenstackPlugin),
         );
         Registry { plugins }
     }

@@ -1,0 +1,555 @@
+//! The `openstack` plugin against the OpenStack contract server (`tests/support/openstack`:
+//! Keystone v3, Nova and Neutron on loopback HTTP), with the real windlass binary.
+//!
+//! Covered: a server with a key pair, a security group (with rules) and a floating IP deployed
+//! and undeployed, every resource checked in the cloud after each step; `windlass scale` of a
+//! server tier +2 and -2, with a script run over SSH on each new server (its address is
+//! 127.0.0.1, where a real sshd listens); a token that expires mid-install (401, one new
+//! token, the same request again); 503 answers retried; a server ending in ERROR failing with
+//! Nova's fault message; the undeploy of a server someone deleted already; adoption of an
+//! existing server by name with application-credential auth. No output of any command, and no
+//! event, holds the password.
+
+#[path = "support/sshd.rs"]
+mod sshd;
+
+mod common;
+mod support;
+
+use std::process::Output;
+
+use common::{Sandbox, stderr};
+use serde_json::{Value as Json, json};
+use support::openstack::{IMAGE, OpenStack, Options};
+
+const HEADER: &str = "tosca_definitions_version: cloudify_dsl_1_4
+imports:
+  - cloudify/types/types.yaml
+  - plugin:cloudify-openstack-plugin?version= >=3.2
+inputs:
+  client_config: {}
+";
+
+/// Every command's output, checked for the password as it is collected.
+struct Run<'a> {
+    sb: &'a Sandbox,
+    secret: String,
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl Run<'_> {
+    fn new<'a>(sb: &'a Sandbox, os: &OpenStack) -> Run<'a> {
+        Run {
+            sb,
+            secret: os.options().password.clone(),
+            seen: Default::default(),
+        }
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        let out = self.sb.run(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains(&self.secret),
+            "the password leaked into `windlass {}`:\n{text}",
+            args.join(" ")
+        );
+        self.seen.borrow_mut().push(text);
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "windlass {}: {}",
+            args.join(" "),
+            stderr(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            !out.status.success(),
+            "windlass {} succeeded",
+            args.join(" ")
+        );
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out))
+    }
+
+    /// Events and instances of the deployment, checked for the password too.
+    fn inspect(&self, id: &str) -> (String, Vec<Json>) {
+        let events = self.ok(&["events", id, "--json"]);
+        let instances: Json = serde_json::from_str(&self.ok(&["instances", id, "--json"])).unwrap();
+        (events, instances.as_array().cloned().unwrap_or_default())
+    }
+}
+
+fn inputs(os: &OpenStack, extra: Json) -> String {
+    let mut i = json!({ "client_config": os.client_config() });
+    if let (Some(m), Json::Object(e)) = (i.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    i.to_string()
+}
+
+fn instance<'a>(instances: &'a [Json], node: &str) -> &'a Json {
+    instances
+        .iter()
+        .find(|i| i["node_id"] == node)
+        .unwrap_or_else(|| panic!("no instance of {node}"))
+}
+
+const WEB: &str = "node_templates:
+  key:
+    type: cloudify.nodes.openstack.KeyPair
+    properties:
+      client_config: { get_input: client_config }
+      resource_config:
+        name: web-key
+        public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb7yFjzZhXbRlq3Df1b test@windlass
+  web_sg:
+    type: cloudify.nodes.openstack.SecurityGroup
+    properties:
+      client_config: { get_input: client_config }
+      resource_config: { name: web, description: web servers }
+      security_group_rules:
+        - { protocol: tcp, port_range_min: 22, port_range_max: 22, remote_ip_prefix: 0.0.0.0/0 }
+        - { protocol: tcp, port_range_min: 80, port_range_max: 80, remote_ip_prefix: 0.0.0.0/0 }
+  ip:
+    type: cloudify.nodes.openstack.FloatingIP
+    properties:
+      client_config: { get_input: client_config }
+      resource_config: { floating_network_name: public }
+  web:
+    type: cloudify.nodes.openstack.Server
+    properties:
+      client_config: { get_input: client_config }
+      agent_config: { install_method: none }
+      resource_config:
+        name: web
+        image_id: IMAGE
+        flavor_id: '2'
+        user_data: '#cloud-config'
+        metadata: { role: web }
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        create: { inputs: { poll_interval: 0.05 } }
+        delete: { inputs: { poll_interval: 0.05 } }
+    relationships:
+      - { type: cloudify.relationships.openstack.server_connected_to_keypair, target: key }
+      - { type: cloudify.relationships.openstack.server_connected_to_security_group, target: web_sg }
+      - { type: cloudify.relationships.openstack.server_connected_to_floating_ip, target: ip }
+outputs:
+  address: { value: { get_attribute: [web, public_ip_address] } }
+";
+
+fn web_blueprint() -> String {
+    format!("{HEADER}{}", WEB.replace("IMAGE", IMAGE))
+}
+
+#[test]
+fn deploy_and_undeploy_a_server_with_key_pair_security_group_and_floating_ip() {
+    let os = OpenStack::start(Options::default());
+    let sb = Sandbox::new("openstack-web");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &web_blueprint());
+    let inputs = inputs(&os, json!({}));
+    run.ok(&["deploy", "blueprint.yaml", "-d", "web", "-i", &inputs]);
+
+    let servers = os.servers();
+    assert_eq!(servers.len(), 1, "{servers:#?}");
+    let server = &servers[0];
+    assert_eq!(server["status"], "ACTIVE");
+    assert_eq!(server["key_name"], "web-key");
+    assert_eq!(server["security_groups"], json!([{ "name": "web" }]));
+    let fips = os.neutron("floatingips");
+    assert_eq!(fips.len(), 1);
+    let fip = &fips[0];
+    assert!(
+        fip["port_id"].is_string(),
+        "the floating IP is associated: {fip}"
+    );
+    let groups = os.neutron("security-groups");
+    assert_eq!(groups.len(), 1);
+    let rules = os.neutron("security-group-rules");
+    assert_eq!(
+        rules.len(),
+        4,
+        "two default egress rules and the two written: {rules:#?}"
+    );
+    assert_eq!(os.keypairs(), ["web-key"]);
+
+    // What was sent: the server from resource_config and the relationships, user_data in base64.
+    let requests = os.requests();
+    let create = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/servers"))
+        .expect("a server create");
+    assert_eq!(create.status, 202);
+    let body = &create.body.as_ref().unwrap()["server"];
+    assert_eq!(body["flavorRef"], "2");
+    assert_eq!(body["imageRef"], IMAGE);
+    assert_eq!(body["user_data"], "I2Nsb3VkLWNvbmZpZw==");
+    assert_eq!(body["metadata"], json!({ "role": "web" }));
+    let polls = requests
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path
+                    .ends_with(&format!("/servers/{}", server["id"].as_str().unwrap()))
+        })
+        .count();
+    assert_eq!(polls, 4, "BUILD for three reads, then ACTIVE");
+    let auths = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/auth/tokens"))
+        .count();
+    assert_eq!(auths, 1, "one token for the whole install");
+
+    let (events, instances) = run.inspect("web");
+    let web = instance(&instances, "web");
+    let rp = &web["runtime_properties"];
+    assert_eq!(rp["id"], server["id"]);
+    assert_eq!(rp["type"], "server");
+    assert!(rp["ip"].as_str().unwrap().starts_with("10.0."), "{rp}");
+    assert_eq!(rp["ip"], rp["ipv4_address"]);
+    assert_eq!(rp["public_ip_address"], fip["floating_ip_address"]);
+    assert_eq!(rp["networks"]["private"][0], rp["ip"]);
+    assert!(events.contains("is ACTIVE"), "{events}");
+    let outputs = run.ok(&["outputs", "web", "--json"]);
+    assert!(
+        outputs.contains(fip["floating_ip_address"].as_str().unwrap()),
+        "{outputs}"
+    );
+
+    run.ok(&["undeploy", "web"]);
+    assert!(os.servers().is_empty(), "{:#?}", os.servers());
+    assert!(os.neutron("floatingips").is_empty());
+    assert!(os.neutron("security-groups").is_empty());
+    assert!(os.keypairs().is_empty());
+    let requests = os.requests();
+    let unlink = requests
+        .iter()
+        .position(|r| {
+            r.method == "PUT"
+                && r.path.contains("/floatingips/")
+                && r.body
+                    .as_ref()
+                    .is_some_and(|b| b["floatingip"]["port_id"].is_null())
+        })
+        .expect("the floating IP disassociated");
+    let delete = requests
+        .iter()
+        .position(|r| r.method == "DELETE" && r.path.contains("/servers/"))
+        .expect("the server deleted");
+    assert!(unlink < delete, "unlink runs before the server goes");
+    assert!(
+        requests
+            .iter()
+            .all(|r| !format!("{:?}", r.body).contains(&os.options().password))
+    );
+}
+
+const DEA: &str = "inputs:
+  client_config: {}
+  ssh_port: { type: integer }
+  ssh_user: { type: string }
+  ssh_key: { type: string }
+  out: { type: string }
+  known_hosts: { type: string }
+node_templates:
+  dea_vm:
+    type: cloudify.nodes.openstack.Server
+    properties:
+      client_config: { get_input: client_config }
+      agent_config: { install_method: none }
+      resource_config: { image_id: IMAGE, flavor_id: '1' }
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        create: { inputs: { poll_interval: 0.05 } }
+        delete: { inputs: { poll_interval: 0.05 } }
+  dea:
+    type: cloudify.nodes.SoftwareComponent
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        configure:
+          implementation: ssh.run
+          inputs:
+            host: { get_attribute: [dea_vm, ip] }
+            port: { get_input: ssh_port }
+            user: { get_input: ssh_user }
+            key: { get_input: ssh_key }
+            accept_new_host_keys: true
+            known_hosts_file: { get_input: known_hosts }
+            command: { concat: ['mkdir -p ', { get_input: out }, ' && echo attached > ', { get_input: out }, '/', { get_attribute: [dea_vm, id] }] }
+        delete:
+          implementation: ssh.run
+          inputs:
+            host: { get_attribute: [dea_vm, ip] }
+            port: { get_input: ssh_port }
+            user: { get_input: ssh_user }
+            key: { get_input: ssh_key }
+            accept_new_host_keys: true
+            known_hosts_file: { get_input: known_hosts }
+            command: { concat: ['rm -f ', { get_input: out }, '/', { get_attribute: [dea_vm, id] }] }
+    relationships:
+      - { type: cloudify.relationships.contained_in, target: dea_vm }
+";
+
+#[test]
+fn scale_a_server_tier_and_run_a_script_on_each_server_over_ssh() {
+    let sshd = sshd::Sshd::start(
+        &std::env::temp_dir().join(format!("windlass-os-sshd-{}", std::process::id())),
+    );
+    let os = OpenStack::start(Options {
+        fixed_ip: Some("127.0.0.1".into()),
+        ..Options::default()
+    });
+    let sb = Sandbox::new("openstack-scale");
+    let run = Run::new(&sb, &os);
+    let header = HEADER.replace("inputs:\n  client_config: {}\n", "  - plugin:ssh\n");
+    sb.file(
+        "blueprint.yaml",
+        &format!("{header}{}", DEA.replace("IMAGE", IMAGE)),
+    );
+    let out = sb.dir.join("attached");
+    let inputs = inputs(
+        &os,
+        json!({ "ssh_port": sshd.port, "ssh_user": sshd.user,
+                "ssh_key": sshd.client_key("ed25519").private_text(),
+                "out": out.display().to_string(),
+                "known_hosts": sb.dir.join("known_hosts").display().to_string() }),
+    );
+    run.ok(&["deploy", "blueprint.yaml", "-d", "paas", "-i", &inputs]);
+    let attached = || std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(os.servers().len(), 1);
+    assert_eq!(attached(), 1, "the script ran on the first server");
+
+    run.ok(&["scale", "paas", "dea_vm", "+2"]);
+    let servers = os.servers();
+    assert_eq!(servers.len(), 3);
+    assert!(servers.iter().all(|s| s["status"] == "ACTIVE"));
+    assert_eq!(attached(), 3, "the script ran on each new server");
+    for s in &servers {
+        let id = s["id"].as_str().unwrap();
+        assert_eq!(std::fs::read_to_string(out.join(id)).unwrap(), "attached\n");
+    }
+
+    run.ok(&["scale", "paas", "dea_vm", "-2"]);
+    assert_eq!(os.servers().len(), 1);
+    assert_eq!(attached(), 1, "delete ran on the removed servers");
+    let (_, instances) = run.inspect("paas");
+    let vm = instance(&instances, "dea_vm");
+    assert_eq!(vm["runtime_properties"]["id"], os.servers()[0]["id"]);
+
+    run.ok(&["undeploy", "paas"]);
+    assert!(os.servers().is_empty());
+    assert_eq!(attached(), 0);
+}
+
+#[test]
+fn an_expired_token_is_renewed_once_and_the_request_sent_again() {
+    // Each token authenticates five requests: the install needs more, so it meets a 401.
+    let os = OpenStack::start(Options {
+        token_uses: Some(5),
+        ..Options::default()
+    });
+    let sb = Sandbox::new("openstack-token");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &web_blueprint());
+    run.ok(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "tok",
+        "-i",
+        &inputs(&os, json!({})),
+    ]);
+    let requests = os.requests();
+    let refused = requests.iter().filter(|r| r.status == 401).count();
+    assert!(refused >= 1, "some request met an expired token");
+    // Operations running at once may meet the same expired token: one new token at most per
+    // refusal, and never one per request.
+    assert!(
+        os.tokens_issued() >= 2 && os.tokens_issued() <= 1 + refused,
+        "{} tokens for {refused} refusals",
+        os.tokens_issued()
+    );
+    // Every refused request was sent again and answered.
+    for (i, r) in requests.iter().enumerate().filter(|(_, r)| r.status == 401) {
+        let again = requests[i + 1..]
+            .iter()
+            .filter(|n| !n.path.ends_with("/auth/tokens"))
+            .find(|n| n.method == r.method && n.path == r.path)
+            .expect("the refused request sent again");
+        assert_ne!(again.status, 401);
+    }
+    assert_eq!(os.servers()[0]["status"], "ACTIVE");
+    run.inspect("tok");
+}
+
+#[test]
+fn service_unavailable_is_retried() {
+    let os = OpenStack::start(Options::default());
+    let sb = Sandbox::new("openstack-503");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &web_blueprint());
+    os.fail_next(2, 503);
+    run.ok(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "busy",
+        "-i",
+        &inputs(&os, json!({})),
+    ]);
+    let statuses: Vec<u16> = os
+        .requests()
+        .iter()
+        .filter(|r| !r.path.ends_with("/auth/tokens"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(&statuses[..2], &[503, 503], "{statuses:?}");
+    assert!(statuses[2..].iter().all(|s| *s < 300), "{statuses:?}");
+    assert_eq!(os.servers().len(), 1);
+    os.fail_next(1, 500);
+    run.ok(&["undeploy", "busy"]);
+    assert!(os.servers().is_empty());
+}
+
+#[test]
+fn a_server_in_error_fails_with_its_fault_and_is_still_deleted() {
+    let os = OpenStack::start(Options::default());
+    let sb = Sandbox::new("openstack-error");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &web_blueprint());
+    let fault = "No valid host was found. There are not enough hosts available.";
+    os.fail_build("web", fault);
+    let err = run.fails(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "doomed",
+        "-i",
+        &inputs(&os, json!({})),
+    ]);
+    let (events, instances) = run.inspect("doomed");
+    assert!(
+        err.contains(fault) || events.contains(fault),
+        "{err}\n{events}"
+    );
+    let posts = os
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/servers"))
+        .count();
+    assert_eq!(posts, 1, "an ERROR is not retried");
+    let web = instance(&instances, "web");
+    let id = web["runtime_properties"]["id"]
+        .as_str()
+        .expect("the id was recorded");
+    assert_eq!(os.servers()[0]["id"], id);
+    assert_eq!(os.servers()[0]["status"], "ERROR");
+
+    run.ok(&["undeploy", "doomed"]);
+    assert!(os.servers().is_empty(), "the failed server was deleted");
+}
+
+#[test]
+fn undeploy_succeeds_when_the_server_is_already_gone() {
+    let os = OpenStack::start(Options::default());
+    let sb = Sandbox::new("openstack-gone");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &web_blueprint());
+    run.ok(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "gone",
+        "-i",
+        &inputs(&os, json!({})),
+    ]);
+    let id = os.servers()[0]["id"].as_str().unwrap().to_string();
+    os.vanish(&id);
+    run.ok(&["undeploy", "gone"]);
+    let delete = os
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "DELETE" && r.path.ends_with(&id))
+        .expect("a delete of the server");
+    assert_eq!(delete.status, 404);
+    assert!(os.neutron("floatingips").is_empty());
+}
+
+#[test]
+fn adopt_an_existing_server_by_name_with_an_application_credential() {
+    let os = OpenStack::start(Options {
+        application_credential: Some(("appcred-7f3a".into(), "app-S3cret-value".into())),
+        ..Options::default()
+    });
+    let existing = os.seed_server("legacy");
+    let sb = Sandbox::new("openstack-adopt");
+    let run = Run {
+        secret: "app-S3cret-value".into(),
+        ..Run::new(&sb, &os)
+    };
+    sb.file(
+        "blueprint.yaml",
+        &format!(
+            "{HEADER}node_templates:
+  legacy:
+    type: cloudify.nodes.openstack.Server
+    properties:
+      client_config: {{ get_input: client_config }}
+      agent_config: {{ install_method: none }}
+      use_external_resource: true
+      resource_config: {{ name: legacy }}
+"
+        ),
+    );
+    let config = json!({ "client_config": {
+        "auth_url": os.auth_url(), "region_name": "RegionOne",
+        "application_credential_id": "appcred-7f3a",
+        "application_credential_secret": "app-S3cret-value" } });
+    run.ok(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "adopt",
+        "-i",
+        &config.to_string(),
+    ]);
+    let (_, instances) = run.inspect("adopt");
+    let legacy = instance(&instances, "legacy");
+    assert_eq!(legacy["runtime_properties"]["id"], existing);
+    assert_eq!(legacy["runtime_properties"]["external_resource"], true);
+    run.ok(&["undeploy", "adopt"]);
+    assert_eq!(os.servers().len(), 1, "an adopted server is left alone");
+    assert!(!os.requests().iter().any(|r| r.method == "DELETE"));
+}
+
+/// The example of the seed scenario validates with the plugin's types.
+#[test]
+fn the_openstack_paas_example_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args(["validate", "blueprints/openstack-paas/blueprint.yaml"])
+        .args([
+            "-i",
+            "image_id=stackato-img",
+            "-i",
+            "public_key=ssh-ed25519 AAAA test",
+        ])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("7 nodes"));
+}

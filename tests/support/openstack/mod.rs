@@ -1,0 +1,372 @@
+//! An OpenStack contract server for tests: Keystone v3, Nova (compute v2.1) and Neutron
+//! (networking v2.0) on one loopback port, plain HTTP, under `/identity`, `/compute` and
+//! `/network` as devstack lays them out.
+//!
+//! # What it serves
+//! - Keystone: `POST /identity/v3/auth/tokens` with the password method (user by name and
+//!   domain, project scope by name or id) or the application-credential method (by id): 201,
+//!   the token in `X-Subject-Token`, a body with `expires_at` and a catalog of the three
+//!   services in region `RegionOne` (public and internal interfaces). Wrong credentials: 401
+//!   `{"error": {"code": 401, "title": "Unauthorized", …}}`.
+//! - Nova: `POST /servers` (202, the server in BUILD; flavor, image, key pair, networks,
+//!   ports and security groups checked; its ports created in Neutron), `GET /servers/{id}`,
+//!   `GET /servers/detail` (`name` as a regular expression), `DELETE /servers/{id}` (204),
+//!   `POST /os-keypairs` (200; generated keys carry `private_key`), `GET`/`DELETE
+//!   /os-keypairs/{name}` (200 / 202). Failures are Nova's fault bodies
+//!   (`{"itemNotFound": {"code": 404, "message": …}}`, `badRequest`, `conflictingRequest`).
+//! - Neutron: `networks`, `subnets`, `ports`, `security-groups`, `security-group-rules`,
+//!   `floatingips`: list (filters by field), create (201), show, update (200), delete (204);
+//!   failures are `{"NeutronError": {"type", "message", "detail"}}`. A new security group gets
+//!   its two default egress rules; a group in use by a port cannot be deleted (409).
+//!
+//! Requests without a valid `X-Auth-Token` get 401. Seeded: networks `private` (subnet
+//! 10.0.0.0/24) and `public` (external, floating IPs from 172.24.4.0/24), flavors `1`–`3`,
+//! image [`IMAGE`].
+//!
+//! # How time passes
+//! In reads, never in clocks: a server is in BUILD for `build_polls` reads of it, then ACTIVE
+//! (or ERROR with a `fault`, see [`OpenStack::fail_build`]); a deleted server answers its
+//! last state for `delete_polls` reads, then 404. `latency` delays every answer (for the
+//! benchmark). Tokens expire when the test says so ([`OpenStack::expire_tokens`]).
+//!
+//! # Faults
+//! [`OpenStack::fail_next`] answers the next compute or network requests with 409, 500 or 503;
+//! every request is logged ([`OpenStack::requests`]) with the password replaced.
+//!
+//! Written from the OpenStack API references (identity v3, compute v2.1, networking v2.0),
+//! never shaped after what a client happens to send.
+
+mod cloud;
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request as HttpRequest, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value as Json;
+use tokio::sync::oneshot;
+
+#[allow(unused_imports)] // the tests' and the benchmark's, not every includer's
+pub use cloud::IMAGE;
+use cloud::{Answer, Cloud};
+
+/// How a server starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub username: String,
+    pub password: String,
+    pub project: String,
+    /// An application credential (id, secret) Keystone accepts too.
+    pub application_credential: Option<(String, String)>,
+    /// Reads of a new server that still see it in BUILD.
+    pub build_polls: u32,
+    /// Reads of a deleted server that still see it.
+    pub delete_polls: u32,
+    /// Every server's fixed address (e.g. `127.0.0.1`, so SSH to it reaches a local sshd);
+    /// otherwise 10.0.0.3, 10.0.0.4, …
+    pub fixed_ip: Option<String>,
+    /// Delay of every answer.
+    pub latency: Duration,
+    /// Requests a token authenticates before it expires (a 401 after that); unlimited when
+    /// `None`.
+    pub token_uses: Option<u32>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            username: "demo".into(),
+            password: "s3cret-Pa55word".into(),
+            project: "demo".into(),
+            application_credential: None,
+            build_polls: 3,
+            delete_polls: 1,
+            fixed_ip: None,
+            latency: Duration::ZERO,
+            token_uses: None,
+        }
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The path, with the query string when there is one.
+    pub path: String,
+    /// The JSON body, with any `password` or `secret` value replaced by `"<redacted>"`.
+    pub body: Option<Json>,
+    pub status: u16,
+}
+
+pub(crate) struct Shared {
+    pub cloud: Mutex<Cloud>,
+    pub faults: Mutex<VecDeque<u16>>,
+    pub log: Mutex<Vec<Request>>,
+    pub latency: Duration,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running contract server. Dropping it stops the server.
+pub struct OpenStack {
+    shared: Arc<Shared>,
+    url: String,
+    options: Options,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OpenStack {
+    /// Start a server on `127.0.0.1:0`.
+    ///
+    /// # Panics
+    /// When the machine cannot bind a loopback port or start a thread.
+    pub fn start(options: Options) -> OpenStack {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let shared = Arc::new(Shared {
+            cloud: Mutex::new(Cloud::new(&url, &options)),
+            faults: Mutex::new(VecDeque::new()),
+            log: Mutex::new(Vec::new()),
+            latency: options.latency,
+        });
+        let (shutdown, stop) = oneshot::channel();
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("openstack-contract".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime for the contract server");
+                runtime.block_on(accept(listener, serving, stop));
+            })
+            .expect("start the contract server's thread");
+        OpenStack {
+            shared,
+            url,
+            options,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/identity/v3`.
+    pub fn auth_url(&self) -> String {
+        format!("{}/identity/v3", self.url)
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// A `client_config` mapping for this cloud (password auth).
+    pub fn client_config(&self) -> Json {
+        serde_json::json!({
+            "auth_url": self.auth_url(),
+            "username": self.options.username,
+            "password": self.options.password,
+            "project_name": self.options.project,
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+            "region_name": "RegionOne",
+        })
+    }
+
+    /// Answer the next `n` compute or network requests with `status` (409, 500 or 503).
+    pub fn fail_next(&self, n: usize, status: u16) {
+        lock(&self.shared.faults).extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Make every token issued so far invalid (as when it expires): the next request that
+    /// carries one gets 401.
+    pub fn expire_tokens(&self) {
+        lock(&self.shared.cloud).expire_tokens();
+    }
+
+    /// Tokens issued so far.
+    pub fn tokens_issued(&self) -> usize {
+        lock(&self.shared.cloud).tokens_issued()
+    }
+
+    /// Servers named `name` (created from now on) end their build in ERROR with `message`
+    /// as their fault.
+    pub fn fail_build(&self, name: &str, message: &str) {
+        lock(&self.shared.cloud).fail_build(name, message);
+    }
+
+    /// Remove a server as if someone deleted it outside windlass.
+    pub fn vanish(&self, id: &str) {
+        lock(&self.shared.cloud).vanish(id);
+    }
+
+    /// Create an ACTIVE server without a request (for adoption); returns its id.
+    pub fn seed_server(&self, name: &str) -> String {
+        lock(&self.shared.cloud).seed_server(name)
+    }
+
+    /// The servers that exist (ACTIVE, BUILD, ERROR or being deleted), as `GET` shows them.
+    pub fn servers(&self) -> Vec<Json> {
+        lock(&self.shared.cloud).servers()
+    }
+
+    /// The resources of a Neutron kind (`floatingips`, `security-groups`, `ports`, …).
+    pub fn neutron(&self, kind: &str) -> Vec<Json> {
+        lock(&self.shared.cloud).neutron(kind)
+    }
+
+    /// Key pair names.
+    pub fn keypairs(&self) -> Vec<String> {
+        lock(&self.shared.cloud).keypairs()
+    }
+
+    /// The id of the external network `public`.
+    pub fn public_network(&self) -> String {
+        lock(&self.shared.cloud).public_network()
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.shared.log).clone()
+    }
+}
+
+impl Drop for OpenStack {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn accept(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |r| serve(shared.clone(), r));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    request: HttpRequest<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let token = parts
+        .headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let body: Option<Json> = if bytes.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&bytes).ok()
+    };
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    if !shared.latency.is_zero() {
+        tokio::time::sleep(shared.latency).await;
+    }
+    let is_service = path.starts_with("/compute/") || path.starts_with("/network/");
+    let injected = if is_service {
+        lock(&shared.faults).pop_front()
+    } else {
+        None
+    };
+    let answer = match injected {
+        Some(code) => cloud::injected(&path, code),
+        None => lock(&shared.cloud).handle(
+            parts.method.as_str(),
+            &path,
+            &query,
+            token.as_deref(),
+            body.as_ref(),
+        ),
+    };
+    let Answer {
+        status,
+        body: reply,
+        headers,
+    } = answer;
+    lock(&shared.log).push(Request {
+        method: parts.method.to_string(),
+        path: if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        },
+        body: body.map(redact),
+        status,
+    });
+    let mut response = Response::builder().status(status);
+    for (k, v) in headers {
+        response = response.header(k, v);
+    }
+    let bytes = match reply {
+        Some(j) => {
+            response = response.header("content-type", "application/json");
+            Bytes::from(j.to_string())
+        }
+        None => Bytes::new(),
+    };
+    Ok(response.body(Full::new(bytes)).expect("a valid response"))
+}
+
+/// The body with credentials replaced, for the log.
+fn redact(mut body: Json) -> Json {
+    fn walk(v: &mut Json) {
+        match v {
+            Json::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    if k == "password" || k == "secret" {
+                        *v = Json::String("<redacted>".into());
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            Json::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut body);
+    body
+}
