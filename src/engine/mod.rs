@@ -28,6 +28,7 @@ pub mod events;
 pub mod graph;
 pub mod heal;
 pub mod ignore;
+pub mod lifecycle;
 pub mod orphans;
 pub mod rules;
 pub mod scale;
@@ -343,6 +344,16 @@ async fn start_loaded(
             scale::plan_scale(&dep, &target, scale::Amount::Relative(delta))?;
         }
     }
+    if lifecycle::KINDS.contains(&kind) {
+        // Filters that name nothing are refused before an execution exists.
+        let ids: Vec<String> = store
+            .instances(id)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        lifecycle::check_filters(&dep, &ids, &params)?;
+    }
     let execution = store
         .start_execution(id, workflow, &Json::Object(params), then_delete)
         .await?;
@@ -592,6 +603,13 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
         ("default_workflows", "execute_operation") => Ok("execute_operation"),
         ("default_workflows", "scale" | "scale_entity") => Ok("scale"),
         ("default_workflows", "auto_heal_reinstall_node_subgraph" | "heal") => Ok("heal"),
+        ("default_workflows", "start") => Ok("start"),
+        ("default_workflows", "stop") => Ok("stop"),
+        ("default_workflows", "restart") => Ok("restart"),
+        ("default_workflows", "reinstall") => Ok("reinstall"),
+        ("default_workflows", "update") => Err(EngineError::Workflow(format!(
+            "workflow `{workflow}` (Cloudify's deployment update) is not something windlass does: a deployment keeps the blueprint and inputs it was created with. To change them, `windlass undeploy ID` then `windlass deploy BLUEPRINT -d ID -i …`; to change how many instances a node has, `windlass scale ID NODE AMOUNT`; to redo some instances, `windlass run ID reinstall -p node_ids=…`"
+        ))),
         ("script", _) => Ok("script"),
         _ if Registry::default()
             .get(plugin)
@@ -600,7 +618,7 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
             Ok("plugin")
         }
         _ => Err(EngineError::Workflow(format!(
-            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, execute_operation, scale and heal)"
+            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, reinstall, start, stop, restart, execute_operation, scale and heal)"
         ))),
     }
 }
@@ -668,6 +686,9 @@ async fn execute(
     let ended = match kind {
         "scale" => scale::run(store, &mut dep, &params, &session, done).await,
         "heal" => heal::run(&dep, &params, &session, done).await,
+        "start" | "stop" | "restart" | "reinstall" => {
+            lifecycle::run(kind, &dep, &params, &session, done).await
+        }
         "script" => script_workflow(&dep, &execution, &params, &session).await,
         "plugin" => plugin_workflow(&dep, &execution, params.clone(), &session, done).await,
         _ => {
