@@ -101,20 +101,34 @@ fn stop_and_start_run_their_operation_in_dependency_order_and_keep_states() {
     sb.ok(&["run", "d", "stop"]);
     let log = sb.log();
     assert_eq!(log.len(), 5, "one stop per instance: {log:#?}");
-    assert!(log.iter().all(|l| l.ends_with("lifecycle.stop")), "{log:#?}");
+    assert!(
+        log.iter().all(|l| l.ends_with("lifecycle.stop")),
+        "{log:#?}"
+    );
     // As Cloudify orders them: an instance after the instances it has relationships to.
     for app in &apps {
         assert!(at(&log, &db[0], "stop") < at(&log, app, "stop"), "{log:#?}");
     }
-    assert!(hosts.iter().all(|h| log.iter().any(|l| l.starts_with(h.as_str()))));
+    assert!(
+        hosts
+            .iter()
+            .all(|h| log.iter().any(|l| l.starts_with(h.as_str())))
+    );
     // Cloudify's stop changes no state.
-    assert!(states(&sb).iter().all(|s| s == "started"), "{:?}", states(&sb));
+    assert!(
+        states(&sb).iter().all(|s| s == "started"),
+        "{:?}",
+        states(&sb)
+    );
 
     sb.clear_log();
     sb.ok(&["run", "d", "start", "-p", r#"{"node_ids": ["app"]}"#]);
     let log = sb.log();
     assert_eq!(log.len(), apps.len(), "{log:#?}");
-    assert!(log.iter().all(|l| l.starts_with("app_") && l.ends_with("lifecycle.start")));
+    assert!(
+        log.iter()
+            .all(|l| l.starts_with("app_") && l.ends_with("lifecycle.start"))
+    );
 
     sb.clear_log();
     let one = &hosts[1];
@@ -125,12 +139,19 @@ fn stop_and_start_run_their_operation_in_dependency_order_and_keep_states() {
         "-p",
         &format!(r#"{{"node_instance_ids": ["{one}"]}}"#),
     ]);
-    assert_eq!(sb.log(), vec![format!("{one} cloudify.interfaces.lifecycle.stop")]);
+    assert_eq!(
+        sb.log(),
+        vec![format!("{one} cloudify.interfaces.lifecycle.stop")]
+    );
 
     // `web` is app's type; `base` is everyone's.
     sb.clear_log();
     sb.ok(&["run", "d", "start", "-p", r#"{"type_names": ["web"]}"#]);
-    assert!(sb.log().iter().all(|l| l.starts_with("app_")), "{:#?}", sb.log());
+    assert!(
+        sb.log().iter().all(|l| l.starts_with("app_")),
+        "{:#?}",
+        sb.log()
+    );
     assert_eq!(sb.log().len(), apps.len());
     sb.clear_log();
     sb.ok(&["run", "d", "start", "-p", r#"{"type_names": ["base"]}"#]);
@@ -163,7 +184,11 @@ fn a_failed_restart_resumes_without_stopping_twice() {
     let log = sb.log();
     assert_eq!(stops(&log), 0, "stops were done: {log:#?}");
     // The apps' starts failed and run now; what started before is not started again.
-    assert!(log.iter().all(|l| l.starts_with("app_") && l.ends_with("lifecycle.start")), "{log:#?}");
+    assert!(
+        log.iter()
+            .all(|l| l.starts_with("app_") && l.ends_with("lifecycle.start")),
+        "{log:#?}"
+    );
     assert_eq!(log.len(), 2, "{log:#?}");
 }
 
@@ -191,7 +216,10 @@ fn reinstall_redoes_the_chosen_instances_and_relinks_their_sources() {
     assert_eq!(mine, order, "{log:#?}");
     for app in &apps {
         assert!(at(&log, app, "unlink") < at(&log, db, "delete"), "{log:#?}");
-        assert!(at(&log, db, "lifecycle.start") < at(&log, app, "establish"), "{log:#?}");
+        assert!(
+            at(&log, db, "lifecycle.start") < at(&log, app, "establish"),
+            "{log:#?}"
+        );
     }
     assert!(!log.iter().any(|l| l.starts_with("host_")), "{log:#?}");
     assert!(states(&sb).iter().all(|s| s == "started"));
@@ -206,10 +234,22 @@ fn filters_that_name_nothing_and_update_are_refused_before_anything_runs() {
         err.contains("node_ids") && err.contains("`ap`") && err.contains("did you mean `app`"),
         "{err}"
     );
-    let err = sb.err(&["run", "d", "restart", "-p", r#"{"node_instance_ids": ["db_zzzzzz"]}"#]);
-    assert!(err.contains("node_instance_ids") && err.contains("db_zzzzzz"), "{err}");
+    let err = sb.err(&[
+        "run",
+        "d",
+        "restart",
+        "-p",
+        r#"{"node_instance_ids": ["db_zzzzzz"]}"#,
+    ]);
+    assert!(
+        err.contains("node_instance_ids") && err.contains("db_zzzzzz"),
+        "{err}"
+    );
     let err = sb.err(&["run", "d", "reinstall", "-p", r#"{"type_names": ["webb"]}"#]);
-    assert!(err.contains("type_names") && err.contains("did you mean `web`"), "{err}");
+    assert!(
+        err.contains("type_names") && err.contains("did you mean `web`"),
+        "{err}"
+    );
     let err = sb.err(&["run", "d", "update"]);
     assert!(err.contains("undeploy") && err.contains("scale"), "{err}");
     assert_eq!(executions(&sb), before, "nothing was recorded");

@@ -29,6 +29,7 @@ pub mod graph;
 pub mod heal;
 pub mod ignore;
 pub mod lifecycle;
+pub mod lookups;
 pub mod orphans;
 pub mod rules;
 pub mod scale;
@@ -134,6 +135,7 @@ pub async fn create_deployment_as(
     given: &GivenInputs,
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
+    lookups::check_inputs(store, &bp.compiled).await?;
     let registry = Registry::default();
     check_plugins(&bp.compiled, &registry)?;
     let root = blueprint_path
@@ -331,6 +333,7 @@ async fn start_loaded(
         allow_custom_parameters,
     )?;
     let kind = builtin(workflow, &declared.plugin, &declared.operation)?;
+    lookups::check_parameters(store, &dep, &declared.parameters, &params).await?;
     if !dep.installed && kind != "install" && kind != "uninstall" {
         return Err(not_installed(store, &dep, workflow).await?);
     }
@@ -572,6 +575,19 @@ pub async fn instances_json(store: &Store, id: &str) -> Result<Vec<Json>, Engine
 
 /// Outputs with runtime functions resolved; an unresolvable one shows its error as a string.
 pub async fn outputs(store: &Store, id: &str) -> Result<Map<String, Json>, EngineError> {
+    resolved(store, id, |c| &c.outputs).await
+}
+
+/// Capabilities, resolved as [`outputs`] are (what a `capability_value` names).
+pub async fn capabilities(store: &Store, id: &str) -> Result<Map<String, Json>, EngineError> {
+    resolved(store, id, |c| &c.capabilities).await
+}
+
+async fn resolved(
+    store: &Store,
+    id: &str,
+    pick: impl Fn(&crate::dsl::Compiled) -> &IndexMap<String, Json>,
+) -> Result<Map<String, Json>, EngineError> {
     let dep = store.deployment(id).await?;
     let (recorder, _task) = Recorder::spawn(store.clone(), id, Display::Quiet);
     let instances = state::Instances::new(store.instances(id).await?, recorder, None);
@@ -581,9 +597,7 @@ pub async fn outputs(store: &Store, id: &str) -> Result<Map<String, Json>, Engin
         instances: &instances,
         deployment: id,
     };
-    Ok(dep
-        .compiled
-        .outputs
+    Ok(pick(&dep.compiled)
         .iter()
         .map(|(k, v)| {
             let value = resolver
