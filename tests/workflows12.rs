@@ -255,3 +255,287 @@ fn filters_that_name_nothing_and_update_are_refused_before_anything_runs() {
     assert_eq!(executions(&sb), before, "nothing was recorded");
     assert!(sb.log().is_empty());
 }
+
+// ----- data-based types against a real store ------------------------------------------------
+
+/// The deployment `staging` that the other blueprints' names point into: two `web` instances in
+/// the scaling group `tier`, a `db`, a capability, a label, and a workflow with data-based
+/// parameters.
+const TARGET: &str = r#"tosca_definitions_version: cloudify_dsl_1_5
+imports: [cloudify/types/types.yaml]
+labels:
+  tier: { values: [backend] }
+node_templates:
+  web:
+    type: cloudify.nodes.Root
+    capabilities: { scalable: { properties: { default_instances: 2 } } }
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        start: scripts/ok.sh
+  db:
+    type: cloudify.nodes.Root
+groups:
+  tier: { members: [web] }
+policies:
+  tier_scaling: { type: cloudify.policies.scaling, targets: [tier] }
+capabilities:
+  endpoint: { value: "http://web:80" }
+workflows:
+  probe:
+    mapping: default_workflows.cloudify.plugins.workflows.execute_operation
+    parameters:
+      operation: { type: operation_name, default: cloudify.interfaces.lifecycle.start }
+      node_ids: { type: list, item_type: node_id, default: [] }
+      node_instance_ids: { type: list, item_type: node_instance, default: [] }
+      type_names: { type: list, item_type: node_type, default: [] }
+      group: { type: scaling_group, required: false }
+      other: { type: deployment_id, required: false }
+      key: { type: secret_key, required: false }
+"#;
+
+/// Inputs naming things of `staging` (or of itself, for `here`).
+const CONSUMER: &str = r#"tosca_definitions_version: cloudify_dsl_1_5
+imports: [cloudify/types/types.yaml]
+inputs:
+  env:
+    type: deployment_id
+    constraints:
+      - name_pattern: { starts_with: stag }
+      - labels: [{ tier: backend }]
+  nodes:
+    type: list
+    item_type: node_id
+    default: []
+    constraints: [{ deployment_id: staging }]
+  inst:
+    type: node_instance
+    required: false
+    constraints: [{ deployment_id: staging }]
+  token:
+    type: secret_key
+    required: false
+  source:
+    type: blueprint_id
+    required: false
+    constraints: [{ name_pattern: { equals_to: hello } }]
+  cap:
+    type: capability_value
+    required: false
+    constraints: [{ deployment_id: staging }, { name_pattern: { contains: endpoint } }]
+  here:
+    type: node_id
+    required: false
+node_templates:
+  n:
+    type: cloudify.nodes.Root
+"#;
+
+fn store_with_target(name: &str) -> Sandbox {
+    let sb = Sandbox::new(name);
+    sb.file("scripts/ok.sh", "#!/bin/bash\ntrue\n");
+    sb.file("target.yaml", TARGET);
+    sb.file("consumer.yaml", CONSUMER);
+    sb.file(
+        "plain.yaml",
+        "tosca_definitions_version: cloudify_dsl_1_5\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  n: { type: cloudify.nodes.Root }\n",
+    );
+    sb.ok(&["deploy", "target.yaml", "-d", "staging"]);
+    sb.ok(&["deploy", "plain.yaml", "-d", "stage_plain"]);
+    sb
+}
+
+fn deployment_ids(sb: &Sandbox) -> Vec<String> {
+    sb.json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Deploy the consumer with these inputs; it must be refused with every `expected` fragment in
+/// its message, and leave no deployment behind.
+fn refused_inputs(sb: &Sandbox, inputs: &str, expected: &[&str]) {
+    let before = deployment_ids(sb);
+    let err = sb.err(&["deploy", "consumer.yaml", "-d", "c", "-i", inputs]);
+    for e in expected {
+        assert!(err.contains(e), "{inputs}: `{e}` not in {err}");
+    }
+    assert_eq!(deployment_ids(sb), before, "{inputs}: nothing stored");
+}
+
+#[test]
+fn deployment_inputs_of_data_based_types_are_checked_against_the_store() {
+    let sb = store_with_target("wf12-inputs");
+    let web = sb
+        .instances("staging")
+        .iter()
+        .find(|i| i["node_id"] == "web")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // deployment_id: exists, matches name_pattern, has the labels.
+    refused_inputs(
+        &sb,
+        "env=stagign",
+        &[
+            "input `env`",
+            "no deployment `stagign`",
+            "did you mean `staging`",
+        ],
+    );
+    refused_inputs(
+        &sb,
+        "env=stage_plain",
+        &[
+            "input `env`",
+            "`stage_plain` does not have the label tier: backend",
+        ],
+    );
+    sb.ok(&["deploy", "plain.yaml", "-d", "prod"]);
+    refused_inputs(
+        &sb,
+        "env=prod",
+        &["input `env`", "name_pattern", "starts_with \"stag\""],
+    );
+    // node_id list and node_instance in the deployment the constraint names.
+    refused_inputs(
+        &sb,
+        r#"{"env": "staging", "nodes": ["web", "wbe"]}"#,
+        &[
+            "input `nodes`",
+            "deployment `staging` has no node `wbe`",
+            "did you mean `web`",
+        ],
+    );
+    refused_inputs(
+        &sb,
+        "env=staging;inst=web_zzzzzz",
+        &["input `inst`", "no node instance `web_zzzzzz`"],
+    );
+    // A node_id without deployment_id names a node of the blueprint being deployed.
+    refused_inputs(
+        &sb,
+        "env=staging;here=web",
+        &["input `here`", "this blueprint has no node `web`"],
+    );
+    // secret_key: there is no secret in this store.
+    refused_inputs(
+        &sb,
+        "env=staging;token=db_password",
+        &["input `token`", "no secret `db_password`"],
+    );
+    // blueprint_id: any name, within its name_pattern.
+    refused_inputs(
+        &sb,
+        "env=staging;source=other",
+        &["input `source`", "blueprint `other`"],
+    );
+    // capability_value: the value of a capability whose key matches.
+    refused_inputs(
+        &sb,
+        "env=staging;cap=http://db:80",
+        &["input `cap`", "capability value `http://db:80`"],
+    );
+    // Several problems are all reported.
+    refused_inputs(&sb, "env=stagign;inst=x_1", &["`stagign`", "`x_1`"]);
+
+    let good = format!(
+        r#"{{"env": "staging", "nodes": ["web", "db"], "inst": "{web}", "source": "hello", "cap": "http://web:80", "here": "n"}}"#
+    );
+    sb.ok(&["deploy", "consumer.yaml", "-d", "c", "-i", &good]);
+
+    // With the secret stored (the `secrets` table as the secrets store keeps it), it is accepted.
+    let db = sb.dir.join("state.db");
+    let made = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL); INSERT INTO secrets VALUES ('db_password', x'00', x'00', 'now', 'now');")
+        .status()
+        .expect("sqlite3");
+    assert!(made.success());
+    sb.ok(&[
+        "deploy",
+        "consumer.yaml",
+        "-d",
+        "c2",
+        "-i",
+        "env=staging;token=db_password",
+    ]);
+}
+
+#[test]
+fn workflow_parameters_of_data_based_types_name_things_of_the_deployment() {
+    let sb = store_with_target("wf12-params");
+    let instances = sb.instances("staging");
+    let web = instances.iter().find(|i| i["node_id"] == "web").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = executions_of(&sb, "staging");
+    let refused = |params: &str, expected: &[&str]| {
+        let err = sb.err(&["run", "staging", "probe", "-p", params]);
+        for e in expected {
+            assert!(err.contains(e), "{params}: `{e}` not in {err}");
+        }
+    };
+    refused(
+        r#"{"node_ids": ["wbe"]}"#,
+        &[
+            "parameter `node_ids`",
+            "deployment `staging` has no node `wbe`",
+            "did you mean `web`",
+        ],
+    );
+    refused(
+        r#"{"node_instance_ids": ["web_zzzzzz"]}"#,
+        &[
+            "parameter `node_instance_ids`",
+            "no node instance `web_zzzzzz`",
+        ],
+    );
+    refused(
+        r#"{"type_names": ["cloudify.nodes.Compute"]}"#,
+        &[
+            "parameter `type_names`",
+            "no node type `cloudify.nodes.Compute`",
+        ],
+    );
+    refused(
+        r#"{"group": "db"}"#,
+        &["parameter `group`", "no scaling group `db`", "tier"],
+    );
+    refused(
+        "operation=cloudify.interfaces.lifecycle.strat",
+        &[
+            "parameter `operation`",
+            "did you mean `cloudify.interfaces.lifecycle.start`",
+        ],
+    );
+    refused(
+        "other=nowhere",
+        &["parameter `other`", "no deployment `nowhere`"],
+    );
+    refused("key=k", &["parameter `key`", "no secret `k`"]);
+    assert_eq!(executions_of(&sb, "staging"), before, "nothing recorded");
+
+    let good = format!(
+        r#"{{"node_ids": ["web"], "node_instance_ids": ["{web}"], "type_names": ["cloudify.nodes.Root"], "group": "tier", "other": "stage_plain"}}"#
+    );
+    sb.ok(&["run", "staging", "probe", "-p", &good]);
+    sb.ok(&[
+        "run",
+        "staging",
+        "probe",
+        "-p",
+        "operation=cloudify.interfaces.lifecycle.start",
+    ]);
+    assert_eq!(executions_of(&sb, "staging"), before + 2);
+}
+
+fn executions_of(sb: &Sandbox, id: &str) -> usize {
+    sb.json(&["executions", id, "--json"])
+        .as_array()
+        .unwrap()
+        .len()
+}

@@ -77,7 +77,7 @@ pub(crate) fn check_filters(
         for value in strings(params, key)? {
             if !known.contains(&value.as_str()) {
                 let hint = crate::diag::did_you_mean(&value, known.iter().copied())
-                    .map(|h| format!(": {h}"))
+                    .map(|h| format!(" ({h})"))
                     .unwrap_or_default();
                 problems.push(format!(
                     "parameter `{key}`: deployment `{}` has no {what} `{value}`{hint}",
