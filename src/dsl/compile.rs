@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
 
 use super::compiled::*;
+use super::data_based;
 use super::functions::{Evaluator, Scope};
 use super::inputs::{self, GivenInputs};
 use super::model::*;
@@ -177,6 +178,12 @@ pub fn compile(
         workflows,
         outputs,
         capabilities,
+        input_types: model
+            .inputs
+            .iter()
+            .filter_map(|(k, s)| Some((k.clone(), data_based::Typed::of(s)?)))
+            .collect(),
+        labels: model.labels.clone(),
     }
 }
 
@@ -285,8 +292,26 @@ fn merge_properties(
 }
 
 fn check_declared_types(model: &Model, diags: &mut Diagnostics) {
-    let mut check = |schema: &PropertySchema| {
+    // Inputs and workflow parameters may also have a data-based type (DSL 1.4+).
+    for (name, schema) in &model.inputs {
+        data_based::check_declaration(schema, model.version, Some(name), diags);
+    }
+    for schema in model.workflows.values().flat_map(|w| w.parameters.values()) {
+        data_based::check_declaration(schema, model.version, None, diags);
+    }
+    let mut check = |schema: &PropertySchema, data_based_ok: bool| {
+        for c in schema.constraints.iter().filter(|_| !data_based_ok) {
+            if let Some(name) = data_based::is_data_based_constraint(&c.kind) {
+                diags.push(
+                    Diagnostic::new(c.loc, format!("the `{name}` constraint applies only to inputs and workflow parameters of a data-based type"))
+                        .with_help("data-based types: deployment_id, blueprint_id, node_id, node_type, node_instance, scaling_group, secret_key, capability_value, operation_name"),
+                );
+            }
+        }
         for t in [&schema.ty, &schema.item_type].into_iter().flatten() {
+            if data_based_ok && data_based::Kind::parse(&t.name).is_some() {
+                continue;
+            }
             if !SIMPLE_TYPES.contains(&t.name.as_str()) && !model.data_types.contains_key(&t.name) {
                 let candidates = SIMPLE_TYPES
                     .iter()
@@ -308,23 +333,23 @@ fn check_declared_types(model: &Model, diags: &mut Diagnostics) {
         .node_types
         .values()
         .flat_map(|t| t.properties.values())
-        .for_each(&mut check);
+        .for_each(|s| check(s, false));
     model
         .relationships
         .values()
         .flat_map(|t| t.properties.values())
-        .for_each(&mut check);
+        .for_each(|s| check(s, false));
     model
         .data_types
         .values()
         .flat_map(|t| t.properties.values())
-        .for_each(&mut check);
-    model.inputs.values().for_each(&mut check);
+        .for_each(|s| check(s, false));
+    model.inputs.values().for_each(|s| check(s, true));
     model
         .workflows
         .values()
         .flat_map(|w| w.parameters.values())
-        .for_each(&mut check);
+        .for_each(|s| check(s, true));
 }
 
 struct Ctx<'a> {
@@ -989,6 +1014,7 @@ impl Ctx<'_> {
                             default: s.default.as_ref().map(Node::to_json),
                             description: s.description.clone(),
                             required: s.required && s.default.is_none(),
+                            data_based: data_based::Typed::of(s),
                         },
                     )
                 })

@@ -139,6 +139,10 @@ pub struct Parameter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub required: bool,
+    /// A data-based type (`deployment_id`, `node_id`, …, or a list of one) with its filters:
+    /// values are checked against the store when the workflow starts (`engine::lookups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_based: Option<super::data_based::Typed>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +169,14 @@ pub struct Compiled {
     pub workflows: IndexMap<String, CompiledWorkflow>,
     pub outputs: IndexMap<String, Json>,
     pub capabilities: IndexMap<String, Json>,
+    /// Inputs of a data-based type, checked against the store when the deployment is created
+    /// (`engine::lookups`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub input_types: IndexMap<String, super::data_based::Typed>,
+    /// The blueprint's `labels` (and `blueprint_labels`): what a `labels` constraint of a
+    /// `deployment_id` input or parameter checks a deployment for.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub labels: Map<String, Json>,
 }
 
 impl Compiled {

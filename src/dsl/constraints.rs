@@ -1,7 +1,10 @@
 //! Property and input constraints: reading their definitions and checking values against them.
+//! The data-based ones (`deployment_id`, `name_pattern`, `labels`, `filter_id`, `tenants`)
+//! are read here and checked against the store (`data_based`, `engine::lookups`).
 
 use serde_json::Value as Json;
 
+use super::data_based::{NAME_PATTERN_KEYS, NamePattern};
 use super::model::{Constraint, ConstraintKind};
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::load::yaml::{Node, Value};
@@ -18,6 +21,11 @@ const NAMES: &[&str] = &[
     "min_length",
     "max_length",
     "pattern",
+    "deployment_id",
+    "name_pattern",
+    "labels",
+    "filter_id",
+    "tenants",
 ];
 
 /// Read a `constraints:` list; each entry is a one-key mapping such as `{ max_length: 8 }`.
@@ -109,6 +117,26 @@ fn read_one(item: &Node, diags: &mut Diagnostics) -> Option<Constraint> {
                 }
             }
         }
+        "deployment_id" | "filter_id" => {
+            let Some(text) = arg.as_str().filter(|s| !s.is_empty()) else {
+                diags.error(arg.loc, format!("`{}` takes a name", key.name));
+                return None;
+            };
+            if key.name == "deployment_id" {
+                ConstraintKind::DeploymentId(text.to_string())
+            } else {
+                ConstraintKind::FilterId(text.to_string())
+            }
+        }
+        "name_pattern" => ConstraintKind::NamePattern(name_pattern(arg, diags)?),
+        "labels" => ConstraintKind::Labels(labels(arg, diags)?),
+        "tenants" => match arg.as_seq() {
+            Some(values) => ConstraintKind::Tenants(values.iter().map(Node::to_json).collect()),
+            None => {
+                diags.error(arg.loc, "`tenants` takes a list of tenant names");
+                return None;
+            }
+        },
         other => {
             diags.push(
                 Diagnostic::new(key.loc, format!("unknown constraint `{other}`"))
@@ -118,6 +146,72 @@ fn read_one(item: &Node, diags: &mut Diagnostics) -> Option<Constraint> {
         }
     };
     Some(Constraint { loc: key.loc, kind })
+}
+
+/// `name_pattern: {contains | starts_with | ends_with | equals_to: TEXT, …}`.
+fn name_pattern(arg: &Node, diags: &mut Diagnostics) -> Option<NamePattern> {
+    let Some(entries) = arg.as_map() else {
+        diags.error(
+            arg.loc,
+            "`name_pattern` takes a mapping such as `{ starts_with: web }`",
+        );
+        return None;
+    };
+    let mut p = NamePattern::default();
+    for (k, v) in entries {
+        let Some(text) = v.as_str().map(str::to_string) else {
+            diags.error(v.loc, format!("`{}` takes a string", k.name));
+            return None;
+        };
+        let slot = match k.name.as_str() {
+            "contains" => &mut p.contains,
+            "starts_with" => &mut p.starts_with,
+            "ends_with" => &mut p.ends_with,
+            "equals_to" => &mut p.equals_to,
+            other => {
+                diags.push(
+                    Diagnostic::new(k.loc, format!("unknown `name_pattern` key `{other}`"))
+                        .with_help(
+                            did_you_mean(other, NAME_PATTERN_KEYS.iter().copied()).unwrap_or_else(
+                                || format!("keys are {}", NAME_PATTERN_KEYS.join(", ")),
+                            ),
+                        ),
+                );
+                return None;
+            }
+        };
+        *slot = Some(text);
+    }
+    Some(p)
+}
+
+/// `labels: [{key: value}, …]`.
+fn labels(arg: &Node, diags: &mut Diagnostics) -> Option<Vec<(String, String)>> {
+    let pairs: Option<Vec<(String, String)>> = arg.as_seq().and_then(|items| {
+        items
+            .iter()
+            .map(|item| match item.as_map() {
+                Some([(k, v)]) => Some((k.name.clone(), scalar_text(v)?)),
+                _ => None,
+            })
+            .collect()
+    });
+    if pairs.is_none() {
+        diags.error(
+            arg.loc,
+            "`labels` takes a list of one-key mappings such as `[{ env: prod }]`",
+        );
+    }
+    pairs
+}
+
+fn scalar_text(v: &Node) -> Option<String> {
+    match v.to_json() {
+        Json::String(s) => Some(s),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// Check a value; `Err` describes the first constraint it breaks.
@@ -150,6 +244,12 @@ fn violation(kind: &ConstraintKind, value: &Json) -> Option<String> {
         ConstraintKind::MinLength(l) => len.is_some_and(|n| n >= *l),
         ConstraintKind::MaxLength(l) => len.is_some_and(|n| n <= *l),
         ConstraintKind::Pattern(r) => value.as_str().is_some_and(|s| r.is_match(s)),
+        // Checked against the store (`engine::lookups`), not on the value alone.
+        ConstraintKind::DeploymentId(_)
+        | ConstraintKind::NamePattern(_)
+        | ConstraintKind::Labels(_)
+        | ConstraintKind::FilterId(_)
+        | ConstraintKind::Tenants(_) => true,
     };
     (!ok).then(|| {
         let rule = match kind {
@@ -173,6 +273,11 @@ fn violation(kind: &ConstraintKind, value: &Json) -> Option<String> {
                 let p = r.as_str();
                 format!("must match the pattern `{}`", &p[4..p.len() - 2])
             }
+            ConstraintKind::DeploymentId(_)
+            | ConstraintKind::NamePattern(_)
+            | ConstraintKind::Labels(_)
+            | ConstraintKind::FilterId(_)
+            | ConstraintKind::Tenants(_) => String::new(),
         };
         format!("value {value} {rule}")
     })

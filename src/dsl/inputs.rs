@@ -128,7 +128,19 @@ pub fn parse_as(text: &str, ty: &str) -> Option<Json> {
         },
         "list" | "dict" => serde_json::from_str(text).ok(),
         "string" | "textarea" => Some(Json::String(text.to_string())),
+        _ if super::data_based::Kind::parse(ty).is_some() => Some(Json::String(text.to_string())),
         _ => None,
+    }
+}
+
+/// Check a value against its declaration's constraints; a `list` with an `item_type` has them
+/// checked on each item, as Cloudify does.
+fn constraints_of_value(schema: &PropertySchema, value: &Json) -> Result<(), String> {
+    match (value, schema.ty.as_ref(), &schema.item_type) {
+        (Json::Array(items), Some(t), Some(_)) if t.name == "list" => items
+            .iter()
+            .try_for_each(|item| super::constraints::check(&schema.constraints, item)),
+        _ => super::constraints::check(&schema.constraints, value),
     }
 }
 
@@ -179,7 +191,12 @@ pub fn resolve(
         values::fill_defaults(ty, &mut value, data_types);
         let problem = values::check(schema, &value, data_types)
             .err()
-            .or_else(|| super::constraints::check(&schema.constraints, &value).err());
+            .or_else(|| constraints_of_value(schema, &value).err())
+            .or_else(|| {
+                // A data-based value is a name (checked against the store at deploy time).
+                let typed = super::data_based::Typed::of(schema)?;
+                typed.lookups(name, &value).err()
+            });
         if let Some(why) = problem {
             diags.push(Diagnostic::new(
                 schema.loc,

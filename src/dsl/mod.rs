@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod compiled;
 pub mod constraints;
+pub mod data_based;
 pub mod functions;
 pub mod inputs;
 pub mod model;

@@ -46,6 +46,12 @@ pub enum ConstraintKind {
     MinLength(usize),
     MaxLength(usize),
     Pattern(regex::Regex),
+    /// Data-based constraints (`super::data_based`): checked against the store, not the value.
+    DeploymentId(String),
+    NamePattern(super::data_based::NamePattern),
+    Labels(Vec<(String, String)>),
+    FilterId(String),
+    Tenants(Vec<serde_json::Value>),
 }
 
 /// One operation as written in a type or template.

@@ -98,6 +98,17 @@ macro_rules! lifecycle {
     };
 }
 
+/// `cloudify.interfaces.monitoring.OP`: Cloudify runs `start` after `poststart` on install and
+/// `stop` first on uninstall (and so on reinstall).
+macro_rules! monitoring {
+    ($op:literal) => {
+        Step::Operation {
+            name: Cow::Borrowed(concat!("cloudify.interfaces.monitoring.", $op)),
+            extra_inputs: Arc::default(),
+        }
+    };
+}
+
 /// `cloudify.interfaces.relationship_lifecycle.OP` on every relationship instance.
 macro_rules! relationships {
     ($op:literal) => {
@@ -148,6 +159,7 @@ pub fn install_subset(plan: &Plan, set: &[u32]) -> TaskGraph {
                 lifecycle!("start"),
                 Step::State("started"),
                 lifecycle!("poststart"),
+                monitoring!("start"),
                 relationships!("establish"),
             ];
             let targets = plan.instances[i as usize]
@@ -208,6 +220,7 @@ pub fn uninstall_subset(plan: &Plan, set: &[u32], state_of: impl Fn(u32) -> Stri
             if between("starting", "stopping") {
                 steps.extend([
                     Step::State("stopping"),
+                    monitoring!("stop"),
                     lifecycle!("prestop"),
                     lifecycle!("stop"),
                     Step::State("stopped"),
@@ -288,6 +301,11 @@ pub fn add_link_jobs(
 }
 
 /// `execute_operation` on the selected instances, optionally in dependency order.
+///
+/// In dependency order every instance waits for the instances it has relationships to, as in
+/// Cloudify: instances that are not selected take part as empty jobs, so an order that goes
+/// through them (A depends on B depends on C, B not selected) is kept. Empty jobs cost no task
+/// and write nothing.
 pub fn execute_operation(
     plan: &Plan,
     selected: &[u32],
@@ -295,29 +313,40 @@ pub fn execute_operation(
     kwargs: &serde_json::Map<String, serde_json::Value>,
     by_dependency_order: bool,
 ) -> TaskGraph {
-    let position: std::collections::HashMap<u32, usize> =
-        selected.iter().enumerate().map(|(j, i)| (*i, j)).collect();
     let step = Step::Operation {
         name: Cow::Owned(operation.to_string()),
         extra_inputs: Arc::new(kwargs.clone()),
     };
-    let jobs = selected
+    if !by_dependency_order {
+        let jobs = selected
+            .iter()
+            .map(|&i| Job {
+                instance: i,
+                steps: vec![step.clone()],
+                deps: Vec::new(),
+            })
+            .collect();
+        return TaskGraph { jobs };
+    }
+    let chosen: std::collections::HashSet<u32> = selected.iter().copied().collect();
+    let everyone = all(plan);
+    let position: HashMap<u32, usize> = everyone.iter().enumerate().map(|(j, i)| (*i, j)).collect();
+    let jobs = everyone
         .iter()
-        .map(|&i| {
-            let deps = if by_dependency_order {
+        .map(|&i| Job {
+            instance: i,
+            steps: if chosen.contains(&i) {
+                vec![step.clone()]
+            } else {
+                Vec::new()
+            },
+            deps: within(
                 plan.instances[i as usize]
                     .relationships
                     .iter()
-                    .filter_map(|r| position.get(&r.target).copied())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            Job {
-                instance: i,
-                steps: vec![step.clone()],
-                deps,
-            }
+                    .map(|r| r.target),
+                &position,
+            ),
         })
         .collect();
     TaskGraph { jobs }

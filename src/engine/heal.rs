@@ -85,21 +85,6 @@ pub(crate) async fn run(
             false
         })
         .collect();
-    let members: HashSet<u32> = subtree.iter().copied().collect();
-    let links: Vec<(u32, usize)> = dep
-        .plan
-        .instances
-        .iter()
-        .enumerate()
-        .filter(|(s, _)| !members.contains(&(*s as u32)))
-        .flat_map(|(s, inst)| {
-            inst.relationships
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| members.contains(&r.target))
-                .map(move |(k, _)| (s as u32, k))
-        })
-        .collect();
     session.event(
         "heal",
         format!(
@@ -108,17 +93,7 @@ pub(crate) async fn run(
             subtree.len()
         ),
     );
-    let mut down = graph::uninstall_subset(&dep.plan, &subtree, |x| {
-        session.instances.state(&dep.plan.instance_id(x).0)
-    });
-    graph::add_link_jobs(&mut down, &dep.plan, &dep.compiled, &links, "unlink", false);
-    let outcome = session.walk(dep, down, done.clone(), true).await;
-    if outcome.cancelled {
-        return Ok(Ended::from_outcome(&outcome, true));
-    }
-    let mut up = graph::install_subset(&dep.plan, &subtree);
-    graph::add_link_jobs(&mut up, &dep.plan, &dep.compiled, &links, "establish", true);
-    // The install steps of a reinstall must run even if an earlier install recorded them.
-    let outcome = session.walk(dep, up, HashSet::new(), false).await;
-    Ok(Ended::from_outcome(&outcome, false))
+    // Broken already: the uninstall half goes on past failures. The install steps must run
+    // even if an earlier attempt of this heal recorded them.
+    super::lifecycle::reinstall(dep, &subtree, session, (done, HashSet::new()), true).await
 }

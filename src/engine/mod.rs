@@ -28,6 +28,8 @@ pub mod events;
 pub mod graph;
 pub mod heal;
 pub mod ignore;
+pub mod lifecycle;
+pub mod lookups;
 pub mod orphans;
 pub mod rules;
 pub mod scale;
@@ -133,6 +135,7 @@ pub async fn create_deployment_as(
     given: &GivenInputs,
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
+    lookups::check_inputs(store, &bp.compiled).await?;
     let registry = Registry::default();
     check_plugins(&bp.compiled, &registry)?;
     let root = blueprint_path
@@ -330,6 +333,7 @@ async fn start_loaded(
         allow_custom_parameters,
     )?;
     let kind = builtin(workflow, &declared.plugin, &declared.operation)?;
+    lookups::check_parameters(store, &dep, &declared.parameters, &params).await?;
     if !dep.installed && kind != "install" && kind != "uninstall" {
         return Err(not_installed(store, &dep, workflow).await?);
     }
@@ -342,6 +346,16 @@ async fn start_loaded(
             let delta = scale::delta_param(params.get("delta"))?;
             scale::plan_scale(&dep, &target, scale::Amount::Relative(delta))?;
         }
+    }
+    if lifecycle::KINDS.contains(&kind) {
+        // Filters that name nothing are refused before an execution exists.
+        let ids: Vec<String> = store
+            .instances(id)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        lifecycle::check_filters(&dep, &ids, &params)?;
     }
     let execution = store
         .start_execution(id, workflow, &Json::Object(params), then_delete)
@@ -561,6 +575,19 @@ pub async fn instances_json(store: &Store, id: &str) -> Result<Vec<Json>, Engine
 
 /// Outputs with runtime functions resolved; an unresolvable one shows its error as a string.
 pub async fn outputs(store: &Store, id: &str) -> Result<Map<String, Json>, EngineError> {
+    resolved(store, id, |c| &c.outputs).await
+}
+
+/// Capabilities, resolved as [`outputs`] are (what a `capability_value` names).
+pub async fn capabilities(store: &Store, id: &str) -> Result<Map<String, Json>, EngineError> {
+    resolved(store, id, |c| &c.capabilities).await
+}
+
+async fn resolved(
+    store: &Store,
+    id: &str,
+    pick: impl Fn(&crate::dsl::Compiled) -> &IndexMap<String, Json>,
+) -> Result<Map<String, Json>, EngineError> {
     let dep = store.deployment(id).await?;
     let (recorder, _task) = Recorder::spawn(store.clone(), id, Display::Quiet);
     let instances = state::Instances::new(store.instances(id).await?, recorder, None);
@@ -570,9 +597,7 @@ pub async fn outputs(store: &Store, id: &str) -> Result<Map<String, Json>, Engin
         instances: &instances,
         deployment: id,
     };
-    Ok(dep
-        .compiled
-        .outputs
+    Ok(pick(&dep.compiled)
         .iter()
         .map(|(k, v)| {
             let value = resolver
@@ -592,6 +617,13 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
         ("default_workflows", "execute_operation") => Ok("execute_operation"),
         ("default_workflows", "scale" | "scale_entity") => Ok("scale"),
         ("default_workflows", "auto_heal_reinstall_node_subgraph" | "heal") => Ok("heal"),
+        ("default_workflows", "start") => Ok("start"),
+        ("default_workflows", "stop") => Ok("stop"),
+        ("default_workflows", "restart") => Ok("restart"),
+        ("default_workflows", "reinstall") => Ok("reinstall"),
+        ("default_workflows", "update") => Err(EngineError::Workflow(format!(
+            "workflow `{workflow}` (Cloudify's deployment update) is not something windlass does: a deployment keeps the blueprint and inputs it was created with. To change them, `windlass undeploy ID` then `windlass deploy BLUEPRINT -d ID -i …`; to change how many instances a node has, `windlass scale ID NODE AMOUNT`; to redo some instances, `windlass run ID reinstall -p node_ids=…`"
+        ))),
         ("script", _) => Ok("script"),
         _ if Registry::default()
             .get(plugin)
@@ -600,7 +632,7 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
             Ok("plugin")
         }
         _ => Err(EngineError::Workflow(format!(
-            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, execute_operation, scale and heal)"
+            "workflow `{workflow}` maps to {plugin}.{operation}, which this version of windlass cannot run yet (it runs install, uninstall, reinstall, start, stop, restart, execute_operation, scale and heal)"
         ))),
     }
 }
@@ -668,6 +700,9 @@ async fn execute(
     let ended = match kind {
         "scale" => scale::run(store, &mut dep, &params, &session, done).await,
         "heal" => heal::run(&dep, &params, &session, done).await,
+        "start" | "stop" | "restart" | "reinstall" => {
+            lifecycle::run(kind, &dep, &params, &session, done).await
+        }
         "script" => script_workflow(&dep, &execution, &params, &session).await,
         "plugin" => plugin_workflow(&dep, &execution, params.clone(), &session, done).await,
         _ => {

@@ -407,6 +407,24 @@ impl Store {
             .collect())
     }
 
+    /// Whether a secret of this name is stored (a `secret_key` input or parameter must name
+    /// one). Secrets live in the `secrets` table when the store has one; a store without it
+    /// holds no secrets.
+    pub async fn secret_exists(&self, name: &str) -> Result<bool, StoreError> {
+        let table =
+            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'secrets'")
+                .fetch_optional(&self.pool)
+                .await?;
+        if table.is_none() {
+            return Ok(false);
+        }
+        let row = sqlx::query("SELECT 1 FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         blobs::delete_files(&mut tx, id).await?;
