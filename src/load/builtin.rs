@@ -41,6 +41,11 @@ pub const PLUGINS: &[ShippedPlugin] = &[
         file: "<builtin>/plugins/kubernetes/plugin.yaml",
         yaml: include_str!("../../plugins/kubernetes/plugin.yaml"),
     },
+    ShippedPlugin {
+        name: "vsphere",
+        file: "<builtin>/plugins/vsphere/plugin.yaml",
+        yaml: include_str!("../../plugins/vsphere/plugin.yaml"),
+    },
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.

@@ -4,7 +4,7 @@
 //! instance and (for relationship operations) which side, the evaluated inputs, access to
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
 //! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`,
-//! `kubernetes`, …) to implementations; the engine checks every operation against it before
+//! `kubernetes`, `vsphere`, …) to implementations; the engine checks every operation against it before
 //! anything runs.
 //!
 //! An operation reaches the instances its own instance's relationships point to through
@@ -18,6 +18,7 @@ pub mod kubernetes;
 pub mod noop;
 pub mod script;
 pub mod ssh;
+pub mod vsphere;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -318,6 +319,7 @@ impl Default for Registry {
             "kubernetes".to_string(),
             Arc::new(kubernetes::KubernetesPlugin),
         );
+        plugins.insert("vsphere".to_string(), Arc::new(vsphere::VspherePlugin));
         Registry { plugins }
     }
 }
