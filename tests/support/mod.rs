@@ -4,3 +4,4 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod kube;
+pub mod vsphere;

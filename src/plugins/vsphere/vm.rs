@@ -431,6 +431,7 @@ async fn held_vm(ctx: &OperationContext, client: &Client) -> Result<Option<Strin
             .map_err(|e| VmError::Store(e.to_string()))?
             .map(|a| a.vm_name),
     };
+    // Nothing recorded, nothing allocated: no VM, and no need to reach vCenter.
     match name {
         Some(n) => Ok(find_vm(client, &n).await?),
         None => Ok(None),
