@@ -519,3 +519,82 @@ fn tls_is_verified_unless_insecure_and_a_refused_login_never_shows_the_password(
     assert!(!events.contains(wrong), "{events}");
     seen.check();
 }
+
+#[test]
+fn the_vsphere_pool_example_validates() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args([
+            "validate",
+            "blueprints/vsphere-pool/blueprint.yaml",
+            "-i",
+            "vcenter=vc.example:443",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The benchmark (`cargo test --release --test vsphere -- --ignored --nocapture
+/// scale_out_50`): `scale +50` with `--parallelism 25` against the contract server with the
+/// latencies below — 20 staged pooled VMs, then 30 clones over 4 hosts. Prints the wall time
+/// and the requests made per VM; the time is bound by the API's latencies (clone, power-on,
+/// the guest's IP), not by windlass.
+#[test]
+#[ignore = "benchmark: run on demand"]
+fn scale_out_50() {
+    use std::time::{Duration, Instant};
+    let latency = support::vsphere::Latency {
+        session: Duration::from_millis(150),
+        read: Duration::from_millis(40),
+        clone: Duration::from_secs(5),
+        power: Duration::from_millis(1500),
+        delete: Duration::from_secs(1),
+    };
+    let api = VsphereApi::start(Options {
+        ip_after: 6,
+        latency,
+        ..Options::default()
+    });
+    for h in ["esx-a", "esx-b", "esx-c", "esx-d"] {
+        api.add_host(h);
+    }
+    api.add_vm("dea-template", "esx-a", false, true);
+    for i in 0..20 {
+        let host = ["esx-a", "esx-b", "esx-c", "esx-d"][i % 4];
+        api.add_vm(&format!("dea-node-{i:02}"), host, false, false);
+    }
+    let sb = Sandbox::new("vsphere-bench");
+    inputs(&sb, &api);
+    blueprint(
+        &sb,
+        CA,
+        "      pool: dea-node-\n      max_vms_per_host: 20\n",
+        0,
+    );
+    let mut seen = Seen::new(&sb, &api, "b");
+    seen.ok(&["deploy", "bp.yaml", "-d", "b", "-i", "inputs.yaml"]);
+    api.clear_requests();
+    let began = Instant::now();
+    seen.ok(&["scale", "b", "dea", "+50", "--parallelism", "25"]);
+    let wall = began.elapsed();
+    let log = api.requests();
+    let held = held(&seen.instances());
+    assert_eq!(held.len(), 50);
+    assert_eq!(held.iter().filter(|(_, _, p)| *p).count(), 20);
+    let count =
+        |f: &dyn Fn(&support::vsphere::Request) -> bool| log.iter().filter(|r| f(r)).count();
+    println!(
+        "scale +50 (20 pooled, 30 clones, parallelism 25): {:.1} s wall, {} requests ({:.1} per VM): \
+         {} logins, {} host lists, {} VM lists, {} clones, {} power calls, {} identity polls",
+        wall.as_secs_f64(),
+        log.len(),
+        log.len() as f64 / 50.0,
+        count(&|r| r.path == "/api/session" && r.method == "POST"),
+        count(&|r| r.path == "/api/vcenter/host"),
+        count(&|r| r.path == "/api/vcenter/vm" && r.method == "GET"),
+        count(&|r| r.path == "/api/vcenter/vm" && r.method == "POST"),
+        count(&|r| r.path.ends_with("/power")),
+        count(&|r| r.path.ends_with("/identity")),
+    );
+}
