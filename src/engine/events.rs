@@ -36,6 +36,9 @@ enum Msg {
 pub struct Recorder {
     tx: mpsc::UnboundedSender<Msg>,
     deployment: Arc<str>,
+    /// The store the writer commits to, for plugins that keep state of their own in it
+    /// (the vSphere plugin's allocations) in transactions of their own.
+    store: Store,
 }
 
 impl Recorder {
@@ -46,6 +49,7 @@ impl Recorder {
         display: Display,
     ) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let handle = store.clone();
         let task = tokio::spawn(async move {
             let mut failed: Option<String> = None;
             while let Some(first) = rx.recv().await {
@@ -85,6 +89,7 @@ impl Recorder {
             Recorder {
                 tx,
                 deployment: deployment.into(),
+                store: handle,
             },
             task,
         )
@@ -96,6 +101,11 @@ impl Recorder {
 
     pub fn deployment(&self) -> &str {
         &self.deployment
+    }
+
+    /// The store this recorder writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn event(

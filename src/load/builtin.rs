@@ -46,6 +46,11 @@ pub const PLUGINS: &[ShippedPlugin] = &[
         file: "<builtin>/plugins/openstack/plugin.yaml",
         yaml: include_str!("../../plugins/openstack/plugin.yaml"),
     },
+    ShippedPlugin {
+        name: "vsphere",
+        file: "<builtin>/plugins/vsphere/plugin.yaml",
+        yaml: include_str!("../../plugins/vsphere/plugin.yaml"),
+    },
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.

@@ -4,7 +4,7 @@
 //! instance and (for relationship operations) which side, the evaluated inputs, access to
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
 //! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`,
-//! `kubernetes`, `openstack`, …) to implementations; the engine checks every operation against it before
+//! `kubernetes`, `openstack`, `vsphere`, …) to implementations; the engine checks every operation against it before
 //! anything runs.
 //!
 //! An operation reaches the instances its own instance's relationships point to through
@@ -20,6 +20,7 @@ pub mod openstack;
 pub mod python;
 pub mod script;
 pub mod ssh;
+pub mod vsphere;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -335,6 +336,7 @@ impl Default for Registry {
             "openstack".to_string(),
             Arc::new(openstack::OpenstackPlugin),
         );
+        plugins.insert("vsphere".to_string(), Arc::new(vsphere::VspherePlugin));
         Registry { plugins }
     }
 }

@@ -21,6 +21,7 @@ mod processes;
 mod rules;
 mod schema;
 mod tokens;
+mod vsphere;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -41,6 +42,7 @@ pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
 pub use rules::RuleRecord;
 pub use tokens::{NewToken, TokenRecord};
+pub use vsphere::{Placements, VmAllocation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -15,6 +15,9 @@
 //! 8: the live state of each deployment's policies, saved by `windlass serve` (`policies.rs`).
 //! 9: the REST API's bearer tokens, by name, as SHA-256 hashes (`tokens.rs`).
 //! 10: autoscaling rules, by name, each of one deployment and deleted with it (`rules.rs`).
+//! 11: the vSphere plugin's placement: one row per VM a deployment's instance holds (pooled or
+//!     cloned, on which host), unique per vCenter and VM name, and the last host each node
+//!     cloned onto (`vsphere.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -200,6 +203,26 @@ CREATE TABLE rules (
     created_at TEXT NOT NULL
 );
 CREATE INDEX rules_by_deployment ON rules(deployment_id)
+"#,
+    r#"
+CREATE TABLE vsphere_allocations (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    instance_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    vm_name TEXT NOT NULL,
+    host TEXT NOT NULL,
+    host_id TEXT NOT NULL,
+    pooled INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, instance_id)
+);
+CREATE UNIQUE INDEX vsphere_allocations_by_vm ON vsphere_allocations(endpoint, vm_name);
+CREATE TABLE vsphere_last_hosts (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    node_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, node_id)
+)
 "#,
 ];
 

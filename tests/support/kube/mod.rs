@@ -33,7 +33,7 @@ mod openapi;
 mod patch;
 mod status;
 mod store;
-mod tls;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
