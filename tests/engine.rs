@@ -476,12 +476,12 @@ fn deploy_refuses_operations_no_plugin_can_run() {
     let sb = Sandbox::new("plugins");
     sb.file(
         "blueprint.yaml",
-        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nplugins:\n  openstack: { executor: central_deployment_agent, source: x }\nnode_templates:\n  a:\n    type: cloudify.nodes.Root\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: openstack.nova.create\n",
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nplugins:\n  azure: { executor: central_deployment_agent, source: x }\nnode_templates:\n  a:\n    type: cloudify.nodes.Root\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: azure.compute.create\n",
     );
     let out = sb.run(&["deploy", "blueprint.yaml", "-d", "x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("uses the plugin `openstack`, which windlass does not ship"),
+        stderr(&out).contains("uses the plugin `azure`, which windlass does not ship"),
         "{}",
         stderr(&out)
     );
