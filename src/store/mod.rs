@@ -20,6 +20,7 @@ mod policies;
 mod processes;
 mod rules;
 mod schema;
+mod secrets;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ pub use plan_rows::{PlanChange, Select};
 pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
 pub use rules::RuleRecord;
+pub use secrets::{SecretListing, SecretRow};
 pub use tokens::{NewToken, TokenRecord};
 
 #[derive(Debug, thiserror::Error)]

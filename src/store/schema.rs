@@ -15,6 +15,7 @@
 //! 8: the live state of each deployment's policies, saved by `windlass serve` (`policies.rs`).
 //! 9: the REST API's bearer tokens, by name, as SHA-256 hashes (`tokens.rs`).
 //! 10: autoscaling rules, by name, each of one deployment and deleted with it (`rules.rs`).
+//! 11: secrets, by name: AES-256-GCM ciphertext and its nonce, never the value (`secrets.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -200,6 +201,15 @@ CREATE TABLE rules (
     created_at TEXT NOT NULL
 );
 CREATE INDEX rules_by_deployment ON rules(deployment_id)
+"#,
+    r#"
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)
 "#,
 ];
 

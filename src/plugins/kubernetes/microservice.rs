@@ -275,6 +275,7 @@ fn master_of(ctx: &OperationContext) -> Result<Master, MicroserviceError> {
         plan: &topology.plan,
         instances: &ctx.instances,
         deployment: &ctx.deployment_id,
+        secrets: &ctx.secrets,
     };
     let properties = resolved_properties(
         &resolver,
