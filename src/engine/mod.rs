@@ -154,7 +154,15 @@ pub async fn create_deployment_as(
         .unwrap_or(Path::new("."));
     // Absolute, so that messages name the directory whatever the current one is.
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let files = snapshot::walk(&root, &store.files())?;
+    let mut skip = store.files();
+    // The secrets' key never goes into a snapshot, wherever its owner keeps it.
+    if let Some(key) = crate::secrets::key_path()
+        .ok()
+        .and_then(|k| std::fs::canonicalize(k).ok())
+    {
+        skip.push(key);
+    }
+    let files = snapshot::walk(&root, &skip)?;
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
     let stored = store
         .create_deployment(id, label, &inputs, &bp.compiled, &bp.plan, &files.files)

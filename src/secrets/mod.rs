@@ -58,6 +58,11 @@ pub enum SecretError {
         .0.iter().map(|m| format!("`{}`: {}", m.name, m.places.join("; "))).collect::<Vec<_>>().join("\n  ")
     )]
     Missing(Vec<MissingSecret>),
+    #[error(
+        "the blueprint reads keys its secrets do not have (nothing was run):\n  {}",
+        .0.join("\n  ")
+    )]
+    BadKeys(Vec<String>),
     #[error("cannot tell where the secrets key file is: set {KEY_ENV}, XDG_CONFIG_HOME or HOME")]
     NoKeyPath,
     #[error(
@@ -329,9 +334,8 @@ fn kind(v: &Json) -> String {
 /// (a name is computed at run time).
 async fn needed(
     store: &Store,
-    compiled: &Compiled,
+    used: &[SecretUse],
 ) -> Result<Option<Vec<crate::store::SecretRow>>, SecretError> {
-    let used = uses(compiled);
     if used.is_empty() {
         return Ok(None);
     }
@@ -344,7 +348,7 @@ async fn needed(
         .await?;
     let present: HashSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     let mut missing: Vec<MissingSecret> = Vec::new();
-    for u in &used {
+    for u in used {
         let Some(name) = u.name.as_deref().filter(|n| !present.contains(n)) else {
             continue;
         };
@@ -367,7 +371,8 @@ async fn needed(
 /// error naming every missing secret and where it is used, or naming the key file when it
 /// cannot decrypt.
 pub async fn reveal(store: &Store, compiled: &Compiled) -> Result<Revealed, SecretError> {
-    let Some(rows) = needed(store, compiled).await? else {
+    let used = uses(compiled);
+    let Some(rows) = needed(store, &used).await? else {
         return Ok(Revealed::none());
     };
     if rows.is_empty() {
@@ -384,10 +389,27 @@ pub async fn reveal(store: &Store, compiled: &Compiled) -> Result<Revealed, Secr
         mask.add_value(&value);
         values.insert(row.name.clone(), value);
     }
-    Ok(Revealed {
+    let revealed = Revealed {
         values: Values::Plain(values),
         mask,
-    })
+    };
+    // Keys written out are checked now too, so a misspelt key fails before anything runs.
+    let bad: Vec<String> = used
+        .iter()
+        .filter(|u| !is_runtime_function(&u.arg))
+        .filter_map(|u| {
+            let why = revealed.lookup(&u.arg).err()?;
+            Some(format!(
+                "{} ({})",
+                why.trim_start_matches("get_secret: "),
+                u.place
+            ))
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Err(SecretError::BadKeys(bad));
+    }
+    Ok(revealed)
 }
 
 /// For reading outputs: every secret the store holds reads as `******`; nothing is decrypted.

@@ -14,6 +14,8 @@ pub struct SecretUse {
     pub name: Option<String>,
     /// Where, for messages: `node web, property password`.
     pub place: String,
+    /// The call's argument: the name, or the name and keys.
+    pub arg: Json,
 }
 
 /// The name a `get_secret` argument names, when it is written out.
@@ -71,6 +73,7 @@ fn find(value: &Json, place: &dyn Fn() -> String, out: &mut Vec<SecretUse>) {
                 out.push(SecretUse {
                     name: name_of(arg).map(str::to_string),
                     place: place(),
+                    arg: arg.clone(),
                 });
             }
             m.values().for_each(|v| find(v, place, out));
