@@ -162,7 +162,8 @@ impl Master {
                 master: node.to_string(),
                 source,
             })?;
-        let mask = Mask::new(&spec, &layers);
+        // The execution's own secrets are masked by its recorder and in its error.
+        let mask = ssh::mask(&spec, &layers, &crate::secrets::Revealed::none());
         Ok(Master {
             node: node.to_string(),
             spec,
