@@ -282,6 +282,22 @@ fn a_secret_reaches_its_operation_and_nothing_else() {
         "-v",
     ]);
     s.events("d");
+    // The REST API reads the same: outputs, instances, events, executions, the deployment.
+    {
+        let manager = common::manager::Manager::start(&s.sb, &[]);
+        for path in ["outputs", "instances", "events", "executions", ""] {
+            let (status, body) = manager.request(
+                "GET",
+                format!("/api/v1/deployments/d/{path}").trim_end_matches('/'),
+                None,
+            );
+            assert_eq!(status, 200, "{path}: {body}");
+            if path == "outputs" {
+                assert_eq!(body["password"], "******", "{body}");
+            }
+            s.outputs.borrow_mut().push(body.to_string());
+        }
+    }
     s.assert_hidden(SECRET);
     s.assert_hidden(LEAF);
 
