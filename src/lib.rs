@@ -15,6 +15,7 @@ pub mod plan;
 pub mod plugins;
 pub mod policy;
 pub mod procs;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod template;

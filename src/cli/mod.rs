@@ -8,6 +8,7 @@ mod deployments;
 mod inspect;
 mod plan;
 mod rules;
+mod secrets;
 mod serve;
 mod tokens;
 mod validate;
@@ -97,6 +98,8 @@ enum Command {
     Tokens(tokens::TokensArgs),
     /// Autoscaling rules (scale on a metric without editing the blueprint): create, list, delete.
     Rules(rules::RulesArgs),
+    /// Secrets for `get_secret`, encrypted in the state store: set, get, list, delete.
+    Secrets(secrets::SecretsArgs),
 }
 
 /// Inputs as Cloudify takes them; shared by commands that compile a blueprint.
@@ -190,6 +193,9 @@ pub fn main() -> ExitCode {
         Command::Tokens(args) => with_store(&global, |store, _| Box::pin(tokens::run(store, args))),
         Command::Rules(args) => {
             with_store(&global, |store, g| Box::pin(rules::run(store, g, args)))
+        }
+        Command::Secrets(args) => {
+            with_store(&global, |store, g| Box::pin(secrets::run(store, g, args)))
         }
     }
 }

@@ -5,6 +5,9 @@
 //! `node_instance_index`, then the node's properties. A node with several instances is resolved
 //! from SELF's single relationship target of that node, else the one in SELF's scaling-group
 //! instance; otherwise the reference is ambiguous.
+//!
+//! `get_secret` reads the execution's [`Revealed`] secrets, loaded and checked before it
+//! started (`secrets::reveal`); outputs resolve with `secrets::hidden`, which reads `******`.
 
 use serde_json::{Map, Value as Json};
 
@@ -12,6 +15,7 @@ use super::state::Instances;
 use crate::dsl::Compiled;
 use crate::dsl::functions::RUNTIME;
 use crate::plan::Plan;
+use crate::secrets::Revealed;
 
 /// Who SELF, SOURCE and TARGET are (plan instance indexes).
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,6 +30,7 @@ pub struct Resolver<'a> {
     pub plan: &'a Plan,
     pub instances: &'a Instances,
     pub deployment: &'a str,
+    pub secrets: &'a Revealed,
 }
 
 impl Resolver<'_> {
@@ -115,9 +120,7 @@ impl Resolver<'_> {
                 (Some("tenant"), Some("name")) => Ok(Json::String("default_tenant".to_string())),
                 _ => Err(format!("get_sys: unknown property {arg}")),
             },
-            "get_secret" => Err(format!(
-                "get_secret {arg}: windlass has no secret store in local mode; pass the value as an input"
-            )),
+            "get_secret" => self.secrets.lookup(arg),
             other => Err(format!("{other} is not available in local mode")),
         }
     }

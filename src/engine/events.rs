@@ -6,12 +6,18 @@
 //! flushes after each operation that has side effects, so a killed process loses at most the
 //! operations in flight; side-effect-free work (state steps, `noop`) is committed with the next
 //! batch.
+//!
+//! The recorder also holds the execution's secret [`Mask`]: every event message, runtime
+//! property and task result passes through it on the way in (`write`), so no secret value
+//! reaches the store, the terminal or anything that reads them later (`events`, `instances`,
+//! the REST API).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use indicatif::ProgressBar;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::secrets::Mask;
 use crate::store::{EventRecord, Store, Write, now};
 
 /// How events reach the user.
@@ -39,6 +45,7 @@ pub struct Recorder {
     /// The store the writer commits to, for plugins that keep state of their own in it
     /// (the vSphere plugin's allocations) in transactions of their own.
     store: Store,
+    mask: Arc<RwLock<Mask>>,
 }
 
 impl Recorder {
@@ -90,13 +97,50 @@ impl Recorder {
                 tx,
                 deployment: deployment.into(),
                 store: handle,
+                mask: Arc::default(),
             },
             task,
         )
     }
 
-    pub fn write(&self, w: Write) {
+    pub fn write(&self, mut w: Write) {
+        if let Ok(mask) = self.mask.read()
+            && !mask.is_empty()
+        {
+            match &mut w {
+                Write::Event { event, .. } => event.message = mask.apply(&event.message),
+                Write::Instance { record, .. } => {
+                    record.runtime_properties = mask.apply_map(&record.runtime_properties);
+                }
+                Write::Task { result, .. } => *result = result.as_ref().map(|r| mask.apply_json(r)),
+                Write::Process(_) => {}
+            }
+        }
         let _ = self.tx.send(Msg::Write(w));
+    }
+
+    /// Hide what `mask` hides in everything written from now on.
+    pub fn hide(&self, mask: &Mask) {
+        if let Ok(mut m) = self.mask.write() {
+            m.extend(mask);
+        }
+    }
+
+    /// `text` as it may be shown: with every secret this recorder hides masked.
+    pub fn masked(&self, text: &str) -> String {
+        match self.mask.read() {
+            Ok(m) => m.apply(text),
+            // A poisoned lock hides everything rather than risk a value.
+            Err(_) => crate::secrets::HIDDEN.to_string(),
+        }
+    }
+
+    /// [`Recorder::masked`] for JSON.
+    pub fn masked_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        match self.mask.read() {
+            Ok(m) => m.apply_json(value),
+            Err(_) => serde_json::Value::String(crate::secrets::HIDDEN.to_string()),
+        }
     }
 
     pub fn deployment(&self) -> &str {

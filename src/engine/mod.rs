@@ -22,6 +22,13 @@
 //! # Cancellation
 //! `cancel` marks the execution `cancelling` in the store; the running engine polls for it,
 //! stops starting jobs and signals running operations (scripts are killed).
+//!
+//! # Secrets
+//! Before an execution is recorded (and before `deploy` stores anything, and before `resume`
+//! adopts one), every secret the blueprint uses is loaded and decrypted (`secrets::reveal`);
+//! one missing or undecryptable secret refuses the command with one error naming them all.
+//! The session's recorder masks their values in everything it writes, and the execution's
+//! error is masked before it is stored or returned.
 
 pub mod attributes;
 pub mod events;
@@ -49,6 +56,7 @@ use crate::blueprint;
 use crate::dsl::GivenInputs;
 use crate::dsl::compiled::Parameter;
 use crate::plugins::Registry;
+use crate::secrets::Revealed;
 use crate::store::{DeploymentRecord, ExecutionRecord, Store, StoreError};
 use events::{Display, Recorder};
 
@@ -84,6 +92,9 @@ pub enum EngineError {
     /// An autoscaling rule that cannot be stored as given (`rules`).
     #[error(transparent)]
     Rule(#[from] crate::policy::RuleError),
+    /// A secret that is missing, cannot be decrypted, or a `windlass secrets` request refused.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretError),
     #[error("the blueprint uses operations windlass cannot run:\n  {}", .0.join("\n  "))]
     Plugins(Vec<String>),
     #[error("{0}")]
@@ -138,13 +149,23 @@ pub async fn create_deployment_as(
     lookups::check_inputs(store, &bp.compiled).await?;
     let registry = Registry::default();
     check_plugins(&bp.compiled, &registry)?;
+    // Before anything is stored: a deploy that cannot run leaves nothing behind.
+    let secrets = Arc::new(crate::secrets::reveal(store, &bp.compiled).await?);
     let root = blueprint_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     // Absolute, so that messages name the directory whatever the current one is.
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let files = snapshot::walk(&root, &store.files())?;
+    let mut skip = store.files();
+    // The secrets' key never goes into a snapshot, wherever its owner keeps it.
+    if let Some(key) = crate::secrets::key_path()
+        .ok()
+        .and_then(|k| std::fs::canonicalize(k).ok())
+    {
+        skip.push(key);
+    }
+    let files = snapshot::walk(&root, &skip)?;
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
     let stored = store
         .create_deployment(id, label, &inputs, &bp.compiled, &bp.plan, &files.files)
@@ -173,7 +194,11 @@ pub async fn create_deployment_as(
     };
     Ok((
         snapshot::Report::new(&files, stored),
-        Created { dep, records },
+        Created {
+            dep,
+            records,
+            secrets,
+        },
     ))
 }
 
@@ -182,6 +207,7 @@ pub async fn create_deployment_as(
 pub struct Created {
     dep: DeploymentRecord,
     records: Vec<crate::store::InstanceRecord>,
+    secrets: Arc<Revealed>,
 }
 
 /// Run `install` on a deployment [`create_deployment`] just stored. Returns the execution id.
@@ -227,7 +253,7 @@ async fn run_loaded(
     request: Request<'_>,
     options: &Options,
 ) -> Result<String, EngineError> {
-    start_loaded(store, dep, request)
+    start_loaded(store, dep, request, None)
         .await?
         .run(store, options)
         .await
@@ -240,6 +266,7 @@ pub struct Started {
     execution: ExecutionRecord,
     /// A fresh deployment's instance states ([`start_install`]): nothing is read back.
     whole: Option<Vec<crate::store::InstanceRecord>>,
+    secrets: Arc<Revealed>,
 }
 
 impl Started {
@@ -250,7 +277,15 @@ impl Started {
 
     /// Walk the workflow to its end. Returns the execution id.
     pub async fn run(self, store: &Store, options: &Options) -> Result<String, EngineError> {
-        execute(store, self.dep, self.execution, self.whole, options).await
+        execute(
+            store,
+            self.dep,
+            self.execution,
+            self.whole,
+            self.secrets,
+            options,
+        )
+        .await
     }
 }
 
@@ -262,7 +297,7 @@ pub async fn start_install(store: &Store, created: Created) -> Result<Started, E
         allow_custom_parameters: false,
         then_delete: false,
     };
-    let mut started = start_loaded(store, created.dep, request).await?;
+    let mut started = start_loaded(store, created.dep, request, Some(created.secrets)).await?;
     started.whole = Some(created.records);
     Ok(started)
 }
@@ -283,7 +318,7 @@ pub async fn start_undeploy(
         allow_custom_parameters: false,
         then_delete: true,
     };
-    start_loaded(store, dep, request).await
+    start_loaded(store, dep, request, None).await
 }
 
 /// Check a workflow and record its execution (refused while another runs), without walking it.
@@ -301,13 +336,15 @@ pub async fn start(
         allow_custom_parameters,
         then_delete: false,
     };
-    start_loaded(store, dep, request).await
+    start_loaded(store, dep, request, None).await
 }
 
+/// `secrets`: already revealed (a deploy's), else revealed here, before the execution exists.
 async fn start_loaded(
     store: &Store,
     mut dep: DeploymentRecord,
     request: Request<'_>,
+    secrets: Option<Arc<Revealed>>,
 ) -> Result<Started, EngineError> {
     let Request {
         workflow,
@@ -357,6 +394,10 @@ async fn start_loaded(
             .collect();
         lifecycle::check_filters(&dep, &ids, &params)?;
     }
+    let secrets = match secrets {
+        Some(s) => s,
+        None => Arc::new(crate::secrets::reveal(store, &dep.compiled).await?),
+    };
     let execution = store
         .start_execution(id, workflow, &Json::Object(params), then_delete)
         .await?;
@@ -367,6 +408,7 @@ async fn start_loaded(
         dep,
         execution,
         whole: None,
+        secrets,
     })
 }
 
@@ -407,6 +449,8 @@ async fn not_installed(
 /// An interrupted `undeploy` ends as it would have: with the deployment deleted.
 pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String, EngineError> {
     let dep = store.deployment_frame(id).await?;
+    // Before an execution is adopted: a resume that cannot run changes nothing.
+    let secrets = Arc::new(crate::secrets::reveal(store, &dep.compiled).await?);
     let execution = match store.adopt_execution(id).await? {
         Some(e) => e,
         None => {
@@ -452,7 +496,10 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
                         allow_custom_parameters: false,
                         then_delete: false,
                     };
-                    return run_loaded(store, dep, request, options).await;
+                    return start_loaded(store, dep, request, Some(secrets))
+                        .await?
+                        .run(store, options)
+                        .await;
                 }
                 None => {
                     return Err(EngineError::Workflow(format!(
@@ -462,7 +509,7 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
             }
         }
     };
-    execute(store, dep, execution, None, options).await
+    execute(store, dep, execution, None, secrets, options).await
 }
 
 /// `windlass scale ID TARGET AMOUNT`: the scale workflow with an amount as users write it.
@@ -591,11 +638,14 @@ async fn resolved(
     let dep = store.deployment(id).await?;
     let (recorder, _task) = Recorder::spawn(store.clone(), id, Display::Quiet);
     let instances = state::Instances::new(store.instances(id).await?, recorder, None);
+    // Outputs never decrypt: a secret reads `******`, a missing one is the output's error.
+    let secrets = crate::secrets::hidden(store).await?;
     let resolver = attributes::Resolver {
         compiled: &dep.compiled,
         plan: &dep.plan,
         instances: &instances,
         deployment: id,
+        secrets: &secrets,
     };
     Ok(pick(&dep.compiled)
         .iter()
@@ -644,6 +694,7 @@ async fn execute(
     mut dep: DeploymentRecord,
     execution: ExecutionRecord,
     whole: Option<Vec<crate::store::InstanceRecord>>,
+    secrets: Arc<Revealed>,
     options: &Options,
 ) -> Result<String, EngineError> {
     let declared = dep.compiled.workflows.get(&execution.workflow);
@@ -677,7 +728,7 @@ async fn execute(
         "uninstall" if dep.installed => store.set_installed(&dep.id, false).await?,
         _ => {}
     }
-    let session = Session::open(store, &dep.id, &execution, records, options).await?;
+    let session = Session::open(store, &dep.id, &execution, records, secrets, options).await?;
     // Before anything runs: no operation may start while an earlier attempt of it is alive.
     orphans::stop(store, &dep.id, &session.recorder, &execution.id).await?;
     // With them gone, so can their working directories.
@@ -768,6 +819,10 @@ async fn script_workflow(
             session.workdir.resources.clone(),
         )
     };
+    let ctx = crate::plugins::OperationContext {
+        secrets: session.secrets.clone(),
+        ..ctx
+    };
     let result = crate::plugins::script::ScriptPlugin.run_workflow(ctx).await;
     Ok(match result {
         Ok(_) => Ended {
@@ -819,6 +874,7 @@ async fn plugin_workflow(
         cancel: session.cancel.clone(),
         resources: session.workdir.resources.clone(),
         done,
+        secrets: session.secrets.clone(),
     };
     let result = plugin.workflow(ctx).await;
     let (status, error) = match result {
@@ -885,6 +941,8 @@ pub(crate) struct Session {
     parallelism: usize,
     task_retries: i64,
     retry_interval: Duration,
+    /// The execution's secrets; the recorder hides their values.
+    secrets: Arc<Revealed>,
 }
 
 impl Session {
@@ -895,10 +953,13 @@ impl Session {
         deployment: &str,
         execution: &ExecutionRecord,
         records: Option<Vec<crate::store::InstanceRecord>>,
+        secrets: Arc<Revealed>,
         options: &Options,
     ) -> Result<Session, EngineError> {
         let (recorder, writer) =
             Recorder::spawn(store.clone(), deployment, options.display.clone());
+        // Before anything is written: every event and runtime property of this execution.
+        recorder.hide(secrets.mask());
         let instances = match records {
             Some(all) => state::Instances::new(all, recorder.clone(), None),
             None => state::Instances::new(Vec::new(), recorder.clone(), Some(store.clone())),
@@ -961,6 +1022,7 @@ impl Session {
             parallelism: options.parallelism,
             task_retries: options.task_retries,
             retry_interval: options.retry_interval,
+            secrets,
         })
     }
 
@@ -981,6 +1043,38 @@ impl Session {
             bar.set_length(graph.jobs.len() as u64);
             bar.set_position(0);
         }
+        // `get_secret` in properties is resolved for this execution only, in memory: the
+        // store keeps the calls, never the values.
+        let node_properties: Vec<Arc<Map<String, Json>>> = dep
+            .compiled
+            .nodes
+            .iter()
+            .map(|n| {
+                if !n.properties.values().any(Revealed::used_in) {
+                    return Arc::new(n.properties.clone());
+                }
+                Arc::new(
+                    n.properties
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = self.secrets.substitute(v).unwrap_or_else(|_| v.clone());
+                            (k.clone(), v)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let related = (0..dep.compiled.nodes.len())
+            .map(|n| {
+                let mut related = crate::plugins::Related::of(&dep.compiled, n).to_vec();
+                for r in &mut related {
+                    if let Some(&t) = dep.compiled.node_index.get(&r.target_node) {
+                        r.target_properties = node_properties[t].clone();
+                    }
+                }
+                related.into()
+            })
+            .collect();
         let run = Arc::new(walker::Run {
             deployment: dep.id.clone(),
             execution: self.execution.clone(),
@@ -994,15 +1088,8 @@ impl Session {
             task_retries: self.task_retries,
             retry_interval: self.retry_interval,
             done,
-            node_properties: dep
-                .compiled
-                .nodes
-                .iter()
-                .map(|n| Arc::new(n.properties.clone()))
-                .collect(),
-            related: (0..dep.compiled.nodes.len())
-                .map(|n| crate::plugins::Related::of(&dep.compiled, n))
-                .collect(),
+            node_properties,
+            related,
             relationship_operations: dep
                 .compiled
                 .nodes
@@ -1017,6 +1104,7 @@ impl Session {
                 .collect(),
             noops_reported: Default::default(),
             progress: self.progress.clone(),
+            secrets: self.secrets.clone(),
         });
         walker::walk(run, graph, self.parallelism, ignore_failure).await
     }
@@ -1027,9 +1115,14 @@ impl Session {
         store: &Store,
         deployment: &str,
         execution: &ExecutionRecord,
-        ended: Ended,
+        mut ended: Ended,
     ) -> Result<String, EngineError> {
         self.poller.abort();
+        // An operation's error may quote what it printed: stored and returned masked.
+        ended.error = ended.error.map(|e| self.recorder.masked(&e));
+        for e in &mut ended.ignored {
+            *e = self.recorder.masked(e);
+        }
         let message = match (&ended.error, ended.ignored.is_empty()) {
             (Some(e), _) => format!("{} failed: {e}", execution.workflow),
             (None, false) => format!(

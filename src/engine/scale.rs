@@ -505,16 +505,19 @@ async fn scale_replicas(
             n.id.0
         ),
     );
-    let ctx = crate::plugins::OperationContext::standalone(
-        &dep.id,
-        &session.execution,
-        "scale",
-        "scale",
-        session.instances.clone(),
-        session.recorder.clone(),
-        session.cancel.clone(),
-        session.workdir.resources.clone(),
-    )
+    let ctx = crate::plugins::OperationContext {
+        secrets: session.secrets.clone(),
+        ..crate::plugins::OperationContext::standalone(
+            &dep.id,
+            &session.execution,
+            "scale",
+            "scale",
+            session.instances.clone(),
+            session.recorder.clone(),
+            session.cancel.clone(),
+            session.workdir.resources.clone(),
+        )
+    }
     .on_node(&dep.compiled, node, first);
     let result = tokio::select! {
         r = crate::plugins::kubernetes::scale::scale_node(&ctx, &amount) => r,

@@ -116,7 +116,9 @@ impl Instances {
     }
 
     /// Set a runtime property; `key` may be dotted (`a.b.c`) to reach into nested mappings.
+    /// Secret values in it are masked here already, so the live state matches the store's.
     pub fn set_runtime_property(&self, id: &str, key: &str, value: Json) -> Result<(), String> {
+        let value = self.recorder.masked_json(&value);
         let mut result = Ok(());
         self.change(id, |r| {
             let mut parts: Vec<&str> = key.split('.').collect();

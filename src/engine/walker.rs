@@ -45,6 +45,8 @@ pub struct Run {
     /// Nodes whose skipped operations were reported in this execution.
     pub noops_reported: std::sync::Mutex<HashSet<usize>>,
     pub progress: Option<indicatif::ProgressBar>,
+    /// The execution's secrets (`get_secret` in inputs; `node_properties` has them resolved).
+    pub secrets: Arc<crate::secrets::Revealed>,
 }
 
 /// How a walk ended.
@@ -374,6 +376,7 @@ async fn execute(
         plan: &run.plan,
         instances: &run.instances,
         deployment: &run.deployment,
+        secrets: &run.secrets,
     };
     let mut inputs = Map::new();
     for (k, v) in op.inputs.iter().chain(extra_inputs.iter()) {
@@ -406,6 +409,7 @@ async fn execute(
         }),
         retry_number: 0,
         max_retries: op.max_retries.unwrap_or(run.task_retries),
+        secrets: run.secrets.clone(),
     };
     let side_effect_free = plugin.side_effect_free();
     let max_retries = ctx.max_retries;

@@ -113,6 +113,9 @@ pub struct OperationContext {
     pub retry_number: u32,
     /// How many retries a failure gets (Cloudify's `ctx.operation.max_retries`; -1 unlimited).
     pub max_retries: i64,
+    /// The execution's secrets, for `get_secret` in what a plugin resolves itself (a master's
+    /// properties) and for its mask. Inputs and `node_properties` come with theirs resolved.
+    pub secrets: Arc<crate::secrets::Revealed>,
 }
 
 /// One instance's place in the plan: the targets of its relationships, read on demand.
@@ -174,6 +177,8 @@ pub struct WorkflowContext {
     /// Steps a previous attempt of this execution recorded with [`WorkflowContext::record`]:
     /// a resumed workflow skips or reuses them.
     pub done: HashSet<String>,
+    /// The execution's secrets (`get_secret` in what the workflow resolves).
+    pub secrets: Arc<crate::secrets::Revealed>,
 }
 
 impl WorkflowContext {
@@ -235,14 +240,27 @@ impl OperationContext {
             topology: None,
             retry_number: 0,
             max_retries: 0,
+            secrets: Arc::new(crate::secrets::Revealed::none()),
         }
     }
 
-    /// The same context as node `node`'s instance `instance`.
+    /// The same context as node `node`'s instance `instance` (set `secrets` first: the node's
+    /// properties are given with their `get_secret` calls resolved).
     pub fn on_node(mut self, compiled: &crate::dsl::Compiled, node: usize, instance: &str) -> Self {
         let n = &compiled.nodes[node];
         self.node_id = n.id.0.clone();
-        self.node_properties = Arc::new(n.properties.clone());
+        // `get_secret` resolved as for any operation; the engine checked every one exists.
+        self.node_properties = Arc::new(
+            n.properties
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        self.secrets.substitute(v).unwrap_or_else(|_| v.clone()),
+                    )
+                })
+                .collect(),
+        );
         self.related = Related::of(compiled, node);
         self.instance_id = instance.to_string();
         self

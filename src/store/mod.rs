@@ -20,6 +20,7 @@ mod policies;
 mod processes;
 mod rules;
 mod schema;
+mod secrets;
 mod tokens;
 mod vsphere;
 
@@ -41,6 +42,7 @@ pub use plan_rows::{PlanChange, Select};
 pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
 pub use rules::RuleRecord;
+pub use secrets::{SecretListing, SecretRow};
 pub use tokens::{NewToken, TokenRecord};
 pub use vsphere::{Placements, VmAllocation};
 
@@ -407,24 +409,6 @@ impl Store {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
-    }
-
-    /// Whether a secret of this name is stored (a `secret_key` input or parameter must name
-    /// one). Secrets live in the `secrets` table when the store has one; a store without it
-    /// holds no secrets.
-    pub async fn secret_exists(&self, name: &str) -> Result<bool, StoreError> {
-        let table =
-            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'secrets'")
-                .fetch_optional(&self.pool)
-                .await?;
-        if table.is_none() {
-            return Ok(false);
-        }
-        let row = sqlx::query("SELECT 1 FROM secrets WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
     }
 
     pub async fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {

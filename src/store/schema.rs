@@ -18,6 +18,7 @@
 //! 11: the vSphere plugin's placement: one row per VM a deployment's instance holds (pooled or
 //!     cloned, on which host), unique per vCenter and VM name, and the last host each node
 //!     cloned onto (`vsphere.rs`).
+//! 12: secrets, by name: AES-256-GCM ciphertext and its nonce, never the value (`secrets.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -222,6 +223,15 @@ CREATE TABLE vsphere_last_hosts (
     node_id TEXT NOT NULL,
     host TEXT NOT NULL,
     PRIMARY KEY (deployment_id, node_id)
+)
+"#,
+    r#"
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 )
 "#,
 ];

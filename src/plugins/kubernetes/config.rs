@@ -33,29 +33,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Secret values that must never reach an event or an error.
+/// Secret values of a client configuration that must never reach an event or an error: the
+/// project's one [`crate::secrets::Mask`], fed with what the configuration holds.
 #[derive(Debug, Default, Clone)]
-pub struct Secrets(Vec<String>);
+pub struct Secrets(crate::secrets::Mask);
 
 impl Secrets {
     fn add(&mut self, value: &str) {
         let value = value.trim();
         // Short values would mask ordinary words; real tokens and keys are long.
-        if value.len() >= 6 && !self.0.iter().any(|s| s == value) {
-            self.0.push(value.to_string());
-            // Longest first, so a secret containing another is masked whole.
-            self.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        if value.len() >= 6 {
+            self.0.add_text(value);
         }
     }
 
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.0 {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "******");
-            }
-        }
-        out
+        self.0.apply(text)
     }
 }
 

@@ -344,6 +344,7 @@ fn master(ctx: &WorkflowContext, idx: usize, ssh_user: &str) -> Result<Master, K
         plan: &ctx.plan,
         instances: &ctx.instances,
         deployment: &ctx.deployment_id,
+        secrets: &ctx.secrets,
     };
     let properties = match ctx.plan.by_node.get(idx).and_then(|is| is.first()) {
         Some(&instance) => resolved_properties(&resolver, &node.id.0, &node.properties, instance)?,
@@ -460,16 +461,19 @@ async fn scale_through_api(
         )));
     };
     let instance = ctx.plan.instance_id(first).0.clone();
-    let op = OperationContext::standalone(
-        &ctx.deployment_id,
-        &ctx.execution_id,
-        &ctx.workflow,
-        &ctx.function,
-        ctx.instances.clone(),
-        ctx.recorder.clone(),
-        ctx.cancel.clone(),
-        ctx.resources.clone(),
-    )
+    let op = OperationContext {
+        secrets: ctx.secrets.clone(),
+        ..OperationContext::standalone(
+            &ctx.deployment_id,
+            &ctx.execution_id,
+            &ctx.workflow,
+            &ctx.function,
+            ctx.instances.clone(),
+            ctx.recorder.clone(),
+            ctx.cancel.clone(),
+            ctx.resources.clone(),
+        )
+    }
     .on_node(&ctx.compiled, idx, &instance);
     let scaled = super::scale::scale_node(&op, &amount.to_string()).await?;
     ctx.event(

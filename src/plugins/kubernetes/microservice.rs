@@ -162,7 +162,8 @@ impl Master {
                 master: node.to_string(),
                 source,
             })?;
-        let mask = Mask::new(&spec, &layers);
+        // The execution's own secrets are masked by its recorder and in its error.
+        let mask = ssh::mask(&spec, &layers, &crate::secrets::Revealed::none());
         Ok(Master {
             node: node.to_string(),
             spec,
@@ -275,6 +276,7 @@ fn master_of(ctx: &OperationContext) -> Result<Master, MicroserviceError> {
         plan: &topology.plan,
         instances: &ctx.instances,
         deployment: &ctx.deployment_id,
+        secrets: &ctx.secrets,
     };
     let properties = resolved_properties(
         &resolver,

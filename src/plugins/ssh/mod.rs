@@ -263,55 +263,45 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Replaces secret values in text shown to the user.
-pub struct Mask {
-    secrets: Vec<String>,
-}
+pub use crate::secrets::Mask;
 
-impl Mask {
-    /// The key text and its lines, the passphrase, and values in `layers` named `*password`,
-    /// `*secret` or `*token`.
-    pub fn new(spec: &HostSpec, layers: &[&Map<String, Json>]) -> Mask {
-        let mut secrets = Vec::new();
-        if let KeySource::Text(k) = &spec.key {
-            secrets.push(k.trim().to_string());
-            // A line of the key may show on its own (an echoed file, an error quoting a line).
-            secrets.extend(
-                k.lines()
-                    .map(str::trim)
-                    .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
-                    .map(String::from),
-            );
+/// The mask of a host: the key text and its lines, the passphrase, and values in `layers`
+/// named `*password`, `*secret` or `*token`, plus every secret of the execution
+/// (`get_secret`), so that what the plugin prints and returns is masked before it reaches the
+/// recorder (which masks the execution's secrets again).
+pub fn mask(
+    spec: &HostSpec,
+    layers: &[&Map<String, Json>],
+    execution: &crate::secrets::Revealed,
+) -> Mask {
+    let mut mask = execution.mask().clone();
+    if let KeySource::Text(k) = &spec.key {
+        mask.add_text(k.trim());
+        // A line of the key may show on its own (an echoed file, an error quoting a line).
+        for line in k
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+        {
+            mask.add_text(line);
         }
-        secrets.extend(spec.key_passphrase.clone());
-        for layer in layers {
-            for (name, value) in layer.iter() {
-                let name = name.to_ascii_lowercase();
-                if ["password", "secret", "token"]
-                    .iter()
-                    .any(|s| name.ends_with(s))
-                    && let Some(v) = value.as_str()
-                {
-                    secrets.push(v.to_string());
-                }
+    }
+    if let Some(p) = &spec.key_passphrase {
+        mask.add_text(p);
+    }
+    for layer in layers {
+        for (name, value) in layer.iter() {
+            let name = name.to_ascii_lowercase();
+            if ["password", "secret", "token"]
+                .iter()
+                .any(|s| name.ends_with(s))
+                && let Some(v) = value.as_str()
+            {
+                mask.add_text(v);
             }
         }
-        secrets.retain(|s| !s.is_empty());
-        // Longest first, so a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Mask { secrets }
     }
-
-    pub fn apply(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "******");
-            }
-        }
-        out
-    }
+    mask
 }
 
 async fn run(ctx: &OperationContext) -> Result<Option<Json>, OpError> {
@@ -338,7 +328,7 @@ async fn run(ctx: &OperationContext) -> Result<Option<Json>, OpError> {
     ];
     let mut spec =
         host_spec(&layers, &ctx.resources).map_err(|e| OpError::NonRecoverable(e.to_string()))?;
-    let mask = Mask::new(&spec, &layers);
+    let mask = mask(&spec, &layers, &ctx.secrets);
     let work = work(&ctx.inputs, &ctx.resources)
         .map_err(|e| OpError::NonRecoverable(mask.apply(&e.to_string())))?;
     // The operation's own `timeout` bounds each command too.
@@ -492,7 +482,7 @@ mod tests {
             "key": "-----BEGIN KEY-----\nAAAAsecretline1\nBBBBsecretline2\n-----END KEY-----\n",
             "db_password": "hunter22"}));
         let spec = host_spec(&[&layers], Path::new("/")).unwrap();
-        let mask = Mask::new(&spec, &[&layers]);
+        let mask = mask(&spec, &[&layers], &crate::secrets::Revealed::none());
         assert_eq!(
             mask.apply("x AAAAsecretline1 y hunter22 z"),
             "x ****** y ****** z"

@@ -170,6 +170,14 @@ impl From<EngineError> for ApiError {
             EngineError::NotInstalled(_) => {
                 ApiError::new(StatusCode::CONFLICT, "not_installed", message)
             }
+            EngineError::Secrets(crate::secrets::SecretError::Store(s)) => s.into(),
+            // A missing secret is the caller's to set; a key problem is the manager's.
+            EngineError::Secrets(crate::secrets::SecretError::Missing(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "missing_secrets", message)
+            }
+            EngineError::Secrets(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "secrets", message)
+            }
             EngineError::Io(_) | EngineError::Failed { .. } | EngineError::Cancelled { .. } => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
             }
