@@ -128,6 +128,7 @@ pub fn parse_as(text: &str, ty: &str) -> Option<Json> {
         },
         "list" | "dict" => serde_json::from_str(text).ok(),
         "string" | "textarea" => Some(Json::String(text.to_string())),
+        t if values::MANAGER_TYPES.contains(&t) => Some(Json::String(text.to_string())),
         _ => None,
     }
 }
@@ -176,6 +177,11 @@ pub fn resolve(
                 continue;
             }
         };
+        if super::functions::has_plan_time_function(&value) {
+            // A default built from functions (`concat`, `get_input`): checked once evaluated.
+            values.insert(name.clone(), value);
+            continue;
+        }
         values::fill_defaults(ty, &mut value, data_types);
         let problem = values::check(schema, &value, data_types)
             .err()
