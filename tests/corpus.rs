@@ -71,7 +71,12 @@ fn valid_blueprints_plan_as_their_headers_say() {
             .iter()
             .map(|w| w.rsplit('/').next().unwrap().to_string())
             .collect();
-        assert_eq!(warnings, headers(&text, "expect-warning"), "{}", path.display());
+        assert_eq!(
+            warnings,
+            headers(&text, "expect-warning"),
+            "{}",
+            path.display()
+        );
         let instances = plan["node_instances"].as_array().unwrap();
         let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
         let mut links: BTreeMap<String, usize> = BTreeMap::new();
