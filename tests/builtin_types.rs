@@ -303,3 +303,31 @@ fn password_secret_is_gated_to_1_4() {
         assert_eq!(validate(&path).is_ok(), ok, "{version}");
     }
 }
+
+#[test]
+fn computes_that_ask_for_an_agent_are_found_for_the_one_warning() {
+    let d = dir("agent");
+    let path = write(
+        &d,
+        "blueprint.yaml",
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, properties: { agent_config: { user: ubuntu } } }\n  init: { type: cloudify.nodes.Compute, properties: { agent_config: { install_method: init_script } } }\n  none: { type: cloudify.nodes.Compute, properties: { agent_config: { install_method: none } } }\n  provided: { type: cloudify.nodes.Compute, properties: { agent_config: { install_method: provided } } }\n  off: { type: cloudify.nodes.Compute, properties: { install_agent: false } }\n  app: { type: cloudify.nodes.SoftwareComponent }\n",
+    );
+    let bp = validate(&path).unwrap();
+    let asking: Vec<(String, String)> = bp
+        .compiled
+        .nodes
+        .iter()
+        .filter_map(|n| n.wants_agent().map(|m| (n.id.to_string(), m)))
+        .collect();
+    assert_eq!(
+        asking,
+        [
+            ("vm".to_string(), "remote".to_string()),
+            ("init".to_string(), "init_script".to_string())
+        ]
+    );
+    // The given agent_config is laid over the property's default, as Cloudify does.
+    let vm = &bp.compiled.nodes[0].properties["agent_config"];
+    assert_eq!(vm["port"], 22);
+    assert_eq!(vm["user"], "ubuntu");
+}

@@ -270,6 +270,9 @@ fn input_references(node: &Node) -> Vec<String> {
     out
 }
 
+/// The input that carries a script to the script plugin: (`script_path` or `script_source`, value).
+type ScriptInput = (&'static str, String);
+
 struct ResolvedType {
     hierarchy: Vec<String>,
     properties: IndexMap<String, PropertySchema>,
@@ -583,7 +586,7 @@ impl Ctx<'_> {
         implementation: &Name,
         op: &str,
         diags: &mut Diagnostics,
-    ) -> Option<(String, String, Option<(&'static str, String)>)> {
+    ) -> Option<(String, String, Option<ScriptInput>)> {
         let text = implementation.name.as_str();
         // Cloudify's rule: an implementation of several lines is a script, whatever it starts with.
         if text.trim().contains('\n') {
