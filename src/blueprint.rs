@@ -24,6 +24,9 @@ pub enum Error {
 pub struct Blueprint {
     pub compiled: Compiled,
     pub plan: Plan,
+    /// What Cloudify accepts but the user should hear about (a duplicate key replaced), as
+    /// `file:line:col: message` lines.
+    pub warnings: Vec<String>,
 }
 
 /// Load, validate and plan the blueprint at `path` with the given inputs.
@@ -51,8 +54,17 @@ fn finish(
     // Planning checks structure (cycles, groups) even when compiling found errors, so the
     // user sees those too; it generates instances only for a clean blueprint.
     let plan = compiled.as_ref().and_then(|c| plan::build(c, &mut diags));
+    let warnings = diags
+        .take_warnings()
+        .iter()
+        .map(|w| format!("{}: {}", loaded.sources.describe(w.loc), w.message))
+        .collect();
     match (compiled, plan) {
-        (Some(compiled), Some(plan)) if diags.is_empty() => Ok(Blueprint { compiled, plan }),
+        (Some(compiled), Some(plan)) if diags.is_empty() => Ok(Blueprint {
+            compiled,
+            plan,
+            warnings,
+        }),
         _ => Err(Error::Invalid(Box::new(Report::new(loaded.sources, diags)))),
     }
 }

@@ -52,6 +52,8 @@ impl Diagnostic {
 #[derive(Debug, Default, Clone)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// What Cloudify accepts but a user should know (a duplicate key, …); never fails a stage.
+    warnings: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
@@ -65,6 +67,20 @@ impl Diagnostics {
         self.push(Diagnostic::new(loc, message));
     }
 
+    pub fn warn(&mut self, d: Diagnostic) {
+        if !self.warnings.contains(&d) {
+            self.warnings.push(d);
+        }
+    }
+
+    /// The warnings collected so far, sorted by position; errors stay.
+    pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort_by_key(|d| (d.loc.file, d.loc.line, d.loc.col));
+        w
+    }
+
+    /// True when no error was collected (warnings do not count).
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -76,6 +92,9 @@ impl Diagnostics {
     pub fn extend(&mut self, other: Diagnostics) {
         for d in other.items {
             self.push(d);
+        }
+        for d in other.warnings {
+            self.warn(d);
         }
     }
 

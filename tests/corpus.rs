@@ -54,6 +54,29 @@ fn valid_blueprints_plan_as_their_headers_say() {
             Err(e) => panic!("{}: {e}", path.display()),
         };
         let plan = render::json(&bp.compiled, &bp.plan);
+        // `# expect-output: NAME JSON`: a plan-time output's value (as Cloudify 7 computes it).
+        for spec in headers(&text, "expect-output") {
+            let (name, json) = spec.split_once(' ').unwrap();
+            let want: Json = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                bp.compiled.outputs.get(name),
+                Some(&want),
+                "{}: output {name}",
+                path.display()
+            );
+        }
+        // `# expect-warning: FILE:LINE:COL: message`, all of them.
+        let warnings: Vec<String> = bp
+            .warnings
+            .iter()
+            .map(|w| w.rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            warnings,
+            headers(&text, "expect-warning"),
+            "{}",
+            path.display()
+        );
         let instances = plan["node_instances"].as_array().unwrap();
         let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
         let mut links: BTreeMap<String, usize> = BTreeMap::new();

@@ -115,7 +115,11 @@ struct BlueprintArgs {
 impl BlueprintArgs {
     fn open(&self) -> Result<Blueprint, Error> {
         let given = inputs::parse_args(&self.inputs)?;
-        blueprint::open(&self.blueprint, &given)
+        let bp = blueprint::open(&self.blueprint, &given)?;
+        for w in &bp.warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(bp)
     }
 }
 

@@ -21,7 +21,6 @@ use super::inputs::{self, GivenInputs};
 use super::model::*;
 use super::types::{chain, check_chains, merged_interfaces, merged_properties};
 use super::values::{self, DataTypes, SIMPLE_TYPES};
-use super::version::DslVersion;
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::load::source::Loc;
 use crate::load::yaml::{Key, Node, Value};
@@ -52,7 +51,8 @@ pub fn compile(
         .collect();
     check_declared_types(model, diags);
 
-    let inputs = inputs::resolve(&model.inputs, given, &data_types, inputs_loc, diags);
+    let mut inputs = inputs::resolve(&model.inputs, given, &data_types, inputs_loc, diags);
+    evaluate_input_defaults(model, &mut inputs, &data_types, diags);
     let node_index: IndexMap<String, usize> = model
         .node_templates
         .keys()
@@ -80,7 +80,7 @@ pub fn compile(
             template.loc,
             schema,
             &template.properties,
-            model.version,
+            &data_types,
             diags,
         ));
         resolved_types.push(resolved);
@@ -187,6 +187,99 @@ pub fn compile(
     }
 }
 
+/// Inputs whose default holds plan-time functions (`concat`, `get_input` of another input, …),
+/// evaluated as Cloudify does before anything reads them: each after the inputs it reads,
+/// a cycle between inputs reported with its path. The evaluated value is then type-checked.
+fn evaluate_input_defaults(
+    model: &Model,
+    inputs: &mut IndexMap<String, Json>,
+    data_types: &DataTypes,
+    diags: &mut Diagnostics,
+) {
+    let pending: Vec<String> = inputs
+        .iter()
+        .filter(|(_, v)| super::functions::has_plan_time_function(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut visiting = Vec::new();
+    for name in pending {
+        evaluate_input(&name, model, inputs, data_types, &mut visiting, diags);
+    }
+}
+
+fn evaluate_input(
+    name: &str,
+    model: &Model,
+    inputs: &mut IndexMap<String, Json>,
+    data_types: &DataTypes,
+    visiting: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) {
+    let (Some(schema), Some(value)) = (model.inputs.get(name), inputs.get(name)) else {
+        return;
+    };
+    if !super::functions::has_plan_time_function(value) {
+        return;
+    }
+    let Some(default) = &schema.default else {
+        return;
+    };
+    if let Some(pos) = visiting.iter().position(|v| v == name) {
+        let mut cycle = visiting[pos..].to_vec();
+        cycle.push(name.to_string());
+        diags.error(
+            default.loc,
+            format!("circular get_input reference: {}", cycle.join(" -> ")),
+        );
+        inputs.insert(name.to_string(), Json::Null);
+        return;
+    }
+    visiting.push(name.to_string());
+    for other in input_references(default) {
+        evaluate_input(&other, model, inputs, data_types, visiting, diags);
+    }
+    visiting.pop();
+    let no_nodes = IndexMap::new();
+    let mut value =
+        Evaluator::new(model.version, inputs, &no_nodes, &[]).eval(default, Scope::Global, diags);
+    let ty = schema.ty.as_ref().map(|t| t.name.as_str());
+    values::fill_defaults(ty, &mut value, data_types);
+    if let Some(why) = values::check(schema, &value, data_types)
+        .err()
+        .or_else(|| super::constraints::check(&schema.constraints, &value).err())
+    {
+        diags.error(schema.loc, format!("input `{name}`: {why}"));
+    }
+    inputs.insert(name.to_string(), value);
+}
+
+/// The inputs a written value reads with `get_input`, by their first argument.
+fn input_references(node: &Node) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        match &n.value {
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    if k.name == "get_input" {
+                        let first = v.as_seq().and_then(|s| s.first()).unwrap_or(v);
+                        if let Some(s) = first.as_str() {
+                            out.push(s.to_string());
+                        }
+                    }
+                    stack.push(v);
+                }
+            }
+            Value::Seq(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The input that carries a script to the script plugin: (`script_path` or `script_source`, value).
+type ScriptInput = (&'static str, String);
+
 struct ResolvedType {
     hierarchy: Vec<String>,
     properties: IndexMap<String, PropertySchema>,
@@ -222,12 +315,14 @@ fn resolve_node_type(
 }
 
 /// Template values over type defaults; unknown keys and missing required ones are errors.
+/// A data-typed property gets its data type's field defaults here, before evaluation, so
+/// `get_property` reads the filled value as Cloudify's does.
 fn merge_properties(
     owner: &str,
     owner_loc: Loc,
     schema: Option<&IndexMap<String, PropertySchema>>,
     given: &[(Key, Node)],
-    version: DslVersion,
+    data_types: &DataTypes,
     diags: &mut Diagnostics,
 ) -> IndexMap<String, Node> {
     let mut out = IndexMap::new();
@@ -266,19 +361,33 @@ fn merge_properties(
     }
     let mut result = IndexMap::with_capacity(schema.len());
     for (k, s) in schema {
-        if let Some(v) = out.shift_remove(k) {
+        let data_type =
+            s.ty.as_ref()
+                .map(|t| t.name.as_str())
+                .filter(|t| !values::is_builtin_type(t));
+        if let Some(mut v) = out.shift_remove(k) {
+            if let Some(t) = data_type {
+                values::fill_node_defaults(t, s.default.as_ref(), &mut v, data_types);
+            }
             result.insert(k.clone(), v);
         } else if let Some(d) = &s.default {
-            result.insert(k.clone(), d.clone());
-        } else if (s.required || version < DslVersion::V1_2)
-            && s.ty
-                .as_ref()
-                .is_some_and(|t| !SIMPLE_TYPES.contains(&t.name.as_str()))
+            let mut d = d.clone();
+            if let Some(t) = data_type {
+                values::fill_node_defaults(t, None, &mut d, data_types);
+            }
+            result.insert(k.clone(), d);
+        } else if let Some(t) =
+            data_type.filter(|t| s.required || values::complete_from_defaults(t, data_types))
         {
-            // As in Cloudify, an omitted data-typed property is its type's defaults: an empty
-            // mapping that the type check fills, reporting any field that has no default.
-            result.insert(k.clone(), Node::new(Value::Map(Vec::new()), owner_loc));
-        } else if s.required || version < DslVersion::V1_2 {
+            // As in Cloudify, an omitted data-typed property without a default is its type's
+            // defaults; the type check reports a required field that has none. (Cloudify
+            // refuses an optional one whose type cannot be filled; windlass leaves it unset.)
+            let mut v = Node::new(Value::Map(Vec::new()), owner_loc);
+            values::fill_node_defaults(t, None, &mut v, data_types);
+            result.insert(k.clone(), v);
+        } else if s.required {
+            // Before 1_2 every property is required: a blueprint of that version cannot say
+            // `required: false` (read refuses the key), only the built-in types do.
             diags.push(
                 Diagnostic::new(
                     owner_loc,
@@ -309,13 +418,11 @@ fn check_declared_types(model: &Model, diags: &mut Diagnostics) {
             }
         }
         for t in [&schema.ty, &schema.item_type].into_iter().flatten() {
-            if data_based_ok && data_based::Kind::parse(&t.name).is_some() {
-                continue;
-            }
-            if !SIMPLE_TYPES.contains(&t.name.as_str()) && !model.data_types.contains_key(&t.name) {
+            if !values::is_builtin_type(&t.name) && !model.data_types.contains_key(&t.name) {
                 let candidates = SIMPLE_TYPES
                     .iter()
                     .copied()
+                    .chain(data_based::Kind::ALL.iter().map(|k| k.name()))
                     .chain(model.data_types.keys().map(String::as_str));
                 diags.push(
                     Diagnostic::new(t.loc, format!("unknown property type `{}`", t.name))
@@ -473,8 +580,8 @@ impl Ctx<'_> {
             for (k, v) in m.map_or(&[][..], |m| m.inputs.as_slice()) {
                 inputs.insert(k.name.clone(), eval.eval(v, scope, diags));
             }
-            if let Some(path) = script {
-                inputs.insert("script_path".to_string(), Json::String(path));
+            if let Some((input, value)) = script {
+                inputs.insert(input.to_string(), Json::String(value));
             }
             out.insert(
                 format!("{iface}.{op}"),
@@ -493,14 +600,24 @@ impl Ctx<'_> {
         out
     }
 
-    /// `plugin.module.function` or a script path → (plugin, function, script path).
+    /// `plugin.module.function`, a script path or an inline script → (plugin, function, and
+    /// for a script the input that carries it: `script_path`, or `script_source` for a script
+    /// written in the blueprint, which the script plugin writes to a file when it runs).
     fn map_implementation(
         &self,
         implementation: &Name,
         op: &str,
         diags: &mut Diagnostics,
-    ) -> Option<(String, String, Option<String>)> {
+    ) -> Option<(String, String, Option<ScriptInput>)> {
         let text = implementation.name.as_str();
+        // Cloudify's rule: an implementation of several lines is a script, whatever it starts with.
+        if text.trim().contains('\n') {
+            return Some((
+                "script".to_string(),
+                "script_runner.tasks.run".to_string(),
+                Some(("script_source", text.to_string())),
+            ));
+        }
         if let Some((plugin, function)) = text.split_once('.')
             && self.model.plugins.contains_key(plugin)
             && !function.is_empty()
@@ -511,7 +628,7 @@ impl Ctx<'_> {
             return Some((
                 "script".to_string(),
                 "script_runner.tasks.run".to_string(),
-                Some(text.to_string()),
+                Some(("script_path", text.to_string())),
             ));
         }
         let prefix = text.split('.').next().unwrap_or(text);
@@ -615,7 +732,7 @@ impl Ctx<'_> {
                 rel.loc,
                 Some(schema),
                 &rel.properties,
-                self.model.version,
+                self.data_types,
                 diags,
             );
             let properties = self.properties(Some(schema), &raw, eval, scope, diags);

@@ -114,6 +114,21 @@ impl CompiledNode {
             .iter()
             .any(|t| t == "cloudify.nodes.Compute")
     }
+
+    /// The agent install method Cloudify would use on this node, when it would install an
+    /// agent: a Compute whose `install_agent` is not false and whose install method
+    /// (`cloudify_agent`'s, else `agent_config`'s, else `remote`) is not `none` or `provided`.
+    /// windlass has no agents; the engine says so once per install.
+    pub fn wants_agent(&self) -> Option<String> {
+        if !self.is_compute() || self.properties.get("install_agent") == Some(&Json::Bool(false)) {
+            return None;
+        }
+        let method = ["cloudify_agent", "agent_config"]
+            .iter()
+            .find_map(|p| self.properties.get(*p)?.get("install_method")?.as_str())
+            .unwrap_or("remote");
+        (!matches!(method, "none" | "provided")).then(|| method.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -52,6 +52,28 @@ pub enum Scope {
     Global,
 }
 
+/// True when a written mapping is a function call (`{concat: …}`), not data.
+fn is_call(entries: &[(crate::load::yaml::Key, Node)]) -> bool {
+    matches!(entries, [(k, _)] if is_function_name(&k.name))
+}
+
+/// True for the name of an intrinsic function, plan-time or runtime.
+pub fn is_function_name(name: &str) -> bool {
+    PLAN_TIME.contains(&name) || RUNTIME.contains(&name)
+}
+
+/// True for a JSON value that is (or contains) a plan-time function call.
+pub fn has_plan_time_function(value: &Json) -> bool {
+    match value {
+        Json::Object(m) => {
+            (m.len() == 1 && m.keys().all(|k| PLAN_TIME.contains(&k.as_str())))
+                || m.values().any(has_plan_time_function)
+        }
+        Json::Array(items) => items.iter().any(has_plan_time_function),
+        _ => false,
+    }
+}
+
 /// True for a JSON value that is (or contains) a runtime function call.
 pub fn is_runtime_function(value: &Json) -> bool {
     match value {
@@ -129,6 +151,52 @@ impl<'a> Evaluator<'a> {
             self.failed.insert(key.clone());
         }
         self.cache.insert(key, value.clone());
+        Some(value)
+    }
+
+    /// The evaluated value at `keys` inside a node's property, evaluating only that field of the
+    /// unevaluated value; `None` when the path does not lead through written mappings and lists.
+    fn property_field(
+        &mut self,
+        node: usize,
+        name: &str,
+        keys: &[Json],
+        diags: &mut Diagnostics,
+    ) -> Option<Json> {
+        let mut raw = self.properties.get(node)?.get(name)?;
+        for key in keys {
+            raw = match (&raw.value, key) {
+                (Value::Map(entries), Json::String(k)) if !is_call(entries) => {
+                    entries.iter().find(|(e, _)| e.name == *k).map(|(_, v)| v)?
+                }
+                (Value::Seq(items), Json::Number(i)) => items.get(i.as_u64()? as usize)?,
+                _ => return None,
+            };
+        }
+        let path = std::iter::once(name.to_string())
+            .chain(keys.iter().map(|k| match k {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            }))
+            .collect::<Vec<_>>()
+            .join(".");
+        let key = (node, path);
+        if let Some(pos) = self.stack.iter().position(|k| *k == key) {
+            let mut cycle: Vec<String> = self.stack[pos..]
+                .iter()
+                .map(|(n, p)| format!("{}.{p}", self.node_name(*n)))
+                .collect();
+            cycle.push(format!("{}.{}", self.node_name(node), key.1));
+            diags.push(Diagnostic::new(
+                raw.loc,
+                format!("circular get_property reference: {}", cycle.join(" -> ")),
+            ));
+            self.failed.insert((node, name.to_string()));
+            return Some(Json::Null);
+        }
+        self.stack.push(key);
+        let value = self.eval(raw, Scope::Node(node), diags);
+        self.stack.pop();
         Some(value)
     }
 
@@ -281,6 +349,18 @@ impl<'a> Evaluator<'a> {
             );
             return Json::Null;
         };
+        // A property that is being evaluated may read its own other fields (`url` built from
+        // `name` of the same mapping): then only the field asked for is evaluated, as Cloudify
+        // resolves it; a cycle is still one through the very same field.
+        if args.len() > 2
+            && self
+                .stack
+                .iter()
+                .any(|(n, p)| *n == node && p.as_str() == prop)
+            && let Some(value) = self.property_field(node, prop, &args[2..], diags)
+        {
+            return value;
+        }
         let Some(value) = self.property(node, prop, diags) else {
             let known = self.properties[node].keys().map(String::as_str);
             diags.push(

@@ -188,6 +188,11 @@ pub fn resolve(
                 continue;
             }
         };
+        if super::functions::has_plan_time_function(&value) {
+            // A default built from functions (`concat`, `get_input`): checked once evaluated.
+            values.insert(name.clone(), value);
+            continue;
+        }
         values::fill_defaults(ty, &mut value, data_types);
         let problem = values::check(schema, &value, data_types)
             .err()

@@ -803,8 +803,10 @@ impl<'d> Reader<'d> {
             Value::Null => {}
             Value::Map(_) => {
                 let e = self.fields(def, OPERATION_KEYS, "an operation", doc);
+                // `implementation: ~` is no implementation, as `''` is (Cloudify: a no-op).
                 op.implementation = e
                     .get("implementation")
+                    .filter(|i| !matches!(i.value, Value::Null))
                     .and_then(|i| self.name(i, doc_without_ns()))
                     .filter(|i| !i.name.is_empty());
                 op.inputs = namespaced_values(
@@ -1075,7 +1077,7 @@ fn builtin_type_name(mut name: Name, doc: &Doc) -> Name {
     if let Some(ns) = doc.namespace {
         let prefix = format!("{ns}--");
         if let Some(plain) = name.name.strip_prefix(&prefix)
-            && super::values::SIMPLE_TYPES.contains(&plain)
+            && super::values::is_builtin_type(plain)
         {
             name.name = plain.to_string();
         }
@@ -1162,6 +1164,11 @@ fn put_unique<T>(
     loc: fn(&T) -> Loc,
 ) {
     match map.entry(name.name.clone()) {
+        // Cloudify lets any file redefine a `cloudify.` name (its own types are overridable):
+        // the definition read last wins, as in Cloudify's merge.
+        Entry::Occupied(mut o) if name.name.starts_with("cloudify.") => {
+            o.insert(value);
+        }
         Entry::Occupied(o) => diags.push(conflict(what, &name.name, name.loc, loc(o.get()))),
         Entry::Vacant(v) => {
             v.insert(value);

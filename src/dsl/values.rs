@@ -1,8 +1,9 @@
 //! Value types: checking a (plan-time evaluated) value against a property's declared type.
 //!
-//! Simple types follow Cloudify's parser (a `string` property also takes numbers and booleans, an
-//! `integer` takes only integers, a `float` takes integers too); data types are checked field by
-//! field, with their defaults filled in. Values that still hold runtime functions
+//! Simple types follow Cloudify's parser: `string`, `textarea` and the manager value types
+//! (`node_id`, `deployment_id`, …) take any value, a list or mapping too; an `integer` takes only
+//! integers, a `float` integers too; data types are checked field by field, with their defaults
+//! filled in. Values that still hold runtime functions
 //! (`get_attribute`, …) are not checked: they are only known when the deployment runs.
 
 use indexmap::IndexMap;
@@ -10,10 +11,19 @@ use serde_json::Value as Json;
 
 use super::functions::is_runtime_function;
 use super::model::PropertySchema;
+use crate::load::yaml::{Key, Node, Value};
 
 pub const SIMPLE_TYPES: &[&str] = &[
     "string", "integer", "float", "boolean", "list", "dict", "regex", "textarea",
 ];
+
+/// True for a type name that is not a data type: a simple or a manager value type (the
+/// data-based types, [`super::data_based::Kind`]). As the type of a property or a data-type
+/// field a manager value type is a plain value, unchecked like `string` (Cloudify's parser does
+/// the same); inputs and workflow parameters may check them against the store.
+pub fn is_builtin_type(name: &str) -> bool {
+    SIMPLE_TYPES.contains(&name) || super::data_based::Kind::parse(name).is_some()
+}
 
 /// Resolved data types: name → merged field schemas (inherited fields included).
 pub type DataTypes = IndexMap<String, IndexMap<String, PropertySchema>>;
@@ -39,7 +49,8 @@ pub fn check_type(
         return Ok(());
     }
     let ok = match ty {
-        "string" | "textarea" => matches!(value, Json::String(_) | Json::Number(_) | Json::Bool(_)),
+        "string" | "textarea" => true,
+        t if super::data_based::Kind::parse(t).is_some() => true,
         "integer" => value.is_i64() || value.is_u64(),
         "float" => value.is_number(),
         "boolean" => value.is_boolean(),
@@ -141,6 +152,96 @@ pub fn fill_defaults(ty: Option<&str>, value: &mut Json, data_types: &DataTypes)
     }
 }
 
+/// A data-typed property's value as Cloudify's parser reads it, before functions are evaluated
+/// (so `get_property` sees it whole): the property's own default mapping laid under a given
+/// mapping, key by key; then, recursively, each missing field taken from the data type's field
+/// defaults. A value that is not a mapping (an intrinsic function, a wrong type) is left alone.
+pub fn fill_node_defaults(
+    ty: &str,
+    property_default: Option<&Node>,
+    node: &mut Node,
+    data_types: &DataTypes,
+) {
+    fill_node(ty, property_default, node, data_types, 0);
+}
+
+fn fill_node(
+    ty: &str,
+    property_default: Option<&Node>,
+    node: &mut Node,
+    data_types: &DataTypes,
+    depth: usize,
+) {
+    // A data type that holds itself (directly or not) stops here; its check reports the gap.
+    const MAX_DEPTH: usize = 32;
+    let Some(fields) = data_types.get(ty).filter(|_| depth < MAX_DEPTH) else {
+        return;
+    };
+    let Value::Map(entries) = &mut node.value else {
+        return;
+    };
+    if entries.len() == 1 && super::functions::is_function_name(&entries[0].0.name) {
+        return;
+    }
+    if let Some(Value::Map(defaults)) = property_default.map(|d| &d.value) {
+        for (k, v) in defaults {
+            if !entries.iter().any(|(e, _)| e.name == k.name) {
+                entries.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    for (k, field) in fields {
+        let field_ty = field.ty.as_ref().map(|t| t.name.as_str());
+        match entries.iter_mut().find(|(e, _)| e.name == *k) {
+            Some((_, v)) => {
+                if let Some(t) = field_ty {
+                    fill_node(t, None, v, data_types, depth + 1);
+                }
+            }
+            None => {
+                // A data-typed field without a default is its own type's defaults, as a
+                // property is (an optional one only when those make a valid value).
+                let nested = field_ty.filter(|t| {
+                    data_types.contains_key(*t)
+                        && (field.required || complete_from_defaults(t, data_types))
+                });
+                let mut d = match (&field.default, nested) {
+                    (Some(default), _) => default.clone(),
+                    (None, Some(_)) => Node::new(Value::Map(Vec::new()), node.loc),
+                    (None, None) => continue,
+                };
+                if let Some(t) = field_ty {
+                    fill_node(t, None, &mut d, data_types, depth + 1);
+                }
+                let key = Key {
+                    name: k.clone(),
+                    loc: node.loc,
+                };
+                entries.push((key, d));
+            }
+        }
+    }
+}
+
+/// True when the data type's defaults alone make a valid value: no required field lacks a
+/// default (a data-typed field counts when its own type is complete).
+pub fn complete_from_defaults(ty: &str, data_types: &DataTypes) -> bool {
+    fn go(ty: &str, data_types: &DataTypes, depth: usize) -> bool {
+        let Some(fields) = data_types.get(ty) else {
+            return true;
+        };
+        depth < 32
+            && fields.values().all(|f| {
+                !f.required
+                    || f.default.is_some()
+                    || f.ty.as_ref().is_some_and(|t| {
+                        data_types.contains_key(&t.name) && go(&t.name, data_types, depth + 1)
+                    })
+            })
+    }
+    go(ty, data_types, 0)
+}
+
 /// "the string \"x\"", "the integer 5", … for messages.
 pub fn describe(value: &Json) -> String {
     match value {
@@ -163,6 +264,9 @@ mod tests {
     fn simple_types_follow_cloudify() {
         let dt = DataTypes::new();
         assert!(check_type("string", None, &json!(5), &dt).is_ok());
+        assert!(check_type("string", None, &json!([1, {"a": 2}]), &dt).is_ok());
+        assert!(check_type("textarea", None, &json!({"k": "v"}), &dt).is_ok());
+        assert!(check_type("node_id", None, &json!(["x"]), &dt).is_ok());
         assert!(check_type("integer", None, &json!("7"), &dt).is_err());
         assert!(check_type("integer", None, &json!(1.5), &dt).is_err());
         assert!(check_type("float", None, &json!(3), &dt).is_ok());

@@ -748,6 +748,23 @@ async fn execute(
             }
         ),
     );
+    if kind == "install" && !resumed {
+        let agents: Vec<String> = dep
+            .compiled
+            .nodes
+            .iter()
+            .filter_map(|n| n.wants_agent().map(|m| format!("{} ({m})", n.id)))
+            .collect();
+        if !agents.is_empty() {
+            session.event(
+                "warning",
+                format!(
+                    "windlass installs no Cloudify agent; asked for by {}: their operations run from this machine (agent_config.install_method: none says so)",
+                    agents.join(", ")
+                ),
+            );
+        }
+    }
     let ended = match kind {
         "scale" => scale::run(store, &mut dep, &params, &session, done).await,
         "heal" => heal::run(&dep, &params, &session, done).await,
@@ -1301,6 +1318,9 @@ pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<()
     let mut problems = Vec::new();
     let mut check = |owner: String, name: &str, op: &crate::dsl::compiled::Operation| {
         match registry.get(&op.plugin) {
+        // Agent installation (Compute's cloudify_agent interface): no workflow of windlass
+        // runs it; an install that would want an agent says so in one warning instead.
+        None if op.plugin == "agent" => {}
         None => problems.push(format!(
             "{owner}: operation `{name}` uses the plugin `{}`, which windlass does not ship (available: {})",
             op.plugin,

@@ -3,6 +3,15 @@
 //! Blueprints import Cloudify's built-in types by URL (any version) or as
 //! `cloudify/types/types.yaml`, and plugins as `plugin:NAME`. Both resolve here, offline, to the
 //! YAML files under `plugins/` that are embedded at compile time. Nothing in this module does I/O.
+//!
+//! Cloudify ships its types once per DSL version; ours are one file, the newest, whose
+//! `windlass_version_gates` list says what older versions lack. [`apply_version_gates`] cuts the
+//! parsed file down to the main blueprint's version before anything reads it.
+
+use super::yaml::{Node, Value};
+
+/// The key of the built-in types file that lists its version gates (removed once applied).
+const GATES_KEY: &str = "windlass_version_gates";
 
 /// The embedded built-in types (`plugins/cloudify/types.yaml`).
 pub const CLOUDIFY_TYPES: &str = include_str!("../../plugins/cloudify/types.yaml");
@@ -92,9 +101,115 @@ pub fn plugin(import: &str) -> Option<Result<&'static ShippedPlugin, String>> {
     )
 }
 
+/// Cut the built-in types down to what `main_version` (`cloudify_dsl_1_x`) has, and drop the gate
+/// list. An unknown or missing version keeps everything: that error is the DSL stage's to report.
+pub fn apply_version_gates(root: &mut Node, main_version: Option<&str>) {
+    let Value::Map(entries) = &mut root.value else {
+        return;
+    };
+    let Some(pos) = entries.iter().position(|(k, _)| k.name == GATES_KEY) else {
+        return;
+    };
+    let (_, gates) = entries.remove(pos);
+    // `cloudify_dsl_1_0` … `cloudify_dsl_1_5` order as text; older than 1_3 reads as 1_3.
+    let Some(version) = main_version.filter(|v| v.starts_with("cloudify_dsl_1_") && v.len() == 16)
+    else {
+        return;
+    };
+    for gate in gates.as_seq().unwrap_or_default() {
+        let applies = match (
+            gate.get("since").and_then(Node::as_str),
+            gate.get("before").and_then(Node::as_str),
+        ) {
+            (Some(since), _) => version < since,
+            (_, Some(before)) => version >= before,
+            _ => false,
+        };
+        if !applies {
+            continue;
+        }
+        for path in gate
+            .get("remove")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+        {
+            let keys: Vec<&str> = path
+                .as_seq()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Node::as_str)
+                .collect();
+            remove_path(root, &keys);
+        }
+    }
+}
+
+/// Remove the entry at `path` (`*` matches every key at its level) wherever it exists.
+fn remove_path(node: &mut Node, path: &[&str]) {
+    let Value::Map(entries) = &mut node.value else {
+        return;
+    };
+    match path {
+        [] => {}
+        [last] => entries.retain(|(k, _)| *last != "*" && k.name != *last),
+        [first, rest @ ..] => {
+            for (k, v) in entries.iter_mut() {
+                if *first == "*" || k.name == *first {
+                    remove_path(v, rest);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gated(version: &str) -> Node {
+        let mut root =
+            super::super::yaml::parse(super::super::source::FileId(0), CLOUDIFY_TYPES).unwrap();
+        apply_version_gates(&mut root, Some(version));
+        root
+    }
+
+    #[test]
+    fn version_gates_cut_the_types_down_as_cloudify_files_do() {
+        let has = |root: &Node, path: &[&str]| {
+            let mut n = Some(root);
+            for p in path {
+                n = n.and_then(|n| n.get(p));
+            }
+            n.is_some()
+        };
+        let secret = ["node_types", "cloudify.nodes.PasswordSecret"];
+        let recursive = ["workflows", "uninstall", "parameters", "recursive"];
+        let old_update = [
+            "relationships",
+            "cloudify.relationships.depends_on",
+            "source_interfaces",
+            "cloudify.interfaces.relationship_lifecycle",
+            "update_establish",
+        ];
+        let v13 = gated("cloudify_dsl_1_3");
+        assert!(!has(&v13, &secret) && !has(&v13, &recursive) && has(&v13, &old_update));
+        assert!(!has(
+            &v13,
+            &[
+                "workflows",
+                "install",
+                "parameters",
+                "node_ids",
+                "item_type"
+            ]
+        ));
+        let v14 = gated("cloudify_dsl_1_4");
+        assert!(has(&v14, &secret) && !has(&v14, &recursive) && !has(&v14, &old_update));
+        let v15 = gated("cloudify_dsl_1_5");
+        assert!(has(&v15, &secret) && has(&v15, &recursive));
+        assert!(v15.get(GATES_KEY).is_none());
+        assert!(has(&gated("cloudify_dsl_1_0"), &old_update));
+    }
 
     #[test]
     fn recognises_types_urls_of_any_version() {

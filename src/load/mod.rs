@@ -2,7 +2,7 @@
 //!
 //! `load_file` reads the main blueprint, parses it into a [`yaml::Node`] tree and follows its
 //! `imports` depth-first: relative paths (against the importing file), Cloudify's built-in types
-//! by any of their URLs, `plugin:NAME` for shipped plugins, and `ns--…` namespaces. Each file is
+//! by any of their URLs (cut down to what the main file's DSL version has), `plugin:NAME` for shipped plugins, and `ns--…` namespaces. Each file is
 //! loaded once per namespace, so import cycles are harmless. Remote URLs are refused with a clear
 //! error: loading never touches the network. The output is a flat list of [`Document`]s, main
 //! file first, which the DSL stage merges; every problem found is collected, not just the first.
@@ -66,6 +66,7 @@ pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
         documents: Vec::new(),
         seen: HashSet::new(),
         diags: Diagnostics::default(),
+        main_version: None,
     };
     let origin = Origin::File(canonical(path));
     loader.seen.insert((origin.clone(), None));
@@ -103,6 +104,8 @@ struct Loader {
     documents: Vec<Document>,
     seen: HashSet<(Origin, Option<String>)>,
     diags: Diagnostics,
+    /// The main file's `tosca_definitions_version`: picks what the built-in types offer.
+    main_version: Option<String>,
 }
 
 impl Loader {
@@ -114,9 +117,25 @@ impl Loader {
         namespace: Option<String>,
         is_main: bool,
     ) {
+        let is_builtin_types = name == builtin::CLOUDIFY_TYPES_NAME;
         let file = self.sources.add(name, text);
         let text = self.sources.get(file).text.clone();
-        let root = match yaml::parse(file, &text) {
+        let parsed = yaml::parse_with_warnings(file, &text).map(|(mut root, warnings)| {
+            for w in warnings {
+                self.diags.warn(Diagnostic::new(w.loc, w.message));
+            }
+            if is_main {
+                self.main_version = root
+                    .get("tosca_definitions_version")
+                    .and_then(Node::as_str)
+                    .map(str::to_string);
+            }
+            if is_builtin_types {
+                builtin::apply_version_gates(&mut root, self.main_version.as_deref());
+            }
+            root
+        });
+        let root = match parsed {
             Ok(root) => root,
             Err(e) => {
                 self.diags.push(Diagnostic::new(

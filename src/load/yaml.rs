@@ -4,8 +4,9 @@
 //! mapping key, carries the [`Loc`] it was written at. The YAML scanning and parsing is
 //! serde-saphyr's (its granit parser); this module builds the tree from the parser's events:
 //! YAML 1.2 core-schema scalars, anchors and aliases (an alias carries the location where it is
-//! used), `<<` merge keys (explicit keys win), duplicate keys refused, nesting and alias
-//! expansion bounded. Nothing here knows about blueprints.
+//! used), `<<` merge keys (explicit keys win), duplicate keys keeping the last value with a
+//! warning (as Cloudify's YAML loader keeps it), nesting and alias expansion bounded. Nothing
+//! here knows about blueprints.
 
 use std::collections::{HashMap, HashSet};
 
@@ -126,7 +127,18 @@ const MAX_NODES: usize = 5_000_000;
 /// Builds the tree straight from the YAML event stream of serde-saphyr's parser (granit), without
 /// going through serde: blueprints are read for every command and this is the hot path.
 pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
-    Builder::new(file, text).run()
+    parse_with_warnings(file, text).map(|(node, _)| node)
+}
+
+/// [`parse`], also returning what the file does that YAML allows but a reader should know
+/// (a duplicate mapping key: the last value is kept, as Cloudify keeps it).
+pub fn parse_with_warnings(
+    file: FileId,
+    text: &str,
+) -> Result<(Node, Vec<SyntaxError>), SyntaxError> {
+    let mut builder = Builder::new(file, text);
+    let root = builder.run()?;
+    Ok((root, builder.warnings))
 }
 
 /// A collection being built.
@@ -153,6 +165,7 @@ struct Builder<'t> {
     /// Anchored nodes with their sizes (values, for the alias-expansion bound).
     anchors: HashMap<usize, (Node, usize)>,
     nodes: usize,
+    warnings: Vec<SyntaxError>,
 }
 
 impl<'t> Builder<'t> {
@@ -162,6 +175,7 @@ impl<'t> Builder<'t> {
             text,
             anchors: HashMap::new(),
             nodes: 0,
+            warnings: Vec::new(),
         }
     }
 
@@ -189,7 +203,7 @@ impl<'t> Builder<'t> {
         }
     }
 
-    fn run(mut self) -> Result<Node, SyntaxError> {
+    fn run(&mut self) -> Result<Node, SyntaxError> {
         let mut stack: Vec<Frame> = Vec::new();
         let mut root: Option<Node> = None;
         let mut documents = 0;
@@ -338,7 +352,23 @@ impl<'t> Builder<'t> {
                         {
                             merges.push(complete);
                         } else if is_duplicate(entries, seen, &name) {
-                            return Err(self.error(k.loc, format!("duplicate mapping key: {name}")));
+                            // The last value wins, in the first one's place (Python's dict).
+                            if let Some(entry) = entries.iter_mut().find(|(e, _)| e.name == name) {
+                                let first = entry.0.loc.line;
+                                *entry = (
+                                    Key {
+                                        name: name.clone(),
+                                        loc: k.loc,
+                                    },
+                                    complete,
+                                );
+                                self.warnings.push(SyntaxError {
+                                    message: format!(
+                                        "duplicate mapping key `{name}`: this value replaces the one on line {first}"
+                                    ),
+                                    loc: k.loc,
+                                });
+                            }
                         } else {
                             entries.push((Key { name, loc: k.loc }, complete));
                         }
@@ -546,9 +576,16 @@ mod tests {
     fn syntax_errors_have_a_location() {
         let e = parse(FileId(0), "a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
         assert!(e.loc.line >= 2, "{e:?}");
-        let e = parse(FileId(0), "a: 1\na: 2\n").unwrap_err();
-        assert!(e.message.contains("duplicate"), "{}", e.message);
-        assert_eq!(e.loc.line, 2);
+        let (n, warnings) = parse_with_warnings(FileId(0), "a: 1\nb: 0\na: 2\n").unwrap();
+        assert_eq!(n.get("a").unwrap().value, Value::Int(2));
+        assert_eq!(n.as_map().unwrap()[0].0.name, "a");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].message.contains("line 1"),
+            "{}",
+            warnings[0].message
+        );
+        assert_eq!(warnings[0].loc.line, 3);
     }
 
     #[test]

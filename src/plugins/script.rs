@@ -64,12 +64,18 @@ pub fn socket_dir(resources: &Path) -> PathBuf {
 }
 
 async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
-    let Some(script) = ctx.inputs.get("script_path").and_then(Json::as_str) else {
-        return Err(OpError::NonRecoverable(
-            "the script plugin needs the input `script_path`".to_string(),
-        ));
+    let (script, path) = match ctx.inputs.get("script_source").and_then(Json::as_str) {
+        Some(source) => ("inline script", write_inline(&ctx, source).await?),
+        None => {
+            let Some(script) = ctx.inputs.get("script_path").and_then(Json::as_str) else {
+                return Err(OpError::NonRecoverable(
+                    "the script plugin needs the input `script_path` or `script_source`"
+                        .to_string(),
+                ));
+            };
+            (script, ctx.resources.join(script))
+        }
     };
-    let path = ctx.resources.join(script);
     if !path.is_file() {
         return Err(OpError::NonRecoverable(format!(
             "script `{script}` is not in the deployment's blueprint files"
@@ -139,7 +145,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
     // unguarded. If this future is dropped mid-run, dropping `lifeline` makes the guard kill
     // its whole group instead.
     for (k, v) in &ctx.inputs {
-        if k == "script_path" || !is_env_name(k) {
+        if k == "script_path" || k == "script_source" || !is_env_name(k) {
             continue;
         }
         command.env(
@@ -315,6 +321,75 @@ impl Drop for RecordedGroup {
             started: self.started,
         }));
     }
+}
+
+/// Write a script given in the blueprint (`script_source`) to a file beside the execution's
+/// resources, as Cloudify's script runner does: with a `#!` line it runs as written; otherwise
+/// it is Python when python3 parses it, else a shell script.
+async fn write_inline(ctx: &OperationContext, source: &str) -> Result<PathBuf, OpError> {
+    let dir = ctx
+        .resources
+        .parent()
+        .unwrap_or(&ctx.resources)
+        .join("inline");
+    let io =
+        |e: std::io::Error| OpError::NonRecoverable(format!("cannot write the inline script: {e}"));
+    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+    let source = dedent(source);
+    let ext = if source.starts_with("#!") {
+        ""
+    } else if parses_as_python(&source).await {
+        ".py"
+    } else {
+        ".sh"
+    };
+    let name: String = format!("{}-{}", ctx.instance_id, ctx.operation)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{name}{ext}"));
+    tokio::fs::write(&path, &source).await.map_err(io)?;
+    use std::os::unix::fs::PermissionsExt;
+    tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+        .await
+        .map_err(io)?;
+    Ok(path)
+}
+
+/// Remove the indentation every non-blank line shares (Python's `textwrap.dedent`).
+fn dedent(text: &str) -> String {
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    text.lines()
+        .map(|l| l.get(indent..).unwrap_or("").to_string() + "\n")
+        .collect()
+}
+
+async fn parses_as_python(source: &str) -> bool {
+    let child = tokio::process::Command::new("python3")
+        .args(["-c", "import ast, sys; ast.parse(sys.stdin.read())"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        if stdin.write_all(source.as_bytes()).await.is_err() {
+            return false;
+        }
+    }
+    child.wait().await.is_ok_and(|s| s.success())
 }
 
 /// Kill the script and everything in its process group.
