@@ -20,17 +20,28 @@ fn windlass(args: &[&str]) -> (i32, String, String) {
 fn examples_validate_and_plan_in_every_format() {
     for dir in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints")).unwrap()
     {
-        let bp = dir.unwrap().path().join("blueprint.yaml");
+        let dir = dir.unwrap().path();
+        let bp = dir.join("blueprint.yaml");
         let bp = bp.to_str().unwrap();
-        let (code, out, err) = windlass(&["validate", bp]);
+        // An example whose inputs have no defaults ships sample values in `inputs.yaml`.
+        let inputs = dir.join("inputs.yaml");
+        let inputs = inputs.to_str().unwrap();
+        let with_inputs = |args: &[&str]| {
+            let mut args = args.to_vec();
+            if Path::new(inputs).exists() {
+                args.extend(["-i", inputs]);
+            }
+            windlass(&args)
+        };
+        let (code, out, err) = with_inputs(&["validate", bp]);
         assert_eq!(code, 0, "{bp}: {err}");
         assert!(out.contains("is valid"));
         for format in ["text", "json", "dot"] {
-            let (code, out, err) = windlass(&["plan", bp, "--format", format]);
+            let (code, out, err) = with_inputs(&["plan", bp, "--format", format]);
             assert_eq!(code, 0, "{bp} {format}: {err}");
             assert!(!out.is_empty());
         }
-        let (_, out, _) = windlass(&["plan", bp, "--format", "json"]);
+        let (_, out, _) = with_inputs(&["plan", bp, "--format", "json"]);
         let plan: serde_json::Value =
             serde_json::from_str(&out).expect("plan --format json is JSON");
         assert!(!plan["node_instances"].as_array().unwrap().is_empty());

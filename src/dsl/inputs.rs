@@ -184,7 +184,10 @@ pub fn resolve(
                 continue;
             }
             (None, None) => {
+                // Reported once below; a placeholder keeps `get_input` of it from also
+                // calling a declared input unknown.
                 missing.push((name.as_str(), schema.loc));
+                values.insert(name.clone(), Json::Null);
                 continue;
             }
         };

@@ -355,6 +355,10 @@ async fn start_loaded(
     let id = dep.id.clone();
     let id = id.as_str();
     let Some(declared) = dep.compiled.workflows.get(workflow) else {
+        if workflow == "update" {
+            // Cloudify 7 declares no `update` workflow either; users look for one anyway.
+            return Err(no_update(workflow));
+        }
         let names: Vec<&str> = dep.compiled.workflows.keys().map(String::as_str).collect();
         return Err(EngineError::Workflow(format!(
             "deployment `{id}` has no workflow `{workflow}`{}",
@@ -658,6 +662,13 @@ async fn resolved(
         .collect())
 }
 
+/// Why there is no deployment update, and what to do instead.
+fn no_update(workflow: &str) -> EngineError {
+    EngineError::Workflow(format!(
+        "workflow `{workflow}` (Cloudify's deployment update) is not something windlass does: a deployment keeps the blueprint and inputs it was created with. To change them, `windlass undeploy ID` then `windlass deploy BLUEPRINT -d ID -i …`; to change how many instances a node has, `windlass scale ID NODE AMOUNT`; to redo some instances, `windlass run ID reinstall -p node_ids=…`"
+    ))
+}
+
 /// The built-in workflow a mapping names, or an error for those this version cannot run.
 fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str, EngineError> {
     let name = operation.rsplit('.').next().unwrap_or(operation);
@@ -671,9 +682,7 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
         ("default_workflows", "stop") => Ok("stop"),
         ("default_workflows", "restart") => Ok("restart"),
         ("default_workflows", "reinstall") => Ok("reinstall"),
-        ("default_workflows", "update") => Err(EngineError::Workflow(format!(
-            "workflow `{workflow}` (Cloudify's deployment update) is not something windlass does: a deployment keeps the blueprint and inputs it was created with. To change them, `windlass undeploy ID` then `windlass deploy BLUEPRINT -d ID -i …`; to change how many instances a node has, `windlass scale ID NODE AMOUNT`; to redo some instances, `windlass run ID reinstall -p node_ids=…`"
-        ))),
+        ("default_workflows", "update") => Err(no_update(workflow)),
         ("script", _) => Ok("script"),
         _ if Registry::default()
             .get(plugin)
