@@ -164,6 +164,26 @@ pub fn compile(
         .iter()
         .map(|(k, o)| (k.clone(), eval.eval(&o.value, Scope::Global, diags)))
         .collect();
+    let external_plugins = model
+        .plugins
+        .iter()
+        .filter_map(|(name, p)| {
+            let dir = p.dir.as_ref()?;
+            let properties = p
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), eval.eval(v, Scope::Global, diags)))
+                .collect();
+            Some((
+                name.clone(),
+                ExternalPlugin {
+                    dir_name: dir.name.clone(),
+                    source: dir.dir.clone(),
+                    properties,
+                },
+            ))
+        })
+        .collect();
 
     Compiled {
         version: model.version,
@@ -177,6 +197,7 @@ pub fn compile(
         workflows,
         outputs,
         capabilities,
+        external_plugins,
     }
 }
 

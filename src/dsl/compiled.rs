@@ -165,6 +165,21 @@ pub struct Compiled {
     pub workflows: IndexMap<String, CompiledWorkflow>,
     pub outputs: IndexMap<String, Json>,
     pub capabilities: IndexMap<String, Json>,
+    /// Plugins declared by a type file found on the plugin path, by plugin name.
+    #[serde(default)]
+    pub external_plugins: IndexMap<String, ExternalPlugin>,
+}
+
+/// A plugin whose type file came from a directory on the plugin path (`DIR/NAME/plugin.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalPlugin {
+    /// `NAME`: the directory's name, under which a deployment keeps its copy.
+    pub dir_name: String,
+    /// The directory it was loaded from.
+    pub source: std::path::PathBuf,
+    /// Its properties (`- plugin:NAME: {…}` values, else defaults), plan-time functions
+    /// evaluated.
+    pub properties: Map<String, Json>,
 }
 
 impl Compiled {
