@@ -179,6 +179,7 @@ pub fn compile(
                 ExternalPlugin {
                     dir_name: dir.name.clone(),
                     source: dir.dir.clone(),
+                    runnable: dir.runnable,
                     properties,
                 },
             ))

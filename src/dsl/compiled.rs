@@ -177,7 +177,9 @@ pub struct ExternalPlugin {
     pub dir_name: String,
     /// The directory it was loaded from.
     pub source: std::path::PathBuf,
-    /// Its properties (`- plugin:NAME: {…}` values, else defaults), plan-time functions
+    /// Whether the directory holds an executable `windlass-plugin` that runs its operations.
+    pub runnable: bool,
+    /// Its properties (`- plugin:NAME: {…}` values, else the declared `value`s), plan-time functions
     /// evaluated.
     pub properties: Map<String, Json>,
 }

@@ -168,7 +168,7 @@ pub struct PluginDef {
     pub raw: serde_json::Value,
     /// The plugin directory on the plugin path whose type file declared it.
     pub dir: Option<crate::load::PluginDir>,
-    /// Its properties: the values a dict-form import gave, else the declared defaults.
+    /// Its properties: the values a dict-form import gave, else the declared `value`s.
     pub properties: IndexMap<String, Node>,
 }
 

@@ -199,6 +199,20 @@ impl<'d> Reader<'d> {
             }
         };
         self.check_keys(entries, TOP_LEVEL, "the blueprint", &doc);
+        if let Some(props) = doc.import_properties
+            && self.version < V1_5
+        {
+            self.diags.push(
+                Diagnostic::new(
+                    props.loc,
+                    format!(
+                        "properties on an import are not supported in {}: they were added in {V1_5}",
+                        self.version
+                    ),
+                )
+                .with_help("use `tosca_definitions_version: cloudify_dsl_1_5`, or import the plugin without properties"),
+            );
+        }
         if !doc.builtin
             && !doc.is_main
             && let Some(v) = root.get("tosca_definitions_version")
@@ -339,7 +353,7 @@ impl<'d> Reader<'d> {
 
     /// A plugin's properties: what its dict-form import gives, checked as Cloudify checks them
     /// (declared, and of the declared type: string, integer, float, boolean or list, or an
-    /// intrinsic function), else the declared default.
+    /// intrinsic function), else the declared `value`.
     fn plugin_properties(
         &mut self,
         plugin: &str,
@@ -407,7 +421,8 @@ impl<'d> Reader<'d> {
                     }
                 }
                 None => {
-                    if let Some(default) = schema.get("default") {
+                    // Cloudify's plugin properties carry their default as `value`.
+                    if let Some(default) = schema.get("value") {
                         out.insert(key.name.clone(), default.clone());
                     }
                 }

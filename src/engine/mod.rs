@@ -133,7 +133,7 @@ pub async fn create_deployment_as(
     given: &GivenInputs,
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
-    let registry = Registry::default();
+    let registry = Registry::for_blueprint(&bp.compiled);
     check_plugins(&bp.compiled, &registry)?;
     let root = blueprint_path
         .parent()
@@ -141,7 +141,11 @@ pub async fn create_deployment_as(
         .unwrap_or(Path::new("."));
     // Absolute, so that messages name the directory whatever the current one is.
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let files = snapshot::walk(&root, &store.files())?;
+    let mut files = snapshot::walk(&root, &store.files())?;
+    // The external plugins the deployment runs travel with it (`plugins::external`).
+    for plugin in bp.compiled.external_plugins.values().filter(|p| p.runnable) {
+        snapshot::add_plugin(&mut files, &plugin.source, &plugin.dir_name, &store.files())?;
+    }
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
     let stored = store
         .create_deployment(id, label, &inputs, &bp.compiled, &bp.plan, &files.files)
@@ -329,6 +333,12 @@ async fn start_loaded(
         params,
         allow_custom_parameters,
     )?;
+    if dep.compiled.external_plugins.contains_key(&declared.plugin) {
+        return Err(EngineError::Workflow(format!(
+            "workflow `{workflow}` maps to {}.{}, a workflow of the external plugin `{}`: windlass runs external plugins' operations, not their workflows",
+            declared.plugin, declared.operation, declared.plugin
+        )));
+    }
     let kind = builtin(workflow, &declared.plugin, &declared.operation)?;
     if !dep.installed && kind != "install" && kind != "uninstall" {
         return Err(not_installed(store, &dep, workflow).await?);
@@ -953,7 +963,7 @@ impl Session {
             plan: dep.plan.clone(),
             instances: self.instances.clone(),
             recorder: self.recorder.clone(),
-            registry: Registry::default(),
+            registry: Registry::for_blueprint(&dep.compiled),
             resources: self.workdir.resources.clone(),
             cancel: self.cancel.clone(),
             task_retries: self.task_retries,
@@ -1173,6 +1183,15 @@ pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<()
     let mut problems = Vec::new();
     let mut check = |owner: String, name: &str, op: &crate::dsl::compiled::Operation| {
         match registry.get(&op.plugin) {
+        None if c.external_plugins.contains_key(&op.plugin) => {
+            let dir = &c.external_plugins[&op.plugin].source;
+            problems.push(format!(
+                "{owner}: operation `{name}` uses the plugin `{}` from {}, which has no executable `{}` to run it (validate and plan work without one)",
+                op.plugin,
+                dir.display(),
+                crate::plugins::external::EXECUTABLE
+            ))
+        }
         None => problems.push(format!(
             "{owner}: operation `{name}` uses the plugin `{}`, which windlass does not ship (available: {})",
             op.plugin,

@@ -51,6 +51,25 @@ pub struct PluginDir {
     pub name: String,
     /// Its absolute path.
     pub dir: PathBuf,
+    /// Whether it holds an executable `windlass-plugin` that runs its operations.
+    pub runnable: bool,
+}
+
+/// The executable in a plugin's directory that runs its operations.
+pub const PLUGIN_RUNNER: &str = "windlass-plugin";
+
+impl PluginDir {
+    fn at(name: &str, dir: &Path) -> PluginDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = canonical(dir);
+        let runnable = std::fs::metadata(dir.join(PLUGIN_RUNNER))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        PluginDir {
+            name: name.to_string(),
+            dir,
+            runnable,
+        }
+    }
 }
 
 /// Where one import resolved, as `validate -v` shows it.
@@ -108,15 +127,8 @@ impl PluginPath {
         }
         self.dirs.iter().find_map(|d| {
             let file = d.join(name).join("plugin.yaml");
-            file.is_file().then(|| {
-                (
-                    PluginDir {
-                        name: name.to_string(),
-                        dir: canonical(&d.join(name)),
-                    },
-                    file,
-                )
-            })
+            file.is_file()
+                .then(|| (PluginDir::at(name, &d.join(name)), file))
         })
     }
 
@@ -149,10 +161,7 @@ impl PluginPath {
             });
             let plugin = first
                 .filter(|_| rel.components().count() > 1)
-                .map(|n| PluginDir {
-                    name: n.to_string(),
-                    dir: canonical(&d.join(n)),
-                });
+                .map(|n| PluginDir::at(n, &d.join(n)));
             Some((plugin, file))
         })
     }

@@ -7,8 +7,9 @@
 //! standard error; `timeout` kills the script. `ctx operation retry` and `ctx abort-operation`
 //! decide how a failure is treated.
 //!
-//! The script runs under a guard ([`super::guard`]) that leads its process group and kills it
-//! when the engine dies; a script ended by a signal therefore shows as exit code 128 + signal.
+//! [`run_guarded`] is the part every operation process shares (external plugins run through it
+//! too, `super::external`): the script runs under a guard ([`super::guard`]) that leads its
+//! process group and kills it when the engine dies; a script ended by a signal therefore shows as exit code 128 + signal.
 //! The group is recorded in the store while the operation runs (so a later command can stop
 //! what survives a dead engine) and killed here when its guard dies of a signal.
 
@@ -75,7 +76,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             "cannot find the windlass binary to run the script under".to_string(),
         ));
     };
-    let mut lifeline = guard::Lifeline::new()
+    let lifeline = guard::Lifeline::new()
         .map_err(|e| OpError::Failed(format!("cannot make the script's lifeline: {e}")))?;
     let mut command = match path.extension().and_then(|e| e.to_str()) {
         Some("py") => {
@@ -101,6 +102,43 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             lifeline.command(&exe, path.as_os_str())
         }
     };
+    for (k, v) in &ctx.inputs {
+        if k == "script_path" || !is_env_name(k) {
+            continue;
+        }
+        command.env(
+            k,
+            match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        );
+    }
+    let label = format!("script `{script}`");
+    run_guarded(ctx, &label, lifeline, command, None)
+        .await
+        .map(|finished| finished.returns)
+}
+
+/// How a process run by [`run_guarded`] ended well: what `ctx returns` set, and its last line
+/// of standard output.
+pub(crate) struct Finished {
+    pub returns: Option<Json>,
+    pub last_stdout: Option<String>,
+}
+
+/// Run `command` (made by `lifeline`, so under a guard) as the operation `ctx`: its own ctx
+/// socket and `ctx` first on PATH, `stdin` written to it (else none), output lines as events,
+/// its process group recorded while it runs, timeout and cancellation killing the group, and
+/// `ctx operation retry` / `ctx abort-operation` deciding how it ended. `label` names it in
+/// messages ("script `x.sh`").
+pub(crate) async fn run_guarded(
+    ctx: OperationContext,
+    label: &str,
+    mut lifeline: guard::Lifeline,
+    mut command: tokio::process::Command,
+    stdin: Option<Vec<u8>>,
+) -> Result<Finished, OpError> {
     let server = ctx::Server::start(ctx.clone(), &socket_dir(&ctx.resources))
         .map_err(|e| OpError::Failed(format!("cannot open the ctx socket: {e}")))?;
     let path_env = match std::env::var_os("PATH") {
@@ -115,45 +153,48 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         .current_dir(&ctx.resources)
         .env("PATH", path_env)
         .env(SOCKET_ENV, &server.socket)
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // No `kill_on_drop`: it would SIGKILL the guard alone and leave the script running
     // unguarded. If this future is dropped mid-run, dropping `lifeline` makes the guard kill
     // its whole group instead.
-    for (k, v) in &ctx.inputs {
-        if k == "script_path" || !is_env_name(k) {
-            continue;
-        }
-        command.env(
-            k,
-            match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            },
-        );
-    }
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             server.stop();
-            return Err(OpError::NonRecoverable(format!(
-                "cannot run `{script}`: {e}"
-            )));
+            return Err(OpError::NonRecoverable(format!("cannot run {label}: {e}")));
         }
     };
     lifeline.spawned();
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // Written while the process runs (it may read only part, or nothing): a task of its
+        // own, and the pipe closed at the end so the process sees end of input.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(&bytes).await;
+        });
+    }
     let group = RecordedGroup::start(&ctx, &child).await;
     lifeline.go();
     let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
     let out_ctx = ctx.clone();
     let out_task = tokio::spawn(async move {
+        let mut last = None;
         if let Some(mut lines) = stdout {
             while let Ok(Some(line)) = lines.next_line().await {
+                if !line.trim().is_empty() {
+                    last = Some(line.clone());
+                }
                 out_ctx.log("stdout", line);
             }
         }
+        last
     });
     let err_ctx = ctx.clone();
     let err_task = tokio::spawn(async move {
@@ -199,7 +240,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             err_task.abort();
             server.stop();
             let message = format!(
-                "script `{script}` timed out after {:?}",
+                "{label} timed out after {:?}",
                 ctx.timeout.unwrap_or_default()
             );
             return Err(if ctx.timeout_recoverable {
@@ -209,7 +250,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             });
         }
     };
-    let _ = out_task.await;
+    let last_stdout = out_task.await.unwrap_or_default();
     let tail = err_task.await.unwrap_or_default();
     let outcome = server.stop();
     if let Some(message) = outcome.abort {
@@ -222,19 +263,22 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         });
     }
     match status {
-        Ok(s) if s.success() => Ok(outcome.returns),
+        Ok(s) if s.success() => Ok(Finished {
+            returns: outcome.returns,
+            last_stdout,
+        }),
         Ok(s) => {
             let code = s
                 .code()
                 .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
             let tail: Vec<String> = tail.into_iter().collect();
             Err(OpError::Failed(if tail.is_empty() {
-                format!("script `{script}` exited with {code}")
+                format!("{label} exited with {code}")
             } else {
-                format!("script `{script}` exited with {code}: {}", tail.join(" | "))
+                format!("{label} exited with {code}: {}", tail.join(" | "))
             }))
         }
-        Err(e) => Err(OpError::Failed(format!("script `{script}`: {e}"))),
+        Err(e) => Err(OpError::Failed(format!("{label}: {e}"))),
     }
 }
 
