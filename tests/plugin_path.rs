@@ -527,7 +527,7 @@ fn sigkill_of_windlass_kills_every_plugin_process_and_its_children() {
     shell_plugin(
         &sb,
         "slow",
-        "id=$(ctx instance id)\necho \"begin $id\" >> ledger\n(sleep 3; echo \"late $id\" >> late.log) &\nsleep 60 &\nsleep 2\necho \"after $id\" >> ledger\n",
+        "[ -e resumed ] && exit 0\nid=$(ctx instance id)\necho \"begin $id\" >> ledger\n(sleep 3; echo \"late $id\" >> late.log) >/dev/null 2>&1 &\nsleep 60 >/dev/null 2>&1 &\nsleep 2\necho \"after $id\" >> ledger\n",
     );
     sb.file(
         "blueprint.yaml",
@@ -573,12 +573,13 @@ fn sigkill_of_windlass_kills_every_plugin_process_and_its_children() {
     );
     assert!(!sb.dir.join("late.log").exists());
     // And `resume` in a new process, without the plugin path, finishes the install from the
-    // deployment's copy of the plugin.
+    // deployment's copy of the plugin (the one on the path now fails).
     std::fs::write(
         sb.dir.join("plugs/slow/windlass-plugin"),
         "#!/bin/sh\nexit 9\n",
     )
     .unwrap();
+    std::fs::write(sb.dir.join("resumed"), "").unwrap();
     sb.ok(&["resume", "d"]);
     let states: Vec<Json> = sb
         .instances("d")

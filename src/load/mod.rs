@@ -176,8 +176,6 @@ pub struct Loaded {
     pub root_dir: PathBuf,
     /// Every import and the file it resolved to, in the order they were followed.
     pub imports: Vec<Resolution>,
-    /// The plugin path the blueprint was loaded with.
-    pub plugin_path: PluginPath,
 }
 
 /// Why a blueprint could not be loaded at all.
@@ -244,7 +242,6 @@ pub fn load_str_with(path: &Path, text: &str, plugin_path: &PluginPath) -> (Load
         documents,
         diags,
         imports,
-        plugin_path,
         ..
     } = loader;
     (
@@ -253,7 +250,6 @@ pub fn load_str_with(path: &Path, text: &str, plugin_path: &PluginPath) -> (Load
             documents,
             root_dir,
             imports,
-            plugin_path,
         },
         diags,
     )
@@ -374,7 +370,9 @@ impl Loader {
         } else if let Some(plugin) = builtin::plugin(import) {
             match plugin {
                 Ok(p) => Ok((Origin::Builtin(p.file), p.file.to_string(), p.yaml)),
-                Err(name) => Err(self.missing_plugin(&name, loc)),
+                Err(_) => {
+                    Err(self.missing_plugin(builtin::plugin_name(import).unwrap_or(import), loc))
+                }
             }
         } else if import.contains("://") {
             Err(Diagnostic::new(
@@ -480,8 +478,12 @@ impl Loader {
                 .iter()
                 .map(|d| d.join(import).display().to_string()),
         );
+        let why = match std::fs::metadata(&beside) {
+            Ok(_) => "not a file".to_string(),
+            Err(e) => e.to_string(),
+        };
         self.diags.push(
-            Diagnostic::new(loc, format!("cannot import `{import}`: no such file"))
+            Diagnostic::new(loc, format!("cannot import `{import}`: {why}"))
                 .with_help(format!("looked for {}", looked.join(", "))),
         );
     }
