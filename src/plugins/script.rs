@@ -9,7 +9,8 @@
 //!
 //! [`run_guarded`] is the part every operation process shares (external plugins run through it
 //! too, `super::external`): the script runs under a guard ([`super::guard`]) that leads its
-//! process group and kills it when the engine dies; a script ended by a signal therefore shows as exit code 128 + signal.
+//! process group and kills it when the engine dies; a script ended by a signal therefore shows
+//! as exit code 128 + signal.
 //! The group is recorded in the store while the operation runs (so a later command can stop
 //! what survives a dead engine) and killed here when its guard dies of a signal.
 
