@@ -54,6 +54,17 @@ struct Global {
     /// [default: $WINDLASS_MANAGEMENT_IP, else this machine's default-route address].
     #[arg(long, global = true, value_name = "IP")]
     management_ip: Option<std::net::IpAddr>,
+    /// A plugin directory (`DIR/NAME/plugin.yaml`, searched before the shipped plugins);
+    /// repeatable, in search order [env: WINDLASS_PLUGINS, colon-separated].
+    #[arg(
+        long = "plugins",
+        global = true,
+        env = crate::load::PLUGINS_ENV,
+        value_name = "DIR",
+        value_delimiter = ':',
+        hide_env = true
+    )]
+    plugins: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,8 +156,18 @@ pub fn main() -> ExitCode {
         // nothing reads the environment while it changes.
         unsafe { std::env::set_var(crate::template::MANAGEMENT_IP_ENV, ip.to_string()) };
     }
+    // Absolute, so that the path means the same wherever a later step runs.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    crate::load::PluginPath::install(crate::load::PluginPath {
+        dirs: global
+            .plugins
+            .iter()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| cwd.join(d))
+            .collect(),
+    });
     match cli.command {
-        Command::Validate(args) => validate::run(args),
+        Command::Validate(args) => validate::run(args, global.verbose),
         Command::Plan(args) => plan::run(args),
         Command::Deploy(args) => with_store(&global, |store, g| {
             Box::pin(deployments::deploy(store, g, args))

@@ -16,8 +16,30 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args, verbose: bool) -> ExitCode {
     let result = args.blueprint.open();
+    // `-v`: where each import resolved (read again: the compiled blueprint keeps no files).
+    let imports = if verbose {
+        crate::load::load_file(&args.blueprint.blueprint)
+            .map(|(loaded, _)| {
+                loaded
+                    .imports
+                    .iter()
+                    .map(|r| {
+                        let at = loaded.sources.describe(r.loc).to_string();
+                        (r.import.clone(), at, r.file.clone())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if !args.json {
+        for (import, at, file) in &imports {
+            println!("{at}: import `{import}` -> {file}");
+        }
+    }
     if args.json {
         let errors = match &result {
             Err(Error::Invalid(report)) => report
@@ -36,7 +58,14 @@ pub fn run(args: Args) -> ExitCode {
             _ => Vec::new(),
         };
         if matches!(result, Ok(_) | Err(Error::Invalid(_))) {
-            println!("{}", json!({"valid": result.is_ok(), "errors": errors}));
+            let mut out = json!({"valid": result.is_ok(), "errors": errors});
+            if verbose {
+                out["imports"] = imports
+                    .iter()
+                    .map(|(import, at, file)| json!({"import": import, "at": at, "file": file}))
+                    .collect();
+            }
+            println!("{out}");
         }
     }
     match result {

@@ -165,6 +165,27 @@ pub fn compile(
         .iter()
         .map(|(k, o)| (k.clone(), eval.eval(&o.value, Scope::Global, diags)))
         .collect();
+    let external_plugins = model
+        .plugins
+        .iter()
+        .filter_map(|(name, p)| {
+            let dir = p.dir.as_ref()?;
+            let properties = p
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), eval.eval(v, Scope::Global, diags)))
+                .collect();
+            Some((
+                name.clone(),
+                ExternalPlugin {
+                    dir_name: dir.name.clone(),
+                    source: dir.dir.clone(),
+                    runnable: dir.runnable,
+                    properties,
+                },
+            ))
+        })
+        .collect();
 
     Compiled {
         version: model.version,
@@ -184,6 +205,7 @@ pub fn compile(
             .filter_map(|(k, s)| Some((k.clone(), data_based::Typed::of(s)?)))
             .collect(),
         labels: model.labels.clone(),
+        external_plugins,
     }
 }
 

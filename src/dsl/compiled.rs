@@ -192,6 +192,23 @@ pub struct Compiled {
     /// `deployment_id` input or parameter checks a deployment for.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub labels: Map<String, Json>,
+    /// Plugins declared by a type file found on the plugin path, by plugin name.
+    #[serde(default)]
+    pub external_plugins: IndexMap<String, ExternalPlugin>,
+}
+
+/// A plugin whose type file came from a directory on the plugin path (`DIR/NAME/plugin.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalPlugin {
+    /// `NAME`: the directory's name, under which a deployment keeps its copy.
+    pub dir_name: String,
+    /// The directory it was loaded from.
+    pub source: std::path::PathBuf,
+    /// Whether the directory holds an executable `windlass-plugin` that runs its operations.
+    pub runnable: bool,
+    /// Its properties (`- plugin:NAME: {…}` values, else the declared `value`s), plan-time functions
+    /// evaluated.
+    pub properties: Map<String, Json>,
 }
 
 impl Compiled {

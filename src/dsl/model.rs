@@ -172,6 +172,10 @@ pub struct PluginDef {
     pub package_name: Option<String>,
     /// The whole definition, to tell identical re-declarations from conflicting ones.
     pub raw: serde_json::Value,
+    /// The plugin directory on the plugin path whose type file declared it.
+    pub dir: Option<crate::load::PluginDir>,
+    /// Its properties: the values a dict-form import gave, else the declared `value`s.
+    pub properties: IndexMap<String, Node>,
 }
 
 /// Everything the documents of a blueprint declare, merged, before resolution.

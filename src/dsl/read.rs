@@ -90,6 +90,9 @@ pub struct Reader<'d> {
 /// Per-document context: its namespace and whether version gating applies.
 struct Doc<'a> {
     namespace: Option<&'a str>,
+    /// The plugin directory the document was read from, and its import's properties.
+    plugin: Option<&'a crate::load::PluginDir>,
+    import_properties: Option<&'a Node>,
     /// Built-in type files are ours and exempt from the user's version gate.
     builtin: bool,
     is_main: bool,
@@ -175,6 +178,8 @@ impl<'d> Reader<'d> {
     pub fn read(&mut self, document: &Document, builtin: bool) {
         let doc = Doc {
             namespace: document.namespace.as_deref(),
+            plugin: document.plugin.as_ref(),
+            import_properties: document.import_properties.as_ref(),
             builtin,
             is_main: document.is_main,
         };
@@ -194,6 +199,20 @@ impl<'d> Reader<'d> {
             }
         };
         self.check_keys(entries, TOP_LEVEL, "the blueprint", &doc);
+        if let Some(props) = doc.import_properties
+            && self.version < V1_5
+        {
+            self.diags.push(
+                Diagnostic::new(
+                    props.loc,
+                    format!(
+                        "properties on an import are not supported in {}: they were added in {V1_5}",
+                        self.version
+                    ),
+                )
+                .with_help("use `tosca_definitions_version: cloudify_dsl_1_5`, or import the plugin without properties"),
+            );
+        }
         if !doc.builtin
             && !doc.is_main
             && let Some(v) = root.get("tosca_definitions_version")
@@ -316,6 +335,8 @@ impl<'d> Reader<'d> {
                 source: e.str("source"),
                 package_name: e.str("package_name"),
                 raw: n.to_json(),
+                dir: doc.plugin.cloned(),
+                properties: self.plugin_properties(&name.name, e.get("properties"), doc),
             };
             match self.model.plugins.entry(name.name.clone()) {
                 Entry::Occupied(o) if o.get().raw == def.raw => {}
@@ -328,6 +349,103 @@ impl<'d> Reader<'d> {
                 }
             }
         }
+    }
+
+    /// A plugin's properties: what its dict-form import gives, checked as Cloudify checks them
+    /// (declared, and of the declared type: string, integer, float, boolean or list, or an
+    /// intrinsic function), else the declared `value`.
+    fn plugin_properties(
+        &mut self,
+        plugin: &str,
+        declared: Option<&Node>,
+        doc: &Doc,
+    ) -> IndexMap<String, Node> {
+        let declared = declared.and_then(Node::as_map).unwrap_or(&[]);
+        let given = doc.import_properties;
+        let given_entries = given.and_then(Node::as_map).unwrap_or(&[]);
+        if let Some(g) = given
+            && g.as_map().is_none()
+            && !matches!(g.value, Value::Null)
+        {
+            self.diags.error(
+                g.loc,
+                format!(
+                    "the properties of an import must be a mapping, found a {}",
+                    g.value.kind_name()
+                ),
+            );
+        }
+        let mut out = IndexMap::new();
+        for (key, schema) in declared {
+            let ty = schema.get("type").and_then(Node::as_str);
+            let value = given_entries.iter().find(|(k, _)| k.name == key.name);
+            match value {
+                Some((k, v)) => {
+                    let is_function = v.as_map().is_some_and(|m| {
+                        m.len() == 1 && (m[0].0.name.starts_with("get_") || m[0].0.name == "concat")
+                    });
+                    let fits = match (ty, &v.value) {
+                        (_, _) if is_function => true,
+                        (Some("string"), Value::Str(_) | Value::Int(_) | Value::Bool(_)) => true,
+                        (Some("integer"), Value::Int(_) | Value::Bool(_)) => true,
+                        (Some("float"), Value::Int(_) | Value::Float(_) | Value::Bool(_)) => true,
+                        (Some("boolean"), Value::Bool(_)) => true,
+                        (Some("list"), Value::Seq(_)) => true,
+                        _ => false,
+                    };
+                    if fits {
+                        out.insert(key.name.clone(), v.clone());
+                    } else {
+                        let d = match ty {
+                            Some(t @ ("string" | "integer" | "float" | "boolean" | "list")) => {
+                                Diagnostic::new(
+                                    v.loc,
+                                    format!(
+                                        "property `{}` of plugin `{plugin}` must be of type {t}, found a {}",
+                                        k.name,
+                                        v.value.kind_name()
+                                    ),
+                                )
+                            }
+                            _ => Diagnostic::new(
+                                k.loc,
+                                format!(
+                                    "property `{}` of plugin `{plugin}` cannot be given on an import: its type is {}",
+                                    k.name,
+                                    ty.map_or("not declared".to_string(), |t| format!("`{t}`"))
+                                ),
+                            )
+                            .with_help("properties given on an import must be strings, integers, floats, booleans or lists"),
+                        };
+                        self.diags.push(d);
+                    }
+                }
+                None => {
+                    // Cloudify's plugin properties carry their default as `value`.
+                    if let Some(default) = schema.get("value") {
+                        out.insert(key.name.clone(), default.clone());
+                    }
+                }
+            }
+        }
+        // Cloudify checks for properties the plugin does not declare only when it declares some.
+        if !declared.is_empty() {
+            for (k, _) in given_entries {
+                if !declared.iter().any(|(d, _)| d.name == k.name) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            k.loc,
+                            format!("plugin `{plugin}` has no property `{}`", k.name),
+                        )
+                        .with_help_opt(did_you_mean(
+                            &k.name,
+                            declared.iter().map(|(d, _)| d.name.as_str()),
+                        )),
+                    );
+                }
+            }
+        }
+        out
     }
 
     fn node_types(&mut self, section: &Node, doc: &Doc) {
@@ -1066,6 +1184,8 @@ static NULL: Node = Node {
 fn doc_without_ns() -> &'static Doc<'static> {
     static PLAIN: Doc<'static> = Doc {
         namespace: None,
+        plugin: None,
+        import_properties: None,
         builtin: true,
         is_main: false,
     };

@@ -147,7 +147,7 @@ pub async fn create_deployment_as(
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
     lookups::check_inputs(store, &bp.compiled).await?;
-    let registry = Registry::default();
+    let registry = Registry::for_blueprint(&bp.compiled);
     check_plugins(&bp.compiled, &registry)?;
     // Before anything is stored: a deploy that cannot run leaves nothing behind.
     let secrets = Arc::new(crate::secrets::reveal(store, &bp.compiled).await?);
@@ -165,7 +165,11 @@ pub async fn create_deployment_as(
     {
         skip.push(key);
     }
-    let files = snapshot::walk(&root, &skip)?;
+    let mut files = snapshot::walk(&root, &skip)?;
+    // The external plugins the deployment runs travel with it (`plugins::external`).
+    for plugin in bp.compiled.external_plugins.values().filter(|p| p.runnable) {
+        snapshot::add_plugin(&mut files, &plugin.source, &plugin.dir_name, &skip)?;
+    }
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
     let stored = store
         .create_deployment(id, label, &inputs, &bp.compiled, &bp.plan, &files.files)
@@ -373,6 +377,12 @@ async fn start_loaded(
         params,
         allow_custom_parameters,
     )?;
+    if dep.compiled.external_plugins.contains_key(&declared.plugin) {
+        return Err(EngineError::Workflow(format!(
+            "workflow `{workflow}` maps to {}.{}, a workflow of the external plugin `{}`: windlass runs external plugins' operations, not their workflows",
+            declared.plugin, declared.operation, declared.plugin
+        )));
+    }
     let kind = builtin(workflow, &declared.plugin, &declared.operation)?;
     lookups::check_parameters(store, &dep, &declared.parameters, &params).await?;
     if !dep.installed && kind != "install" && kind != "uninstall" {
@@ -1108,7 +1118,7 @@ impl Session {
             plan: dep.plan.clone(),
             instances: self.instances.clone(),
             recorder: self.recorder.clone(),
-            registry: Registry::default(),
+            registry: Registry::for_blueprint(&dep.compiled),
             resources: self.workdir.resources.clone(),
             cancel: self.cancel.clone(),
             task_retries: self.task_retries,
@@ -1330,6 +1340,15 @@ pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<()
         // Agent installation (Compute's cloudify_agent interface): no workflow of windlass
         // runs it; an install that would want an agent says so in one warning instead.
         None if op.plugin == "agent" => {}
+        None if c.external_plugins.contains_key(&op.plugin) => {
+            let dir = &c.external_plugins[&op.plugin].source;
+            problems.push(format!(
+                "{owner}: operation `{name}` uses the plugin `{}` from {}, which has no executable `{}` to run it (validate and plan work without one)",
+                op.plugin,
+                dir.display(),
+                crate::plugins::external::EXECUTABLE
+            ))
+        }
         None => problems.push(format!(
             "{owner}: operation `{name}` uses the plugin `{}`, which windlass does not ship (available: {})",
             op.plugin,

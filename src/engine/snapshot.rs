@@ -137,6 +137,35 @@ pub fn walk(root: &Path, skip: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
     })
 }
 
+/// Add a plugin's directory to a snapshot, under `.windlass-plugins/NAME/` (the same walk:
+/// its own `.windlassignore`, the defaults, the store's files skipped). The limits apply to the
+/// whole snapshot, blueprint and plugins together.
+pub fn add_plugin(
+    snapshot: &mut Snapshot,
+    dir: &Path,
+    name: &str,
+    skip: &[PathBuf],
+) -> Result<(), SnapshotError> {
+    let plugin = walk(dir, skip)?;
+    let prefix = format!("{}/{name}/", crate::plugins::external::PLUGINS_DIR);
+    snapshot.files.extend(plugin.files.into_iter().map(|mut f| {
+        f.path = format!("{prefix}{}", f.path);
+        f
+    }));
+    snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
+    snapshot.files.dedup_by(|a, b| a.path == b.path);
+    let bytes: u64 = snapshot.files.iter().map(|f| f.size).sum();
+    if bytes > MAX_BYTES || snapshot.files.len() > MAX_FILES {
+        return Err(SnapshotError::TooLarge {
+            root: dir.to_path_buf(),
+            files: snapshot.files.len(),
+            bytes,
+            largest: largest(snapshot.files.iter().map(|f| (f.path.as_str(), f.size))),
+        });
+    }
+    Ok(())
+}
+
 fn read_ignore(root: &Path) -> Result<Ignore, SnapshotError> {
     let path = root.join(IGNORE_FILE);
     let text = match std::fs::read_to_string(&path) {

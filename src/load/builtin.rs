@@ -84,10 +84,15 @@ pub fn is_cloudify_types(import: &str) -> bool {
         && path.ends_with("/types.yaml")
 }
 
+/// `NAME` of a `plugin:NAME` import, without its `?version=…` (or any other query).
+pub fn plugin_name(import: &str) -> Option<&str> {
+    let name = import.strip_prefix("plugin:")?;
+    Some(name.split('?').next().unwrap_or(name).trim())
+}
+
 /// The shipped type file of a plugin, for `plugin:NAME` imports (`plugin:NAME?version=…` too).
 pub fn plugin(import: &str) -> Option<Result<&'static ShippedPlugin, String>> {
-    let name = import.strip_prefix("plugin:")?;
-    let name = name.split('?').next().unwrap_or(name).trim();
+    let name = plugin_name(import)?;
     // Cloudify's plugin package names are `cloudify-NAME-plugin`; accept both spellings.
     let short = name
         .strip_prefix("cloudify-")
@@ -265,6 +270,10 @@ mod tests {
             }))
         ));
         assert!(matches!(plugin("plugin:nope"), Some(Err(_))));
+        assert_eq!(
+            plugin_name("plugin:my-plugin?version=1.2"),
+            Some("my-plugin")
+        );
         assert!(plugin("types.yaml").is_none());
     }
 }

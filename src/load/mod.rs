@@ -2,10 +2,19 @@
 //!
 //! `load_file` reads the main blueprint, parses it into a [`yaml::Node`] tree and follows its
 //! `imports` depth-first: relative paths (against the importing file), Cloudify's built-in types
-//! by any of their URLs (cut down to what the main file's DSL version has), `plugin:NAME` for shipped plugins, and `ns--…` namespaces. Each file is
-//! loaded once per namespace, so import cycles are harmless. Remote URLs are refused with a clear
-//! error: loading never touches the network. The output is a flat list of [`Document`]s, main
-//! file first, which the DSL stage merges; every problem found is collected, not just the first.
+//! by any of their URLs (cut down to what the main file's DSL version has), `plugin:NAME` (`?version=…` ignored; also the dict form
+//! `- plugin:NAME: {properties}`), and `ns--…` namespaces. Each file is loaded once per
+//! namespace, so import cycles are harmless. Remote URLs are refused with a clear error: loading
+//! never touches the network. The output is a flat list of [`Document`]s, main file first, which
+//! the DSL stage merges; every problem found is collected, not just the first.
+//!
+//! # The plugin path
+//! [`PluginPath`] lists directories laid out as Cloudify plugin source trees (`DIR/NAME/plugin.yaml`).
+//! `plugin:NAME` is looked up there, directory by directory, before the plugins windlass ships;
+//! a relative import that is not beside its importing file is looked up in each directory as
+//! Cloudify's resources root is (`DIR/IMPORT`, `name_<version>.yaml` first). A document read
+//! from a plugin directory remembers it ([`Document::plugin`]), so the plugins it declares can
+//! be run from there; [`Loaded::imports`] records where every import resolved, for `validate -v`.
 
 pub mod builtin;
 pub mod source;
@@ -13,6 +22,7 @@ pub mod yaml;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use source::{FileId, Loc, Sources};
@@ -27,6 +37,134 @@ pub struct Document {
     pub namespace: Option<String>,
     /// The file the user named; only it must carry `tosca_definitions_version`.
     pub is_main: bool,
+    /// The plugin directory (on the plugin path) this document was read from.
+    pub plugin: Option<PluginDir>,
+    /// The properties of a dict-form import (`- plugin:NAME: {props}`), for the plugins it
+    /// declares.
+    pub import_properties: Option<Node>,
+}
+
+/// A plugin's directory on the plugin path: `DIR/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDir {
+    /// The directory's name (`NAME` of `plugin:NAME`).
+    pub name: String,
+    /// Its absolute path.
+    pub dir: PathBuf,
+    /// Whether it holds an executable `windlass-plugin` that runs its operations.
+    pub runnable: bool,
+}
+
+/// The executable in a plugin's directory that runs its operations.
+pub const PLUGIN_RUNNER: &str = "windlass-plugin";
+
+impl PluginDir {
+    fn at(name: &str, dir: &Path) -> PluginDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = canonical(dir);
+        let runnable = std::fs::metadata(dir.join(PLUGIN_RUNNER))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        PluginDir {
+            name: name.to_string(),
+            dir,
+            runnable,
+        }
+    }
+}
+
+/// Where one import resolved, as `validate -v` shows it.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub import: String,
+    pub loc: Loc,
+    /// The file read (a path, or `<builtin>/…` for a shipped file).
+    pub file: String,
+}
+
+/// The directories `plugin:NAME` and relative imports are looked up in, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginPath {
+    pub dirs: Vec<PathBuf>,
+}
+
+/// The environment variable that lists plugin directories (colon-separated).
+pub const PLUGINS_ENV: &str = "WINDLASS_PLUGINS";
+
+static INSTALLED_PATH: OnceLock<PluginPath> = OnceLock::new();
+
+impl PluginPath {
+    /// The directories of a colon-separated list (empty entries skipped).
+    pub fn parse(list: &str) -> PluginPath {
+        PluginPath {
+            dirs: list
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+        }
+    }
+
+    /// Make `path` the plugin path of every blueprint this process loads (the command line
+    /// does, once, from `--plugins` / `WINDLASS_PLUGINS`). Later calls change nothing.
+    pub fn install(path: PluginPath) {
+        let _ = INSTALLED_PATH.set(path);
+    }
+
+    /// The installed plugin path, else `WINDLASS_PLUGINS`'s.
+    pub fn current() -> PluginPath {
+        match INSTALLED_PATH.get() {
+            Some(p) => p.clone(),
+            None => std::env::var(PLUGINS_ENV)
+                .map(|l| PluginPath::parse(&l))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `DIR/NAME/plugin.yaml` of the first directory that has one.
+    fn find_plugin(&self, name: &str) -> Option<(PluginDir, PathBuf)> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return None;
+        }
+        self.dirs.iter().find_map(|d| {
+            let file = d.join(name).join("plugin.yaml");
+            file.is_file()
+                .then(|| (PluginDir::at(name, &d.join(name)), file))
+        })
+    }
+
+    /// A relative import as Cloudify's resources root resolves it: `DIR/stem_VERSION.ext`,
+    /// then `DIR/IMPORT`, in each directory. The plugin directory is `DIR/FIRST` when the
+    /// file lies below one.
+    fn find_resource(
+        &self,
+        import: &str,
+        version: Option<&str>,
+    ) -> Option<(Option<PluginDir>, PathBuf)> {
+        let rel = Path::new(import);
+        let versioned = version.and_then(|v| {
+            let stem = rel.file_stem()?.to_str()?;
+            let name = match rel.extension().and_then(|e| e.to_str()) {
+                Some(ext) => format!("{stem}_{v}.{ext}"),
+                None => format!("{stem}_{v}"),
+            };
+            Some(rel.with_file_name(name))
+        });
+        self.dirs.iter().find_map(|d| {
+            let file = versioned
+                .iter()
+                .map(|v| d.join(v))
+                .chain(std::iter::once(d.join(rel)))
+                .find(|f| f.is_file())?;
+            let first = rel.components().next().and_then(|c| match c {
+                std::path::Component::Normal(n) => n.to_str(),
+                _ => None,
+            });
+            let plugin = first
+                .filter(|_| rel.components().count() > 1)
+                .map(|n| PluginDir::at(n, &d.join(n)));
+            Some((plugin, file))
+        })
+    }
 }
 
 /// Every document of a blueprint and the sources their locations point into.
@@ -36,6 +174,8 @@ pub struct Loaded {
     pub documents: Vec<Document>,
     /// Directory of the main file: scripts and relative resources are resolved against it.
     pub root_dir: PathBuf,
+    /// Every import and the file it resolved to, in the order they were followed.
+    pub imports: Vec<Resolution>,
 }
 
 /// Why a blueprint could not be loaded at all.
@@ -48,18 +188,32 @@ pub enum LoadError {
     },
 }
 
-/// Load the main file and everything it imports. `Err` only when the main file cannot be read;
-/// every other problem is a diagnostic, returned with what could be loaded.
+/// Load the main file and everything it imports, with the process's plugin path
+/// ([`PluginPath::current`]). `Err` only when the main file cannot be read; every other
+/// problem is a diagnostic, returned with what could be loaded.
 pub fn load_file(path: &Path) -> Result<(Loaded, Diagnostics), LoadError> {
+    load_file_with(path, &PluginPath::current())
+}
+
+/// [`load_file`] with an explicit plugin path.
+pub fn load_file_with(
+    path: &Path,
+    plugin_path: &PluginPath,
+) -> Result<(Loaded, Diagnostics), LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(load_str(path, &text))
+    Ok(load_str_with(path, &text, plugin_path))
 }
 
 /// Load from text already in memory; `path` names the file and anchors relative imports.
 pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
+    load_str_with(path, text, &PluginPath::current())
+}
+
+/// [`load_str`] with an explicit plugin path.
+pub fn load_str_with(path: &Path, text: &str, plugin_path: &PluginPath) -> (Loaded, Diagnostics) {
     let root_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loader = Loader {
         sources: Sources::default(),
@@ -67,6 +221,8 @@ pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
         seen: HashSet::new(),
         diags: Diagnostics::default(),
         main_version: None,
+        plugin_path: plugin_path.clone(),
+        imports: Vec::new(),
     };
     let origin = Origin::File(canonical(path));
     loader.seen.insert((origin.clone(), None));
@@ -74,13 +230,18 @@ pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
         origin,
         path.display().to_string(),
         text.to_string(),
-        None,
-        true,
+        Placement {
+            namespace: None,
+            is_main: true,
+            plugin: None,
+            properties: None,
+        },
     );
     let Loader {
         sources,
         documents,
         diags,
+        imports,
         ..
     } = loader;
     (
@@ -88,6 +249,7 @@ pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
             sources,
             documents,
             root_dir,
+            imports,
         },
         diags,
     )
@@ -104,19 +266,30 @@ struct Loader {
     documents: Vec<Document>,
     seen: HashSet<(Origin, Option<String>)>,
     diags: Diagnostics,
-    /// The main file's `tosca_definitions_version`: picks what the built-in types offer.
+    /// The main file's `tosca_definitions_version`: picks what the built-in types offer and
+    /// which versioned file of a plugin directory an import finds (`name_1_4.yaml`).
     main_version: Option<String>,
+    plugin_path: PluginPath,
+    imports: Vec<Resolution>,
+}
+
+/// Where a document sits: its namespace, whether it is the main file, the plugin directory it
+/// was read from and its import's properties.
+struct Placement {
+    namespace: Option<String>,
+    is_main: bool,
+    plugin: Option<PluginDir>,
+    properties: Option<Node>,
 }
 
 impl Loader {
-    fn add(
-        &mut self,
-        origin: Origin,
-        name: String,
-        text: String,
-        namespace: Option<String>,
-        is_main: bool,
-    ) {
+    fn add(&mut self, origin: Origin, name: String, text: String, placement: Placement) {
+        let Placement {
+            namespace,
+            is_main,
+            plugin,
+            properties,
+        } = placement;
         let is_builtin_types = name == builtin::CLOUDIFY_TYPES_NAME;
         let file = self.sources.add(name, text);
         let text = self.sources.get(file).text.clone();
@@ -151,13 +324,25 @@ impl Loader {
             root,
             namespace: namespace.clone(),
             is_main,
+            plugin: plugin.clone(),
+            import_properties: properties,
         });
-        for (import, loc) in imports {
-            self.import(&origin, &import, loc, namespace.clone());
+        for import in imports {
+            let from = From {
+                origin: &origin,
+                plugin: plugin.as_ref(),
+            };
+            self.import(&from, import, namespace.clone());
         }
     }
 
-    fn import(&mut self, from: &Origin, import: &str, loc: Loc, namespace: Option<String>) {
+    fn import(&mut self, from: &From<'_>, import: Import, namespace: Option<String>) {
+        let Import {
+            text: import,
+            loc,
+            properties,
+        } = import;
+        let import = import.as_str();
         // `ns--target`: the names of target live under `ns--` (nested inside any outer one).
         if let Some((ns, rest)) = import.split_once("--")
             && !ns.is_empty()
@@ -168,7 +353,23 @@ impl Loader {
                 Some(outer) => format!("{outer}--{ns}"),
                 None => ns.to_string(),
             };
-            return self.import(from, rest, loc, Some(ns));
+            let rest = Import {
+                text: rest.to_string(),
+                loc,
+                properties,
+            };
+            return self.import(from, rest, Some(ns));
+        }
+        if let Some(name) = builtin::plugin_name(import)
+            && let Some((plugin, path)) = self.plugin_path.find_plugin(name)
+        {
+            let placement = Placement {
+                namespace,
+                is_main: false,
+                plugin: Some(plugin),
+                properties,
+            };
+            return self.read_file(import, loc, &path, placement);
         }
         let resolved = if builtin::is_cloudify_types(import) {
             Ok((
@@ -179,18 +380,9 @@ impl Loader {
         } else if let Some(plugin) = builtin::plugin(import) {
             match plugin {
                 Ok(p) => Ok((Origin::Builtin(p.file), p.file.to_string(), p.yaml)),
-                Err(name) => Err(Diagnostic::new(
-                    loc,
-                    format!("plugin `{name}` is not shipped with windlass"),
-                )
-                .with_help(format!(
-                    "shipped plugins: {}",
-                    builtin::PLUGINS
-                        .iter()
-                        .map(|p| p.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
+                Err(_) => {
+                    Err(self.missing_plugin(builtin::plugin_name(import).unwrap_or(import), loc))
+                }
             }
         } else if import.contains("://") {
             Err(Diagnostic::new(
@@ -201,23 +393,69 @@ impl Loader {
                 "import Cloudify's types by their usual URL or `cloudify/types/types.yaml`, shipped plugins as `plugin:NAME`, and other files by a path relative to the blueprint",
             ))
         } else {
-            return self.import_file(from, import, loc, namespace);
+            let placement = Placement {
+                namespace,
+                is_main: false,
+                plugin: None,
+                properties,
+            };
+            return self.import_file(from, import, loc, placement);
         };
         match resolved {
             Ok((origin, name, text)) => {
+                self.imports.push(Resolution {
+                    import: import.to_string(),
+                    loc,
+                    file: name.clone(),
+                });
                 // Built-in files define only `cloudify.*` names, which namespaces never prefix:
                 // one copy serves every namespace.
-                let namespace = None;
-                if self.seen.insert((origin.clone(), namespace.clone())) {
-                    self.add(origin, name, text.to_string(), namespace, false);
+                let placement = Placement {
+                    namespace: None,
+                    is_main: false,
+                    plugin: None,
+                    properties,
+                };
+                if self.seen.insert((origin.clone(), None)) {
+                    self.add(origin, name, text.to_string(), placement);
                 }
             }
             Err(d) => self.diags.push(d),
         }
     }
 
-    fn import_file(&mut self, from: &Origin, import: &str, loc: Loc, namespace: Option<String>) {
-        let base = match from {
+    /// `plugin:NAME` found neither on the plugin path nor among the shipped plugins: the error
+    /// names every directory searched.
+    fn missing_plugin(&self, name: &str, loc: Loc) -> Diagnostic {
+        let shipped = builtin::PLUGINS
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let searched = if self.plugin_path.dirs.is_empty() {
+            format!(
+                "no plugin directories are set (`--plugins DIR` or {PLUGINS_ENV}); shipped plugins: {shipped}"
+            )
+        } else {
+            format!(
+                "looked for {}; shipped plugins: {shipped}",
+                self.plugin_path
+                    .dirs
+                    .iter()
+                    .map(|d| d.join(name).join("plugin.yaml").display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        Diagnostic::new(
+            loc,
+            format!("plugin `{name}` is neither on the plugin path nor shipped with windlass"),
+        )
+        .with_help(searched)
+    }
+
+    fn import_file(&mut self, from: &From<'_>, import: &str, loc: Loc, mut placement: Placement) {
+        let base = match from.origin {
             Origin::File(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
             Origin::Builtin(_) => {
                 self.diags.push(Diagnostic::new(
@@ -227,19 +465,80 @@ impl Loader {
                 return;
             }
         };
-        let path = base.join(import);
-        let origin = Origin::File(canonical(&path));
-        if !self.seen.insert((origin.clone(), namespace.clone())) {
+        let beside = base.join(import);
+        if beside.is_file() || Path::new(import).is_absolute() {
+            // A file of a plugin's directory belongs to that plugin.
+            placement.plugin = from
+                .plugin
+                .filter(|p| canonical(&beside).starts_with(&p.dir))
+                .cloned();
+            return self.read_file(import, loc, &beside, placement);
+        }
+        if let Some((plugin, path)) = self
+            .plugin_path
+            .find_resource(
+                import,
+                self.main_version
+                    .as_deref()
+                    .and_then(|v| v.strip_prefix("cloudify_dsl_")),
+            )
+        {
+            placement.plugin = plugin;
+            return self.read_file(import, loc, &path, placement);
+        }
+        let mut looked = vec![beside.display().to_string()];
+        looked.extend(
+            self.plugin_path
+                .dirs
+                .iter()
+                .map(|d| d.join(import).display().to_string()),
+        );
+        let why = match std::fs::metadata(&beside) {
+            Ok(_) => "not a file".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.diags.push(
+            Diagnostic::new(loc, format!("cannot import `{import}`: {why}"))
+                .with_help(format!("looked for {}", looked.join(", "))),
+        );
+    }
+
+    /// Read an imported file (once per namespace) and record where the import resolved.
+    fn read_file(&mut self, import: &str, loc: Loc, path: &Path, placement: Placement) {
+        let origin = Origin::File(canonical(path));
+        self.imports.push(Resolution {
+            import: import.to_string(),
+            loc,
+            file: display_path(path),
+        });
+        if !self
+            .seen
+            .insert((origin.clone(), placement.namespace.clone()))
+        {
             return;
         }
-        match std::fs::read_to_string(&path) {
-            Ok(text) => self.add(origin, display_path(&path), text, namespace, false),
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.add(origin, display_path(path), text, placement),
             Err(e) => self.diags.push(
                 Diagnostic::new(loc, format!("cannot import `{import}`: {e}"))
                     .with_help(format!("looked for {}", path.display())),
             ),
         }
     }
+}
+
+/// The importing document, as an import is resolved against it.
+struct From<'a> {
+    origin: &'a Origin,
+    plugin: Option<&'a PluginDir>,
+}
+
+/// One entry of `imports:`.
+struct Import {
+    text: String,
+    loc: Loc,
+    /// The mapping of a dict-form import.
+    properties: Option<Node>,
 }
 
 /// A path as users should read it: relative to the working directory when inside it.
@@ -258,8 +557,9 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The `imports:` list of a document, each entry with its location.
-fn collect_imports(root: &Node, diags: &mut Diagnostics) -> Vec<(String, Loc)> {
+/// The `imports:` list of a document, each entry with its location: strings, and single-entry
+/// mappings (`- plugin:NAME: {properties}`) as Cloudify takes them.
+fn collect_imports(root: &Node, diags: &mut Diagnostics) -> Vec<Import> {
     let Some(imports) = root.get("imports") else {
         return Vec::new();
     };
@@ -267,9 +567,28 @@ fn collect_imports(root: &Node, diags: &mut Diagnostics) -> Vec<(String, Loc)> {
         yaml::Value::Null => Vec::new(),
         yaml::Value::Seq(items) => items
             .iter()
-            .filter_map(|item| match item.as_str() {
-                Some(s) => Some((s.to_string(), item.loc)),
-                None => {
+            .filter_map(|item| match (&item.value, item.as_str()) {
+                (_, Some(s)) => Some(Import {
+                    text: s.to_string(),
+                    loc: item.loc,
+                    properties: None,
+                }),
+                (yaml::Value::Map(entries), _) if entries.len() == 1 => {
+                    let (key, value) = &entries[0];
+                    Some(Import {
+                        text: key.name.clone(),
+                        loc: key.loc,
+                        properties: Some(value.clone()),
+                    })
+                }
+                (yaml::Value::Map(_), _) => {
+                    diags.error(
+                        item.loc,
+                        "an import with properties must be a mapping of one entry: `- plugin:NAME: {PROPERTY: VALUE}`",
+                    );
+                    None
+                }
+                _ => {
                     diags.error(
                         item.loc,
                         format!(

@@ -4,8 +4,9 @@
 //! instance and (for relationship operations) which side, the evaluated inputs, access to
 //! runtime properties through [`crate::engine::state::Instances`], a logger and a cancellation
 //! signal. The [`Registry`] maps the plugin names used in blueprints (`script`, `noop`, `ssh`,
-//! `kubernetes`, `openstack`, `vsphere`, …) to implementations; the engine checks every operation against it before
-//! anything runs.
+//! `kubernetes`, `openstack`, `vsphere`, …) to implementations, and [`Registry::for_blueprint`]
+//! adds the external plugins a blueprint loaded from the plugin path ([`external`]); the engine
+//! checks every operation against it before anything runs.
 //!
 //! An operation reaches the instances its own instance's relationships point to through
 //! [`OperationContext::topology`] (read from the plan on demand, so an operation that needs none
@@ -13,6 +14,7 @@
 //! [`Plugin::workflow`]): the engine runs one as an execution with a [`WorkflowContext`].
 
 pub mod ctx;
+pub mod external;
 pub mod guard;
 pub mod kubernetes;
 pub mod noop;
@@ -360,6 +362,25 @@ impl Default for Registry {
 }
 
 impl Registry {
+    /// The shipped plugins and the blueprint's runnable external plugins (which take the place
+    /// of a shipped plugin of the same name). An external plugin without `windlass-plugin`
+    /// leaves the shipped plugin of its name in place, if there is one.
+    pub fn for_blueprint(compiled: &Compiled) -> Registry {
+        let mut registry = Registry::default();
+        for (name, spec) in &compiled.external_plugins {
+            if spec.runnable {
+                registry.plugins.insert(
+                    name.clone(),
+                    Arc::new(external::ExternalRunner {
+                        name: name.clone(),
+                        spec: spec.clone(),
+                    }),
+                );
+            }
+        }
+        registry
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Plugin>> {
         self.plugins.get(name)
     }

@@ -11,8 +11,10 @@
 //! [`super::python`]): the `cloudify` package's runner reports how it ended over the ctx socket
 //! (abort, retry with its `retry_after`, a recoverable error, the returned value).
 //!
-//! The script runs under a guard ([`super::guard`]) that leads its process group and kills it
-//! when the engine dies; a script ended by a signal therefore shows as exit code 128 + signal.
+//! [`run_guarded`] is the part every operation process shares (external plugins run through it
+//! too, `super::external`): the script runs under a guard ([`super::guard`]) that leads its
+//! process group and kills it when the engine dies; a script ended by a signal therefore shows
+//! as exit code 128 + signal.
 //! The group is recorded in the store while the operation runs (so a later command can stop
 //! what survives a dead engine) and killed here when its guard dies of a signal.
 
@@ -59,6 +61,18 @@ pub fn bin_dir(resources: &Path) -> PathBuf {
     resources.parent().unwrap_or(resources).join("bin")
 }
 
+/// PATH for an operation's process: the engine's `bin` directory (with `ctx`) first.
+fn path_env(resources: &Path) -> std::ffi::OsString {
+    match std::env::var_os("PATH") {
+        Some(p) => {
+            let mut dirs = vec![bin_dir(resources)];
+            dirs.extend(std::env::split_paths(&p));
+            std::env::join_paths(dirs).unwrap_or(p)
+        }
+        None => bin_dir(resources).into_os_string(),
+    }
+}
+
 pub fn socket_dir(resources: &Path) -> PathBuf {
     resources.parent().unwrap_or(resources).join("sockets")
 }
@@ -86,14 +100,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             "cannot find the windlass binary to run the script under".to_string(),
         ));
     };
-    let path_env = match std::env::var_os("PATH") {
-        Some(p) => {
-            let mut dirs = vec![bin_dir(&ctx.resources)];
-            dirs.extend(std::env::split_paths(&p));
-            std::env::join_paths(dirs).unwrap_or(p)
-        }
-        None => bin_dir(&ctx.resources).into_os_string(),
-    };
+    let path_env = path_env(&ctx.resources);
     let is_python = path.extension().is_some_and(|e| e == "py");
     let python = if is_python {
         let interpreter = python::interpreter(Some(&path_env), script)
@@ -104,7 +111,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
     } else {
         None
     };
-    let mut lifeline = guard::Lifeline::new()
+    let lifeline = guard::Lifeline::new()
         .map_err(|e| OpError::Failed(format!("cannot make the script's lifeline: {e}")))?;
     let mut command = match path.extension().and_then(|e| e.to_str()) {
         Some("py") if let Some((interpreter, dir)) = &python => {
@@ -132,18 +139,6 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             lifeline.command(&exe, path.as_os_str())
         }
     };
-    let server = ctx::Server::start(ctx.clone(), &socket_dir(&ctx.resources))
-        .map_err(|e| OpError::Failed(format!("cannot open the ctx socket: {e}")))?;
-    command
-        .current_dir(&ctx.resources)
-        .env("PATH", path_env)
-        .env(SOCKET_ENV, &server.socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // No `kill_on_drop`: it would SIGKILL the guard alone and leave the script running
-    // unguarded. If this future is dropped mid-run, dropping `lifeline` makes the guard kill
-    // its whole group instead.
     for (k, v) in &ctx.inputs {
         if k == "script_path" || k == "script_source" || !is_env_name(k) {
             continue;
@@ -156,27 +151,79 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             },
         );
     }
+    let label = format!("script `{script}`");
+    run_guarded(ctx, &label, lifeline, command, None)
+        .await
+        .map(|finished| finished.returns)
+}
+
+/// How a process run by [`run_guarded`] ended well: what `ctx returns` set, and its last line
+/// of standard output.
+pub(crate) struct Finished {
+    pub returns: Option<Json>,
+    pub last_stdout: Option<String>,
+}
+
+/// Run `command` (made by `lifeline`, so under a guard) as the operation `ctx`: its own ctx
+/// socket and `ctx` first on PATH, `stdin` written to it (else none), output lines as events,
+/// its process group recorded while it runs, timeout and cancellation killing the group, and
+/// `ctx operation retry` / `ctx abort-operation` deciding how it ended. `label` names it in
+/// messages ("script `x.sh`").
+pub(crate) async fn run_guarded(
+    ctx: OperationContext,
+    label: &str,
+    mut lifeline: guard::Lifeline,
+    mut command: tokio::process::Command,
+    stdin: Option<Vec<u8>>,
+) -> Result<Finished, OpError> {
+    let server = ctx::Server::start(ctx.clone(), &socket_dir(&ctx.resources))
+        .map_err(|e| OpError::Failed(format!("cannot open the ctx socket: {e}")))?;
+    command
+        .current_dir(&ctx.resources)
+        .env("PATH", path_env(&ctx.resources))
+        .env(SOCKET_ENV, &server.socket)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // No `kill_on_drop`: it would SIGKILL the guard alone and leave the script running
+    // unguarded. If this future is dropped mid-run, dropping `lifeline` makes the guard kill
+    // its whole group instead.
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             server.stop();
-            return Err(OpError::NonRecoverable(format!(
-                "cannot run `{script}`: {e}"
-            )));
+            return Err(OpError::NonRecoverable(format!("cannot run {label}: {e}")));
         }
     };
     lifeline.spawned();
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // Written while the process runs (it may read only part, or nothing): a task of its
+        // own, and the pipe closed at the end so the process sees end of input.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(&bytes).await;
+        });
+    }
     let group = RecordedGroup::start(&ctx, &child).await;
     lifeline.go();
     let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
     let out_ctx = ctx.clone();
     let out_task = tokio::spawn(async move {
+        let mut last = None;
         if let Some(mut lines) = stdout {
             while let Ok(Some(line)) = lines.next_line().await {
+                if !line.trim().is_empty() {
+                    last = Some(line.clone());
+                }
                 out_ctx.log("stdout", line);
             }
         }
+        last
     });
     let err_ctx = ctx.clone();
     let err_task = tokio::spawn(async move {
@@ -222,7 +269,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             err_task.abort();
             server.stop();
             let message = format!(
-                "script `{script}` timed out after {:?}",
+                "{label} timed out after {:?}",
                 ctx.timeout.unwrap_or_default()
             );
             return Err(if ctx.timeout_recoverable {
@@ -232,7 +279,7 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
             });
         }
     };
-    let _ = out_task.await;
+    let last_stdout = out_task.await.unwrap_or_default();
     let tail = err_task.await.unwrap_or_default();
     let outcome = server.stop();
     if let Some(message) = outcome.abort {
@@ -251,19 +298,22 @@ async fn run(ctx: OperationContext) -> Result<Option<Json>, OpError> {
         });
     }
     match status {
-        Ok(s) if s.success() => Ok(outcome.returns),
+        Ok(s) if s.success() => Ok(Finished {
+            returns: outcome.returns,
+            last_stdout,
+        }),
         Ok(s) => {
             let code = s
                 .code()
                 .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
             let tail: Vec<String> = tail.into_iter().collect();
             Err(OpError::Failed(if tail.is_empty() {
-                format!("script `{script}` exited with {code}")
+                format!("{label} exited with {code}")
             } else {
-                format!("script `{script}` exited with {code}: {}", tail.join(" | "))
+                format!("{label} exited with {code}: {}", tail.join(" | "))
             }))
         }
-        Err(e) => Err(OpError::Failed(format!("script `{script}`: {e}"))),
+        Err(e) => Err(OpError::Failed(format!("{label}: {e}"))),
     }
 }
 

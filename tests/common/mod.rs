@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod manager;
+pub mod procs;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
