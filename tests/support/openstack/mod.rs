@@ -42,8 +42,9 @@
 
 mod cloud;
 // Shared with the Kubernetes contract server, included by path so that an includer of this
-// module alone (the benchmark) gets it too.
-#[allow(dead_code)]
+// module alone (the benchmark) gets it too; the test binaries that include `kube` too hold
+// two copies of these few functions.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../kube/tls.rs"]
 mod tls;
 
