@@ -553,3 +553,435 @@ fn the_openstack_paas_example_validates() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("7 nodes"));
 }
+
+const KEY_ONLY: &str = "node_templates:
+  key:
+    type: cloudify.nodes.openstack.KeyPair
+    properties:
+      client_config: { get_input: client_config }
+      resource_config:
+        name: tls-key
+        public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb7yFjzZhXbRlq3Df1b test@windlass
+";
+
+/// A `client_config` for a TLS cloud with `ca_cert` taken out and `extra` laid over it.
+fn tls_inputs(os: &OpenStack, extra: Json) -> String {
+    let mut config = os.client_config();
+    let map = config.as_object_mut().unwrap();
+    map.remove("ca_cert");
+    if let Json::Object(e) = extra {
+        map.extend(e);
+    }
+    json!({ "client_config": config }).to_string()
+}
+
+#[test]
+fn tls_is_verified_and_a_cloud_whose_ca_is_not_given_is_refused() {
+    let os = OpenStack::start(Options {
+        tls: true,
+        ..Options::default()
+    });
+    let sb = Sandbox::new("openstack-tls-refused");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &format!("{HEADER}{KEY_ONLY}"));
+    let inputs = tls_inputs(&os, json!({}));
+    let err = run.fails(&["deploy", "blueprint.yaml", "-d", "tls", "-i", &inputs]);
+    let (events, _) = run.inspect("tls");
+    let said = format!("{err}\n{events}");
+    assert!(
+        said.contains("certificate") && said.contains("UnknownIssuer"),
+        "the failure says the certificate is not trusted: {said}"
+    );
+    assert!(
+        !said.contains("not verified"),
+        "verification was on: {said}"
+    );
+    assert!(
+        os.requests().is_empty(),
+        "no request passed the handshake: {:?}",
+        os.requests()
+    );
+    assert!(os.keypairs().is_empty(), "nothing was created");
+}
+
+#[test]
+fn a_tls_cloud_is_reached_with_its_ca_cert_as_a_file() {
+    let os = OpenStack::start(Options {
+        tls: true,
+        ..Options::default()
+    });
+    let sb = Sandbox::new("openstack-tls-ca");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &format!("{HEADER}{KEY_ONLY}"));
+    sb.file("cloud-ca.pem", os.ca_pem());
+    // A path relative to the blueprint.
+    let inputs = tls_inputs(&os, json!({ "ca_cert": "cloud-ca.pem" }));
+    run.ok(&["deploy", "blueprint.yaml", "-d", "tls", "-i", &inputs]);
+    assert_eq!(os.keypairs(), ["tls-key"]);
+    assert!(os.auth_url().starts_with("https://"));
+    let (events, _) = run.inspect("tls");
+    assert!(!events.contains("not verified"), "{events}");
+    run.ok(&["undeploy", "tls"]);
+    assert!(os.keypairs().is_empty());
+}
+
+#[test]
+fn insecure_reaches_a_tls_cloud_without_its_ca_and_says_verification_is_off() {
+    let os = OpenStack::start(Options {
+        tls: true,
+        ..Options::default()
+    });
+    let sb = Sandbox::new("openstack-tls-insecure");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &format!("{HEADER}{KEY_ONLY}"));
+    let inputs = tls_inputs(&os, json!({ "insecure": true }));
+    run.ok(&["deploy", "blueprint.yaml", "-d", "tls", "-i", &inputs]);
+    assert_eq!(os.keypairs(), ["tls-key"]);
+    let (events, _) = run.inspect("tls");
+    assert!(
+        events.contains("are not verified (`insecure: true`)"),
+        "an event says TLS is not verified: {events}"
+    );
+    run.ok(&["undeploy", "tls"]);
+    assert!(os.keypairs().is_empty());
+}
+
+const NETWORK: &str = "node_templates:
+  net:
+    type: cloudify.nodes.openstack.Network
+    properties:
+      client_config: { get_input: client_config }
+      resource_config: { name: app-net, admin_state_up: true }
+  subnet:
+    type: cloudify.nodes.openstack.Subnet
+    properties:
+      client_config: { get_input: client_config }
+      resource_config: { name: app-subnet, cidr: 192.168.50.0/24, enable_dhcp: true, dns_nameservers: [192.168.50.2] }
+    relationships:
+      - { type: cloudify.relationships.contained_in, target: net }
+  sg:
+    type: cloudify.nodes.openstack.SecurityGroup
+    properties:
+      client_config: { get_input: client_config }
+      resource_config: { name: app-sg, description: app servers }
+      disable_default_egress_rules: true
+      security_group_rules:
+        - { direction: ingress, protocol: tcp, port_range_min: 22, port_range_max: 22, remote_ip_prefix: 10.0.0.0/8 }
+        - { direction: egress, protocol: tcp, port_range_min: 443, port_range_max: 443, remote_ip_prefix: 0.0.0.0/0 }
+  port:
+    type: cloudify.nodes.openstack.Port
+    properties:
+      client_config: { get_input: client_config }
+      resource_config: { name: app-port }
+    relationships:
+      - { type: cloudify.relationships.contained_in, target: net }
+      - { type: cloudify.relationships.depends_on, target: subnet }
+      - { type: cloudify.relationships.openstack.port_connected_to_security_group, target: sg }
+  on_port:
+    type: cloudify.nodes.openstack.Server
+    properties:
+      client_config: { get_input: client_config }
+      agent_config: { install_method: none }
+      resource_config: { name: on-port, image_id: IMAGE, flavor_id: '1' }
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        create: { inputs: { poll_interval: 0.05 } }
+        delete: { inputs: { poll_interval: 0.05 } }
+    relationships:
+      - { type: cloudify.relationships.openstack.server_connected_to_port, target: port }
+  on_net:
+    type: cloudify.nodes.openstack.Server
+    properties:
+      client_config: { get_input: client_config }
+      agent_config: { install_method: none }
+      resource_config: { name: on-net, image_id: IMAGE, flavor_id: '1' }
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        create: { inputs: { poll_interval: 0.05 } }
+        delete: { inputs: { poll_interval: 0.05 } }
+    relationships:
+      - { type: cloudify.relationships.connected_to, target: net }
+      - { type: cloudify.relationships.depends_on, target: subnet }
+";
+
+/// The body of the one `POST` to a path ending in `suffix`.
+fn posted(requests: &[support::openstack::Request], suffix: &str) -> Json {
+    let posts: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(suffix))
+        .collect();
+    assert_eq!(posts.len(), 1, "one POST {suffix}: {posts:#?}");
+    assert!(posts[0].status < 300, "{:?}", posts[0]);
+    posts[0].body.clone().expect("a body")
+}
+
+#[test]
+fn network_subnet_port_and_security_group_nodes_are_created_used_and_deleted_in_reverse() {
+    let os = OpenStack::start(Options::default());
+    let seeded = |kind: &str| os.neutron(kind).len();
+    let (networks, subnets) = (seeded("networks"), seeded("subnets"));
+    let sb = Sandbox::new("openstack-network");
+    let run = Run::new(&sb, &os);
+    sb.file(
+        "blueprint.yaml",
+        &format!("{HEADER}{}", NETWORK.replace("IMAGE", IMAGE)),
+    );
+    run.ok(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "net",
+        "-i",
+        &inputs(&os, json!({})),
+    ]);
+
+    let requests = os.requests();
+    let (_, instances) = run.inspect("net");
+    let id = |node: &str| {
+        instance(&instances, node)["runtime_properties"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{node} has an id"))
+            .to_string()
+    };
+    let (net, subnet, sg, port) = (id("net"), id("subnet"), id("sg"), id("port"));
+
+    // What was sent: resource_config, and what the relationships say.
+    assert_eq!(
+        posted(&requests, "/networks"),
+        json!({ "network": { "name": "app-net", "admin_state_up": true } })
+    );
+    assert_eq!(
+        posted(&requests, "/subnets"),
+        json!({ "subnet": { "name": "app-subnet", "cidr": "192.168.50.0/24", "enable_dhcp": true,
+            "dns_nameservers": ["192.168.50.2"], "network_id": net, "ip_version": 4 } })
+    );
+    assert_eq!(
+        posted(&requests, "/security-groups"),
+        json!({ "security_group": { "name": "app-sg", "description": "app servers" } })
+    );
+    assert_eq!(
+        posted(&requests, "/ports"),
+        json!({ "port": { "name": "app-port", "network_id": net, "security_groups": [sg] } })
+    );
+    let rule_posts: Vec<Json> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/security-group-rules"))
+        .map(|r| r.body.clone().unwrap())
+        .collect();
+    assert_eq!(
+        rule_posts,
+        [
+            json!({ "security_group_rule": { "security_group_id": sg, "direction": "ingress",
+                "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/8" } }),
+            json!({ "security_group_rule": { "security_group_id": sg, "direction": "egress",
+                "protocol": "tcp", "port_range_min": 443, "port_range_max": 443, "remote_ip_prefix": "0.0.0.0/0" } }),
+        ]
+    );
+    // disable_default_egress_rules: the group keeps only the rules written.
+    let rules: Vec<Json> = os
+        .neutron("security-group-rules")
+        .into_iter()
+        .filter(|r| r["security_group_id"] == sg.as_str())
+        .collect();
+    assert_eq!(rules.len(), 2, "{rules:#?}");
+    assert!(
+        rules.iter().all(|r| r["protocol"] == "tcp"),
+        "the default egress rules are gone: {rules:#?}"
+    );
+    let rule_deletes = requests
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/security-group-rules/"))
+        .count();
+    assert_eq!(rule_deletes, 2, "the two default egress rules deleted");
+
+    // The servers: one on the port, one on the network.
+    let servers: Vec<Json> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/servers"))
+        .map(|r| r.body.clone().unwrap()["server"].clone())
+        .collect();
+    let sent = |name: &str| {
+        servers
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} created: {servers:#?}"))
+            .clone()
+    };
+    assert_eq!(sent("on-port")["networks"], json!([{ "port": port }]));
+    assert_eq!(sent("on-net")["networks"], json!([{ "uuid": net }]));
+    let on_port = os
+        .neutron("ports")
+        .into_iter()
+        .find(|p| p["id"] == port.as_str())
+        .expect("the port");
+    assert_eq!(
+        on_port["device_id"],
+        instance(&instances, "on_port")["runtime_properties"]["id"],
+        "the port is the server's"
+    );
+    assert_eq!(
+        instance(&instances, "port")["runtime_properties"]["network_id"],
+        net.as_str()
+    );
+    assert_eq!(
+        instance(&instances, "subnet")["runtime_properties"]["cidr"],
+        "192.168.50.0/24"
+    );
+
+    run.ok(&["undeploy", "net"]);
+    let requests = os.requests();
+    let deleted = |path: &str, id: &str| {
+        requests
+            .iter()
+            .position(|r| {
+                r.method == "DELETE" && r.path.ends_with(&format!("/{path}/{id}")) && r.status < 300
+            })
+            .unwrap_or_else(|| panic!("{path}/{id} deleted: {requests:#?}"))
+    };
+    let server_gone = |name: &str| {
+        let id = instance(&instances, name)["runtime_properties"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        deleted("servers", &id)
+    };
+    let (port_del, sg_del) = (deleted("ports", &port), deleted("security-groups", &sg));
+    let (subnet_del, net_del) = (deleted("subnets", &subnet), deleted("networks", &net));
+    assert!(
+        server_gone("on_port") < port_del,
+        "the server before its port"
+    );
+    assert!(port_del < sg_del, "the port before its security group");
+    assert!(port_del < subnet_del, "the port before the subnet");
+    assert!(
+        server_gone("on_net") < subnet_del,
+        "the server before the subnet"
+    );
+    assert!(subnet_del < net_del, "the subnet before the network");
+    assert!(
+        requests.iter().all(|r| r.status != 409),
+        "nothing was deleted while in use: {:#?}",
+        requests
+            .iter()
+            .filter(|r| r.status == 409)
+            .collect::<Vec<_>>()
+    );
+
+    // The cloud is as it was.
+    assert!(os.servers().is_empty(), "{:#?}", os.servers());
+    assert!(os.neutron("ports").is_empty(), "{:#?}", os.neutron("ports"));
+    assert!(os.neutron("security-groups").is_empty());
+    assert!(os.neutron("security-group-rules").is_empty());
+    assert_eq!(seeded("networks"), networks);
+    assert_eq!(seeded("subnets"), subnets);
+}
+
+/// `(method, path, status)` of every compute and network request.
+fn service_requests(os: &OpenStack) -> Vec<(String, String, u16)> {
+    os.requests()
+        .into_iter()
+        .filter(|r| !r.path.contains("/identity/"))
+        .map(|r| (r.method, r.path, r.status))
+        .collect()
+}
+
+#[test]
+fn a_neutron_conflict_and_a_nova_server_error_are_retried() {
+    let os = OpenStack::start(Options::default());
+    let sb = Sandbox::new("openstack-retry");
+    let run = Run::new(&sb, &os);
+    sb.file("blueprint.yaml", &web_blueprint());
+    os.fail_next_on(
+        "network",
+        1,
+        409,
+        "Request conflicts with the state of the resource",
+    );
+    os.fail_next_on("compute", 1, 500, "Unexpected API Error.");
+    run.ok(&[
+        "deploy",
+        "blueprint.yaml",
+        "-d",
+        "retry",
+        "-i",
+        &inputs(&os, json!({})),
+    ]);
+    let requests = service_requests(&os);
+    for (service, status) in [("/network/", 409), ("/compute/", 500)] {
+        let first = requests
+            .iter()
+            .position(|(_, p, _)| p.starts_with(service))
+            .expect("a request to the service");
+        let (method, path, got) = &requests[first];
+        assert_eq!(*got, status, "{requests:#?}");
+        let again = requests[first + 1..]
+            .iter()
+            .find(|(m, p, _)| m == method && p == path)
+            .unwrap_or_else(|| panic!("{method} {path} sent again: {requests:#?}"));
+        assert!(again.2 < 300, "and answered: {again:?}");
+    }
+    assert_eq!(os.servers().len(), 1);
+    assert_eq!(os.servers()[0]["status"], "ACTIVE");
+    assert_eq!(os.neutron("security-groups").len(), 1);
+}
+
+const SOLO: &str = "node_templates:
+  solo:
+    type: cloudify.nodes.openstack.Server
+    properties:
+      client_config: { get_input: client_config }
+      agent_config: { install_method: none }
+      resource_config: { name: solo, image_id: IMAGE, flavor_id: '1' }
+  sg:
+    type: cloudify.nodes.openstack.SecurityGroup
+    properties:
+      client_config: { get_input: client_config }
+      resource_config: { name: solo-sg }
+";
+
+#[test]
+fn a_bad_request_or_a_forbidden_one_is_sent_once_and_its_message_quoted() {
+    for (service, status, message, path) in [
+        (
+            "compute",
+            400,
+            "Invalid input for field/attribute flavorRef. Value: 1.",
+            "/servers",
+        ),
+        (
+            "network",
+            403,
+            "Policy doesn't allow create_security_group to be performed.",
+            "/security-groups",
+        ),
+    ] {
+        let os = OpenStack::start(Options::default());
+        let sb = Sandbox::new(&format!("openstack-{status}"));
+        let run = Run::new(&sb, &os);
+        sb.file(
+            "blueprint.yaml",
+            &format!("{HEADER}{}", SOLO.replace("IMAGE", IMAGE)),
+        );
+        os.fail_next_on(service, 1, status, message);
+        let err = run.fails(&[
+            "deploy",
+            "blueprint.yaml",
+            "-d",
+            "refused",
+            "-i",
+            &inputs(&os, json!({})),
+        ]);
+        let (events, _) = run.inspect("refused");
+        let said = format!("{err}\n{events}");
+        assert!(
+            said.contains(message) && said.contains(&format!("({status})")),
+            "the service's message is quoted: {said}"
+        );
+        let sent: Vec<_> = service_requests(&os)
+            .into_iter()
+            .filter(|(m, p, _)| m == "POST" && p.ends_with(path))
+            .collect();
+        assert_eq!(sent.len(), 1, "{status} is not retried: {sent:?}");
+        assert_eq!(sent[0].2, status);
+    }
+}

@@ -2,7 +2,8 @@
 //! behind one mutex, and the handlers of every endpoint. Status codes and bodies follow the
 //! API references: Keystone 201 + `X-Subject-Token`; Nova 202 for server create, 204 for server
 //! delete, 200/202 for key pairs, `{"itemNotFound": …}` and friends; Neutron 201/200/204 and
-//! `{"NeutronError": …}`.
+//! `{"NeutronError": …}`; a network or subnet that still has ports, and a security group a
+//! port uses, answer 409 to a delete.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -74,16 +75,26 @@ fn unauthorized() -> Answer {
 }
 
 /// The answer to an injected fault, in the service's body shape.
-pub fn injected(path: &str, status: u16) -> Answer {
+pub fn injected(path: &str, status: u16, message: Option<&str>) -> Answer {
     let mut a = if path.starts_with("/network/") {
         let kind = match status {
+            400 => "HTTPBadRequest",
+            403 => "HTTPForbidden",
+            404 => "HTTPNotFound",
             409 => "Conflict",
             503 => "ServiceUnavailable",
             _ => "HTTPInternalServerError",
         };
-        neutron_fault(status, kind, "Request failed: injected by the test")
+        neutron_fault(
+            status,
+            kind,
+            message.unwrap_or("Request failed: injected by the test"),
+        )
     } else {
-        nova_fault(status, "Unexpected API Error (injected by the test)")
+        nova_fault(
+            status,
+            message.unwrap_or("Unexpected API Error (injected by the test)"),
+        )
     };
     if status == 503 {
         a.headers.push(("Retry-After".into(), "0".into()));
@@ -946,6 +957,40 @@ impl Cloud {
                         .get_mut("security-group-rules")
                         .expect("kind")
                         .retain(|r| r["security_group_id"] != *id);
+                }
+                // As Neutron: a network or subnet with ports on it cannot go; a network's
+                // subnets go with it.
+                if kind == "networks" {
+                    if self.neutron["ports"].iter().any(|p| p["network_id"] == *id) {
+                        return neutron_fault(
+                            409,
+                            "NetworkInUse",
+                            format!(
+                                "Unable to complete operation on network {id}. There are one or more ports still in use on the network."
+                            ),
+                        );
+                    }
+                    self.neutron
+                        .get_mut("subnets")
+                        .expect("kind")
+                        .retain(|s| s["network_id"] != *id);
+                }
+                if kind == "subnets"
+                    && self.neutron["ports"].iter().any(|p| {
+                        p["fixed_ips"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|ip| ip["subnet_id"] == *id)
+                    })
+                {
+                    return neutron_fault(
+                        409,
+                        "SubnetInUse",
+                        format!(
+                            "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
+                        ),
+                    );
                 }
                 self.neutron
                     .get_mut(kind)

@@ -1,6 +1,8 @@
 //! An OpenStack contract server for tests: Keystone v3, Nova (compute v2.1) and Neutron
-//! (networking v2.0) on one loopback port, plain HTTP, under `/identity`, `/compute` and
-//! `/network` as devstack lays them out.
+//! (networking v2.0) on one loopback port, under `/identity`, `/compute` and `/network` as
+//! devstack lays them out: plain HTTP, or HTTPS (`Options::tls`) with a CA made for the server
+//! (`kube/tls.rs`: a certificate for `127.0.0.1` and `localhost`), so that certificate
+//! verification, `ca_cert` and `insecure` meet a real TLS handshake.
 //!
 //! # What it serves
 //! - Keystone: `POST /identity/v3/auth/tokens` with the password method (user by name and
@@ -17,7 +19,8 @@
 //! - Neutron: `networks`, `subnets`, `ports`, `security-groups`, `security-group-rules`,
 //!   `floatingips`: list (filters by field), create (201), show, update (200), delete (204);
 //!   failures are `{"NeutronError": {"type", "message", "detail"}}`. A new security group gets
-//!   its two default egress rules; a group in use by a port cannot be deleted (409).
+//!   its two default egress rules; a group in use by a port, a network or subnet with ports
+//!   on it cannot be deleted (409); a network's subnets go with it.
 //!
 //! Requests without a valid `X-Auth-Token` get 401. Seeded: networks `private` (subnet
 //! 10.0.0.0/24) and `public` (external, floating IPs from 172.24.4.0/24), flavors `1`–`3`,
@@ -30,13 +33,20 @@
 //! benchmark). Tokens expire when the test says so ([`OpenStack::expire_tokens`]).
 //!
 //! # Faults
-//! [`OpenStack::fail_next`] answers the next compute or network requests with 409, 500 or 503;
-//! every request is logged ([`OpenStack::requests`]) with the password replaced.
+//! [`OpenStack::fail_next`] answers the next compute or network requests with an error status
+//! (409, 500, 503, …), [`OpenStack::fail_next_on`] only those of one service and with a message
+//! of the test's; every request is logged ([`OpenStack::requests`]) with the password replaced.
 //!
 //! Written from the OpenStack API references (identity v3, compute v2.1, networking v2.0),
 //! never shaped after what a client happens to send.
 
 mod cloud;
+// Shared with the Kubernetes contract server, included by path so that an includer of this
+// module alone (the benchmark) gets it too; the test binaries that include `kube` too hold
+// two copies of these few functions.
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "../kube/tls.rs"]
+mod tls;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -52,6 +62,7 @@ use hyper::{Request as HttpRequest, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 #[allow(unused_imports)] // the tests' and the benchmark's, not every includer's
 pub use cloud::IMAGE;
@@ -77,6 +88,8 @@ pub struct Options {
     /// Requests a token authenticates before it expires (a 401 after that); unlimited when
     /// `None`.
     pub token_uses: Option<u32>,
+    /// Serve HTTPS with a certificate signed by a CA made for this server ([`OpenStack::ca_pem`]).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -91,6 +104,7 @@ impl Default for Options {
             fixed_ip: None,
             latency: Duration::ZERO,
             token_uses: None,
+            tls: false,
         }
     }
 }
@@ -106,9 +120,19 @@ pub struct Request {
     pub status: u16,
 }
 
+/// An answer the test ordered in place of the next matching request's.
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    /// `compute` or `network`; any of the two when `None`.
+    pub service: Option<String>,
+    pub status: u16,
+    /// The message of the fault body; a generic one when `None`.
+    pub message: Option<String>,
+}
+
 pub(crate) struct Shared {
     pub cloud: Mutex<Cloud>,
-    pub faults: Mutex<VecDeque<u16>>,
+    pub faults: Mutex<VecDeque<Fault>>,
     pub log: Mutex<Vec<Request>>,
     pub latency: Duration,
 }
@@ -122,6 +146,7 @@ pub struct OpenStack {
     shared: Arc<Shared>,
     url: String,
     options: Options,
+    ca_pem: String,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -130,13 +155,18 @@ impl OpenStack {
     /// Start a server on `127.0.0.1:0`.
     ///
     /// # Panics
-    /// When the machine cannot bind a loopback port or start a thread.
+    /// When the machine cannot make a key, bind a loopback port or start a thread.
     pub fn start(options: Options) -> OpenStack {
+        let pki = tls::make().expect("make the contract server's CA and certificate");
+        let acceptor = options
+            .tls
+            .then(|| TlsAcceptor::from(pki.server_config.clone()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
-        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let scheme = if options.tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("its address"));
         let shared = Arc::new(Shared {
             cloud: Mutex::new(Cloud::new(&url, &options)),
             faults: Mutex::new(VecDeque::new()),
@@ -152,30 +182,37 @@ impl OpenStack {
                     .enable_all()
                     .build()
                     .expect("a tokio runtime for the contract server");
-                runtime.block_on(accept(listener, serving, stop));
+                runtime.block_on(accept(listener, acceptor, serving, stop));
             })
             .expect("start the contract server's thread");
         OpenStack {
             shared,
             url,
             options,
+            ca_pem: pki.ca_pem,
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
     }
 
-    /// `http://127.0.0.1:PORT/identity/v3`.
+    /// `http://127.0.0.1:PORT/identity/v3` (`https://` with `tls`).
     pub fn auth_url(&self) -> String {
         format!("{}/identity/v3", self.url)
+    }
+
+    /// The CA that signed the server's certificate, as PEM (meaningful with `tls`).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     pub fn options(&self) -> &Options {
         &self.options
     }
 
-    /// A `client_config` mapping for this cloud (password auth).
+    /// A `client_config` mapping for this cloud (password auth; with `tls`, the CA as
+    /// `ca_cert`).
     pub fn client_config(&self) -> Json {
-        serde_json::json!({
+        let mut config = serde_json::json!({
             "auth_url": self.auth_url(),
             "username": self.options.username,
             "password": self.options.password,
@@ -183,12 +220,32 @@ impl OpenStack {
             "user_domain_name": "Default",
             "project_domain_name": "Default",
             "region_name": "RegionOne",
-        })
+        });
+        if self.options.tls {
+            config["ca_cert"] = Json::String(self.ca_pem.clone());
+        }
+        config
     }
 
-    /// Answer the next `n` compute or network requests with `status` (409, 500 or 503).
+    /// Answer the next `n` compute or network requests with `status` (409, 500, 503, …).
     pub fn fail_next(&self, n: usize, status: u16) {
-        lock(&self.shared.faults).extend(std::iter::repeat_n(status, n));
+        let fault = Fault {
+            service: None,
+            status,
+            message: None,
+        };
+        lock(&self.shared.faults).extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Answer the next `n` requests to `service` (`compute` or `network`) with `status` and
+    /// `message` in the service's fault body; requests to the other service pass.
+    pub fn fail_next_on(&self, service: &str, n: usize, status: u16, message: &str) {
+        let fault = Fault {
+            service: Some(service.to_string()),
+            status,
+            message: Some(message.to_string()),
+        };
+        lock(&self.shared.faults).extend(std::iter::repeat_n(fault, n));
     }
 
     /// Make every token issued so far invalid (as when it expires): the next request that
@@ -257,6 +314,7 @@ impl Drop for OpenStack {
 
 async fn accept(
     listener: std::net::TcpListener,
+    acceptor: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -268,12 +326,22 @@ async fn accept(
             _ = &mut stop => return,
             accepted = listener.accept() => {
                 let Ok((tcp, _)) = accepted else { continue };
+                let acceptor = acceptor.clone();
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |r| serve(shared.clone(), r));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        // A client that refuses the certificate ends the handshake: no request
+                        // reaches the cloud, none is logged.
+                        Some(acceptor) => {
+                            let Ok(tls) = acceptor.accept(tcp).await else { return };
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                        }
+                    }
                 });
             }
         }
@@ -305,14 +373,18 @@ async fn serve(
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }
-    let is_service = path.starts_with("/compute/") || path.starts_with("/network/");
-    let injected = if is_service {
-        lock(&shared.faults).pop_front()
-    } else {
-        None
-    };
+    let service = ["compute", "network"]
+        .into_iter()
+        .find(|s| path.starts_with(&format!("/{s}/")));
+    let injected = service.and_then(|service| {
+        let mut faults = lock(&shared.faults);
+        let i = faults
+            .iter()
+            .position(|f| f.service.as_deref().is_none_or(|s| s == service))?;
+        faults.remove(i)
+    });
     let answer = match injected {
-        Some(code) => cloud::injected(&path, code),
+        Some(fault) => cloud::injected(&path, fault.status, fault.message.as_deref()),
         None => lock(&shared.cloud).handle(
             parts.method.as_str(),
             &path,
