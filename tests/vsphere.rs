@@ -6,12 +6,22 @@
 //! powering pooled VMs off and deleting clones; a parallel scale-out that never picks one VM
 //! twice or overfills a host; re-login after the session expires; 503 retried; TLS verified
 //! unless `insecure`. The password is never in any event or CLI output.
+//!
+//! Follow-ups: credentials from `get_secret` through deploy, scale and undeploy, never in any
+//! output nor in the state file's bytes; a process SIGKILLed while vCenter clones or powers on
+//! (answers held by the server) or while the guest's IP is awaited, then `resume`: no second
+//! clone, no pooled VM held twice, the store's allocations matching the instances; `cancel`
+//! and `ip_timeout` ending the IP wait with a clear error, `undeploy` still cleaning up; a pool
+//! found empty is not listed again by the same execution; a pool prefix matching the template
+//! never hands the template out.
 
 mod common;
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Output;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
 use common::{Sandbox, stderr};
 use serde_json::Value as Json;
@@ -23,6 +33,8 @@ struct Seen<'a> {
     api: &'a VsphereApi,
     id: &'a str,
     texts: Vec<String>,
+    /// `WINDLASS_SECRETS_KEY` for every command, when the test uses secrets.
+    key: Option<PathBuf>,
 }
 
 impl<'a> Seen<'a> {
@@ -32,7 +44,46 @@ impl<'a> Seen<'a> {
             api,
             id,
             texts: Vec::new(),
+            key: None,
         }
+    }
+
+    /// Commands use the secrets key file `key` (it need not exist yet).
+    fn with_key(mut self, key: PathBuf) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.sb.command(args);
+        if let Some(key) = &self.key {
+            c.env("WINDLASS_SECRETS_KEY", key);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `secrets set NAME -` with `value` on standard input (never on a command line).
+    fn set_secret(&mut self, name: &str, value: &str) {
+        let mut child = self
+            .command(&["secrets", "set", name, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let (ok, _, e) = self.keep(&out);
+        assert!(ok, "secrets set {name}: {e}");
     }
 
     fn keep(&mut self, out: &Output) -> (bool, String, String) {
@@ -45,7 +96,7 @@ impl<'a> Seen<'a> {
 
     /// Run; it must succeed.
     fn ok(&mut self, args: &[&str]) -> String {
-        let out = self.sb.run(args);
+        let out = self.run(args);
         let (ok, o, e) = self.keep(&out);
         assert!(ok, "{args:?}: {e}");
         o
@@ -53,7 +104,7 @@ impl<'a> Seen<'a> {
 
     /// Run; it must fail. Returns stderr.
     fn fails(&mut self, args: &[&str]) -> String {
-        let out = self.sb.run(args);
+        let out = self.run(args);
         let (ok, _, e) = self.keep(&out);
         assert!(!ok, "{args:?} should fail");
         e
@@ -68,20 +119,25 @@ impl<'a> Seen<'a> {
             .clone()
     }
 
-    /// The password appears nowhere: every output so far, the events, instances and outputs.
-    fn check(mut self) {
+    /// Keep what the deployment shows now: its events, outputs, executions and instances.
+    fn collect(&mut self) {
         let id = self.id;
         for args in [
             vec!["events", id, "--json"],
             vec!["events", id],
             vec!["outputs", id, "--json"],
+            vec!["outputs", id],
             vec!["executions", id, "--json"],
+            vec!["instances", id, "--json"],
         ] {
-            let out = self.sb.run(&args);
+            let out = self.run(&args);
             self.keep(&out);
         }
-        let out = self.sb.run(&["instances", id, "--json"]);
-        self.keep(&out);
+    }
+
+    /// The password appears nowhere: every output so far, the events, instances and outputs.
+    fn check(mut self) {
+        self.collect();
         let password = self.api.password();
         for t in &self.texts {
             assert!(!t.contains(password), "the password was shown: {t}");
@@ -597,4 +653,379 @@ fn scale_out_50() {
         count(&|r| r.path.ends_with("/power")),
         count(&|r| r.path.ends_with("/identity")),
     );
+}
+
+/// Whether the state file or its WAL (or shared-memory index) holds `needle` anywhere.
+fn state_files_hold(sb: &Sandbox, needle: &str) -> Vec<String> {
+    ["state.db", "state.db-wal", "state.db-shm"]
+        .into_iter()
+        .filter(|f| {
+            std::fs::read(sb.dir.join(f))
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// What the store holds for each instance: `(instance, vm_name, host, pooled)`.
+fn allocations(sb: &Sandbox, id: &str, instances: &[Json]) -> Vec<(String, String, String, bool)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = windlass::store::Store::open(sb.dir.join("state.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let mut found = Vec::new();
+        for i in instances {
+            let instance = i["id"].as_str().unwrap();
+            let a = store
+                .vsphere_allocation(id, instance)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{instance} holds no allocation"));
+            found.push((a.instance_id, a.vm_name, a.host, a.pooled));
+        }
+        store.close().await;
+        found.sort();
+        found
+    })
+}
+
+/// Every instance's runtime properties agree with vCenter and with the store, and no VM is
+/// held twice.
+fn consistent(sb: &Sandbox, api: &VsphereApi, id: &str, instances: &[Json]) {
+    let mut expected = Vec::new();
+    for i in instances {
+        let rp = &i["runtime_properties"];
+        assert_eq!(i["state"], "started", "{i}");
+        let name = rp["vm_name"].as_str().unwrap();
+        let vm = api
+            .vm(name)
+            .unwrap_or_else(|| panic!("{name} does not exist"));
+        assert_eq!(rp["vm_id"], Json::String(vm.id.clone()), "{i}");
+        assert_eq!(rp["vm_host"], Json::String(vm.host.clone()), "{i}");
+        assert_eq!(vm.power_state, "POWERED_ON", "{name}");
+        assert!(rp["ip"].as_str().is_some_and(|ip| !ip.is_empty()), "{i}");
+        expected.push((
+            i["id"].as_str().unwrap().to_string(),
+            name.to_string(),
+            vm.host.clone(),
+            rp["pooled"].as_bool().unwrap(),
+        ));
+    }
+    expected.sort();
+    let names: HashSet<_> = expected.iter().map(|(_, n, _, _)| n.clone()).collect();
+    assert_eq!(names.len(), expected.len(), "a VM held twice: {expected:?}");
+    assert_eq!(allocations(sb, id, instances), expected);
+}
+
+#[test]
+fn credentials_from_secrets_never_show_and_never_reach_the_state_file() {
+    let api = VsphereApi::start(Options {
+        tls: false,
+        ip_after: 1,
+        ..Options::default()
+    });
+    inventory(&api);
+    api.add_vm("dea-node-1", "esx-b", false, false);
+    let sb = Sandbox::new("vsphere-secrets");
+    // No file of the blueprint's directory holds a credential: only the secrets do.
+    sb.file(
+        "bp.yaml",
+        "tosca_definitions_version: cloudify_dsl_1_4
+imports:
+  - cloudify/types/types.yaml
+  - plugin:vsphere
+inputs:
+  vcenter: { type: string }
+node_templates:
+  dea:
+    type: windlass.nodes.vsphere.Server
+    properties:
+      connection_config:
+        host: { get_input: vcenter }
+        username: { get_secret: [vcenter, user] }
+        password: { get_secret: vcenter_password }
+      template: dea-template
+      name_prefix: dea-
+      pool: [dea-node-1]
+    capabilities:
+      scalable:
+        properties: { default_instances: 1, max_instances: 10 }
+outputs:
+  ips:
+    value: { get_attribute: [dea, ip] }
+  login:
+    value: { concat: [{ get_secret: [vcenter, user] }, ':', { get_secret: vcenter_password }] }
+",
+    );
+    let key = sb.dir.join("keys/secrets.key");
+    let mut seen = Seen::new(&sb, &api, "sec").with_key(key.clone());
+    let user = serde_json::json!({ "user": api.username() }).to_string();
+    seen.set_secret("vcenter", &user);
+    seen.set_secret("vcenter_password", api.password());
+    assert!(key.exists(), "the key is where WINDLASS_SECRETS_KEY says");
+
+    let vcenter = format!("vcenter={}", api.host());
+    seen.ok(&["deploy", "bp.yaml", "-d", "sec", "-i", &vcenter]);
+    seen.ok(&["scale", "sec", "dea", "+2"]);
+    assert_eq!(clones(&api).len(), 2, "logged in with the secrets");
+    let now = seen.instances();
+    assert_eq!(now.len(), 3);
+    consistent(&sb, &api, "sec", &now);
+    let outputs = seen.ok(&["outputs", "sec", "--json"]);
+    assert!(outputs.contains("******:******"), "{outputs}");
+    seen.ok(&["scale", "sec", "dea", "-2"]);
+    assert!(clones(&api).is_empty());
+    seen.collect();
+    assert_eq!(
+        state_files_hold(&sb, api.password()),
+        Vec::<String>::new(),
+        "the password is in the state file's bytes"
+    );
+
+    seen.ok(&["undeploy", "sec"]);
+    assert_eq!(api.vm("dea-node-1").unwrap().power_state, "POWERED_OFF");
+    assert_eq!(api.open_sessions(), 0);
+    assert_eq!(state_files_hold(&sb, api.password()), Vec::<String>::new());
+    seen.check();
+}
+
+#[test]
+fn a_create_killed_while_vcenter_works_resumes_without_a_second_clone_or_pooled_vm() {
+    let api = VsphereApi::start(Options {
+        tls: false,
+        ip_after: 2,
+        ..Options::default()
+    });
+    inventory(&api);
+    api.add_vm("dea-node-1", "esx-b", false, false);
+    api.add_vm("dea-node-2", "esx-c", false, false);
+    let sb = Sandbox::new("vsphere-crash");
+    inputs(&sb, &api);
+    blueprint(&sb, "", "      pool: dea-node-\n", 1);
+    let mut seen = Seen::new(&sb, &api, "k");
+    seen.ok(&["deploy", "bp.yaml", "-d", "k", "-i", "inputs.yaml"]);
+
+    // Killed once vCenter has powered the last pooled VM on and made two clones, before it
+    // answered: nothing of it has an id in the instances yet.
+    api.clear_requests();
+    api.hold_changes(true);
+    let mut child = sb.spawn(&["scale", "k", "dea", "+3", "--parallelism", "3"]);
+    sb.wait_for(|| {
+        let log = api.requests();
+        let power = log
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/power"))
+            .count();
+        power >= 1 && clone_requests(&api) >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    api.hold_changes(false);
+    assert_eq!(clones(&api).len(), 2);
+    assert_eq!(api.vm("dea-node-2").unwrap().power_state, "POWERED_ON");
+    seen.ok(&["resume", "k"]);
+    let now = seen.instances();
+    assert_eq!(now.len(), 4);
+    consistent(&sb, &api, "k", &now);
+    assert_eq!(clone_requests(&api), 2, "no VM cloned twice");
+    assert_eq!(clones(&api).len(), 2);
+    let pooled: HashSet<_> = held(&now)
+        .into_iter()
+        .filter(|(_, _, p)| *p)
+        .map(|(n, _, _)| n)
+        .collect();
+    assert_eq!(
+        pooled,
+        HashSet::from(["dea-node-1".to_string(), "dea-node-2".into()])
+    );
+
+    // Killed while start waits for the guest's IP.
+    api.clear_requests();
+    api.set_ip_after(u32::MAX);
+    let mut child = sb.spawn(&["scale", "k", "dea", "+1"]);
+    sb.wait_for(|| {
+        api.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/guest/identity"))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    api.set_ip_after(2);
+    seen.ok(&["resume", "k"]);
+    let now = seen.instances();
+    assert_eq!(now.len(), 5);
+    consistent(&sb, &api, "k", &now);
+    assert_eq!(
+        clone_requests(&api),
+        1,
+        "the waiting clone is not made again"
+    );
+    assert_eq!(clones(&api).len(), 3);
+
+    seen.ok(&["undeploy", "k"]);
+    let mut left: Vec<_> = api
+        .vms()
+        .into_iter()
+        .map(|v| (v.name, v.power_state))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ("dea-node-1".to_string(), "POWERED_OFF".to_string()),
+            ("dea-node-2".into(), "POWERED_OFF".into()),
+            ("dea-template".into(), "POWERED_OFF".into()),
+        ]
+    );
+    seen.check();
+}
+
+#[test]
+fn cancel_or_ip_timeout_ends_the_ip_wait_clearly_and_undeploy_still_cleans_up() {
+    let api = VsphereApi::start(Options {
+        tls: false,
+        ip_after: u32::MAX,
+        ..Options::default()
+    });
+    inventory(&api);
+    let sb = Sandbox::new("vsphere-cancel");
+    inputs(&sb, &api);
+    blueprint(&sb, "", "", 1);
+    let mut seen = Seen::new(&sb, &api, "c");
+    let child = sb.spawn(&["deploy", "bp.yaml", "-d", "c", "-i", "inputs.yaml"]);
+    sb.wait_for(|| {
+        api.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/guest/identity"))
+    });
+    seen.ok(&["cancel", "c"]);
+    let out = child.wait_with_output().unwrap();
+    let (ok, _, err) = seen.keep(&out);
+    assert!(!ok, "a cancelled deploy fails");
+    assert!(err.contains("cancelled"), "{err}");
+    let executions: Json = serde_json::from_str(&seen.ok(&["executions", "c", "--json"])).unwrap();
+    assert!(
+        executions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["status"] == "cancelled"),
+        "{executions}"
+    );
+    assert_eq!(clones(&api).len(), 1);
+    seen.ok(&["undeploy", "c"]);
+    assert!(clones(&api).is_empty(), "the clone is deleted");
+    assert!(api.vm("dea-template").is_some());
+    seen.check();
+
+    // ip_timeout: the operation fails naming the VM and the setting; undeploy deletes it.
+    blueprint(&sb, "", "      ip_timeout: 1\n", 1);
+    let mut seen = Seen::new(&sb, &api, "t");
+    let err = seen.fails(&["deploy", "bp.yaml", "-d", "t", "-i", "inputs.yaml"]);
+    let made = clones(&api);
+    assert_eq!(made.len(), 1);
+    assert!(
+        err.contains(&format!(
+            "the guest of VM `{}` reported no IP within 1s (ip_timeout)",
+            made[0].name
+        )),
+        "{err}"
+    );
+    seen.ok(&["undeploy", "t"]);
+    assert!(clones(&api).is_empty());
+    seen.check();
+}
+
+#[test]
+fn a_pool_found_empty_is_not_listed_again_by_the_same_execution() {
+    let api = VsphereApi::start(Options {
+        tls: false,
+        ip_after: 1,
+        ..Options::default()
+    });
+    inventory(&api);
+    api.add_vm("dea-node-1", "esx-b", false, false);
+    api.add_vm("dea-node-2", "esx-c", false, false);
+    let sb = Sandbox::new("vsphere-pool-empty");
+    inputs(&sb, &api);
+    blueprint(&sb, "", "      pool: dea-node-\n", 1);
+    let mut seen = Seen::new(&sb, &api, "m");
+    seen.ok(&["deploy", "bp.yaml", "-d", "m", "-i", "inputs.yaml"]);
+    let pool_listings = |api: &VsphereApi| {
+        api.requests()
+            .iter()
+            .filter(|r| {
+                r.method == "GET"
+                    && r.path == "/api/vcenter/vm"
+                    && r.query.iter().any(|(k, _)| k == "hosts")
+            })
+            .count()
+    };
+    api.clear_requests();
+    // One at a time: the first create takes dea-node-2, the second finds the pool empty and
+    // clones; the three after it do not list the pool (3 healthy hosts, one call each).
+    seen.ok(&["scale", "m", "dea", "+5", "--parallelism", "1"]);
+    assert_eq!(held(&seen.instances()).len(), 6);
+    assert_eq!(clones(&api).len(), 4);
+    assert_eq!(pool_listings(&api), 2 * 3);
+    // Scale-in frees dea-node-2 (the +5's first); a new execution lists the pool again.
+    seen.ok(&["scale", "m", "dea", "-5"]);
+    assert_eq!(api.vm("dea-node-2").unwrap().power_state, "POWERED_OFF");
+    api.clear_requests();
+    seen.ok(&["scale", "m", "dea", "+1"]);
+    assert!(clones(&api).is_empty());
+    assert_eq!(api.vm("dea-node-2").unwrap().power_state, "POWERED_ON");
+    assert_eq!(pool_listings(&api), 3);
+    seen.ok(&["undeploy", "m"]);
+    seen.check();
+}
+
+#[test]
+fn a_pool_prefix_matching_the_template_never_hands_the_template_out() {
+    let api = VsphereApi::start(Options {
+        tls: false,
+        ip_after: 1,
+        ..Options::default()
+    });
+    for h in ["esx-a", "esx-b", "esx-c"] {
+        api.add_host(h);
+    }
+    // A powered-off VM as the template, named with the pool's prefix: vCenter would power it on.
+    api.add_vm("dea-template", "esx-a", false, false);
+    api.add_vm("dea-node-1", "esx-b", false, false);
+    let sb = Sandbox::new("vsphere-pool-template");
+    inputs(&sb, &api);
+    blueprint(&sb, "", "      pool: dea-\n", 1);
+    let mut seen = Seen::new(&sb, &api, "x");
+    seen.ok(&["deploy", "bp.yaml", "-d", "x", "-i", "inputs.yaml"]);
+    seen.ok(&["scale", "x", "dea", "+2"]);
+    let now = held(&seen.instances());
+    assert_eq!(now.len(), 3);
+    assert!(
+        now.iter().all(|(n, _, _)| n != "dea-template"),
+        "the template was taken: {now:?}"
+    );
+    assert_eq!(now.iter().filter(|(_, _, p)| *p).count(), 1, "{now:?}");
+    assert_eq!(clones(&api).len(), 2);
+    assert_eq!(api.vm("dea-template").unwrap().power_state, "POWERED_OFF");
+    seen.ok(&["undeploy", "x"]);
+    assert!(clones(&api).is_empty());
+    assert!(api.vm("dea-template").is_some());
+    seen.check();
+
+    // A pool that lists the template by name is refused before anything is taken.
+    blueprint(&sb, "", "      pool: [dea-node-1, dea-template]\n", 1);
+    let mut seen = Seen::new(&sb, &api, "y");
+    let err = seen.fails(&["deploy", "bp.yaml", "-d", "y", "-i", "inputs.yaml"]);
+    assert!(
+        err.contains("`pool` names the template `dea-template`"),
+        "{err}"
+    );
+    assert_eq!(api.vm("dea-node-1").unwrap().power_state, "POWERED_OFF");
+    seen.ok(&["undeploy", "y"]);
+    seen.check();
 }

@@ -14,6 +14,15 @@
 //!    pooled ones included).
 //! 3. Nothing fits: [`PlacementError`], before anything is cloned, saying why each host was
 //!    passed over.
+//!
+//! # A pool known empty
+//! Listing a pool costs one request per healthy host. Once an allocation of an execution found
+//! nothing to take in a node's pool (it cloned, or failed for want of a pooled VM), the later
+//! creates of that execution skip the listing ([`PoolMemo`]) — until an instance of the
+//! deployment releases its VM in this process (a scale-in, a rollback, a heal), which may
+//! free a pooled VM or a host slot. A new execution lists again. The memo only ever saves a
+//! listing: the choice itself is still made against the store, so it can never hand out a
+//! taken VM.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -174,6 +183,53 @@ pub fn deployment_lock(deployment: &str) -> Arc<tokio::sync::Mutex<()>> {
     }
 }
 
+/// Which nodes' pools are known to have nothing to take, per execution (see the module doc).
+#[derive(Debug, Default)]
+pub struct PoolMemo {
+    /// Releases of VMs per deployment in this process.
+    releases: HashMap<String, u64>,
+    /// `(deployment, node)` → the execution that found the pool empty and the deployment's
+    /// release count when that listing began.
+    empty: HashMap<(String, String), (String, u64)>,
+}
+
+impl PoolMemo {
+    /// The deployment's release count: read it before listing a pool, and hand it to
+    /// [`PoolMemo::found_empty`].
+    pub fn releases(&self, deployment: &str) -> u64 {
+        self.releases.get(deployment).copied().unwrap_or(0)
+    }
+
+    /// Whether `execution` found the node's pool empty with no release since.
+    pub fn known_empty(&self, deployment: &str, node: &str, execution: &str) -> bool {
+        self.empty
+            .get(&(deployment.to_string(), node.to_string()))
+            .is_some_and(|(e, r)| e == execution && *r == self.releases(deployment))
+    }
+
+    /// A listing that began at `releases` gave nothing to take.
+    pub fn found_empty(&mut self, deployment: &str, node: &str, execution: &str, releases: u64) {
+        self.empty.insert(
+            (deployment.to_string(), node.to_string()),
+            (execution.to_string(), releases),
+        );
+    }
+
+    /// An instance of the deployment gave its VM back: every pool of it may have room again.
+    pub fn released(&mut self, deployment: &str) {
+        *self.releases.entry(deployment.to_string()).or_default() += 1;
+    }
+}
+
+/// The process's [`PoolMemo`].
+pub fn pool_memo<T>(f: impl FnOnce(&mut PoolMemo) -> T) -> T {
+    static MEMO: LazyLock<std::sync::Mutex<PoolMemo>> = LazyLock::new(Default::default);
+    // A poisoned memo only means a thread panicked while holding it; its data is still a
+    // set of hints that the store's choice does not depend on.
+    let mut memo = MEMO.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut memo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +328,27 @@ mod tests {
         only_pool.clone_name = None;
         let err = choose(&only_pool, &taken).unwrap_err().to_string();
         assert!(err.contains("no powered-off pooled VM left"), "{err}");
+    }
+
+    #[test]
+    fn a_pool_is_known_empty_for_its_execution_until_a_release() {
+        let mut memo = PoolMemo::default();
+        assert!(!memo.known_empty("d", "dea", "x1"));
+        let at = memo.releases("d");
+        memo.found_empty("d", "dea", "x1", at);
+        assert!(memo.known_empty("d", "dea", "x1"));
+        assert!(
+            !memo.known_empty("d", "dea", "x2"),
+            "another execution lists again"
+        );
+        assert!(!memo.known_empty("d", "other", "x1"));
+        memo.released("d");
+        assert!(
+            !memo.known_empty("d", "dea", "x1"),
+            "a release may free a VM"
+        );
+        // A listing that began before a release says nothing after it.
+        memo.found_empty("d", "dea", "x1", at);
+        assert!(!memo.known_empty("d", "dea", "x1"));
     }
 }

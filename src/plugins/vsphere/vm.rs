@@ -5,7 +5,9 @@
 //!   `template` onto the next host round-robin) and record the choice in the store, under the
 //!   deployment's allocation lock, in one transaction; record `vm_name`, `vm_host` and `pooled`
 //!   in runtime properties (committed) before touching vCenter; then power the pooled VM on, or
-//!   clone (powered on), and record `vm_id` (committed) before anything waits.
+//!   clone (powered on), and record `vm_id` (committed) before anything waits. The pool is
+//!   not listed when this execution already found it empty (`placement::PoolMemo`), and the
+//!   template is never taken for a pooled VM, whatever the pool's prefix.
 //! - start: power on if it is not, then poll the guest identity until VMware Tools reports an
 //!   IP (`ip_timeout`; cancellation ends the wait) and set `ip`.
 //! - stop: power off (already off, or gone, is done).
@@ -148,7 +150,10 @@ pub enum VmError {
     Placement(#[from] placement::PlacementError),
     #[error("state store: {0}")]
     Store(String),
-    #[error("the guest of VM `{vm}` reported no IP within {}s", waited.as_secs())]
+    #[error(
+        "the guest of VM `{vm}` reported no IP within {}s (ip_timeout): is VMware Tools running and the guest's network up?",
+        waited.as_secs()
+    )]
     NoIp { vm: String, waited: Duration },
     #[error("{0}")]
     State(String),
@@ -262,7 +267,27 @@ async fn create(
             all
         }
     };
-    let (pool, pool_ids) = pool_vms(client, &settings.pool, &hosts).await?;
+    // Refused here, not when the settings are read, so that stop and delete still tear down.
+    if let (Some(t), Pool::Names(names)) = (&settings.template, &settings.pool)
+        && names.contains(t)
+    {
+        return Err(VsphereError::Config(format!(
+            "`pool` names the template `{t}`: clones are made from it, it is never handed out"
+        ))
+        .into());
+    }
+    // A pool this execution found empty is not listed again (`placement::PoolMemo`).
+    let (memo_releases, known_empty) = placement::pool_memo(|m| {
+        (
+            m.releases(&ctx.deployment_id),
+            m.known_empty(&ctx.deployment_id, &ctx.node_id, &ctx.execution_id),
+        )
+    });
+    let (pool, pool_ids) = if known_empty || settings.pool == Pool::None {
+        Default::default()
+    } else {
+        pool_vms(client, settings, &hosts).await?
+    };
     let clone_name = settings
         .template
         .as_ref()
@@ -281,16 +306,36 @@ async fn create(
     let lock = placement::deployment_lock(&ctx.deployment_id);
     let chosen = {
         let _held = lock.lock().await;
-        store
+        // Whether this allocation chose (an instance that holds a VM already gets it back).
+        let mut chose = false;
+        let chosen = store
             .vsphere_allocate(
                 &ctx.deployment_id,
                 &settings.connection.endpoint,
                 &ctx.node_id,
                 &ctx.instance_id,
-                |taken| placement::choose(&request, taken),
+                |taken| {
+                    chose = true;
+                    placement::choose(&request, taken)
+                },
             )
             .await
-            .map_err(|e| VmError::Store(e.to_string()))??
+            .map_err(|e| VmError::Store(e.to_string()))?;
+        let pool_empty = match &chosen {
+            Ok(a) => !a.pooled,
+            Err(e) => matches!(e, placement::PlacementError::PoolExhausted { .. }),
+        };
+        if chose && pool_empty && settings.pool != Pool::None {
+            placement::pool_memo(|m| {
+                m.found_empty(
+                    &ctx.deployment_id,
+                    &ctx.node_id,
+                    &ctx.execution_id,
+                    memo_releases,
+                );
+            });
+        }
+        chosen?
     };
     set(ctx, "vm_name", Json::String(chosen.vm_name.clone()))?;
     set(ctx, "vm_host", Json::String(chosen.host.clone()))?;
@@ -360,12 +405,15 @@ async fn create(
 }
 
 /// The pool's VMs on the healthy hosts (`GET /api/vcenter/vm?hosts=H`, one call per host),
-/// in the pool's order, and their ids by name.
+/// in the pool's order, and their ids by name. The template is never one of them, even when
+/// the pool's prefix matches its name.
 async fn pool_vms(
     client: &Client,
-    pool: &Pool,
+    settings: &Settings,
     hosts: &[Host],
 ) -> Result<(Vec<PoolVm>, std::collections::HashMap<String, String>), VsphereError> {
+    let pool = &settings.pool;
+    let template = settings.template.as_deref();
     let mut vms = Vec::new();
     let mut ids = std::collections::HashMap::new();
     if *pool == Pool::None {
@@ -381,11 +429,13 @@ async fn pool_vms(
     for h in hosts.iter().filter(|h| h.healthy) {
         let filter = format!("hosts={}{names_filter}", client::query(&h.id));
         for vm in client.vms(&filter).await? {
-            let member = match pool {
-                Pool::Names(names) => names.contains(&vm.name),
-                Pool::Prefix(prefix) => vm.name.starts_with(prefix.as_str()),
-                Pool::None => false,
-            };
+            let is_template = template.is_some_and(|t| t == vm.name || t == vm.id);
+            let member = !is_template
+                && match pool {
+                    Pool::Names(names) => names.contains(&vm.name),
+                    Pool::Prefix(prefix) => vm.name.starts_with(prefix.as_str()),
+                    Pool::None => false,
+                };
             if member {
                 ids.insert(vm.name.clone(), vm.id.clone());
                 vms.push(PoolVm {
@@ -462,7 +512,7 @@ async fn start(
         }
         if began.elapsed() >= settings.ip_timeout {
             return Err(VmError::NoIp {
-                vm: id,
+                vm: recorded(ctx, "vm_name").unwrap_or(id),
                 waited: settings.ip_timeout,
             });
         }
@@ -534,5 +584,8 @@ async fn delete(ctx: &OperationContext, client: &Client) -> Result<(), VmError> 
     store
         .vsphere_release(&ctx.deployment_id, &ctx.instance_id)
         .await
-        .map_err(|e| VmError::Store(e.to_string()))
+        .map_err(|e| VmError::Store(e.to_string()))?;
+    // A pooled VM or a host slot is free again: pools this process found empty may not be.
+    placement::pool_memo(|m| m.released(&ctx.deployment_id));
+    Ok(())
 }

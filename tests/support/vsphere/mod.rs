@@ -40,8 +40,12 @@
 //! # Faults and time
 //! `fail_next(n, 500|503)` answers the next `n` calls that carry a valid session with that
 //! error; `expire_sessions` makes every session id unknown (as a vCenter restart or the idle
-//! timeout does). Time passes in polls, never in clocks, except the optional per-request
-//! latency of [`Latency`] (the benchmark's). Every request is logged (never its headers).
+//! timeout does). `hold_changes(true)` makes a clone or power call take effect at once and its
+//! answer wait until `hold_changes(false)`: a vCenter that did the work but has not said so yet,
+//! for killing a client at that moment. `set_ip_after` changes how many identity polls a
+//! guest needs for its IP (`u32::MAX`: never). Time passes in polls, never in clocks, except the
+//! optional per-request latency of [`Latency`] (the benchmark's). Every request is logged
+//! (never its headers), a held one before its answer waits.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -165,6 +169,8 @@ struct Shared {
     latency: Latency,
     faults: Mutex<VecDeque<u16>>,
     log: Mutex<Vec<Request>>,
+    /// `true`: answers to clone and power calls wait (their effect does not).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,6 +209,7 @@ impl VsphereApi {
             latency: options.latency,
             faults: Mutex::new(VecDeque::new()),
             log: Mutex::new(Vec::new()),
+            held: tokio::sync::watch::channel(false).0,
         });
         let acceptor = options
             .tls
@@ -360,6 +367,17 @@ impl VsphereApi {
     /// Answer the next `n` calls that carry a valid session with `status` (500 or 503).
     pub fn fail_next(&self, n: usize, status: u16) {
         lock(&self.shared.faults).extend(std::iter::repeat_n(status, n));
+    }
+
+    /// While `true`, clone and power calls take effect at once and are logged, and their
+    /// answers wait until it is `false` again.
+    pub fn hold_changes(&self, hold: bool) {
+        self.shared.held.send_replace(hold);
+    }
+
+    /// Identity polls after a power-on before the guest reports its IP (`u32::MAX`: never).
+    pub fn set_ip_after(&self, polls: u32) {
+        lock(&self.shared.inventory).ip_after = polls;
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -536,6 +554,11 @@ async fn serve(
         body,
         status,
     });
+    if method == Method::POST && (path == "/api/vcenter/vm" || path.ends_with("/power")) {
+        let mut held = shared.held.subscribe();
+        // Err: the server is going away; answer then.
+        let _ = held.wait_for(|h| !*h).await;
+    }
     let bytes = if reply.is_null() {
         Bytes::new()
     } else {
