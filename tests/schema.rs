@@ -27,7 +27,10 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
                 .is_some_and(|n| n != "lib" && n != "scripts" && n != "resources")
         {
             yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml") {
+        } else if path.extension().is_some_and(|e| e == "yaml")
+            // An example's sample inputs (`inputs.yaml`) are not a blueprint.
+            && path.file_name().is_some_and(|n| n != "inputs.yaml")
+        {
             out.push(path);
         }
     }

@@ -248,6 +248,9 @@ struct Request<'a> {
     allow_custom_parameters: bool,
     /// Delete the deployment when the workflow (an uninstall) finishes: `undeploy`.
     then_delete: bool,
+    /// Parameters windlass derives itself, added after `params` are checked against the
+    /// workflow's declaration (a Kubernetes replica count, which no `delta` can say).
+    derived: Map<String, Json>,
 }
 
 /// [`run`] on a deployment already read from the store.
@@ -300,6 +303,7 @@ pub async fn start_install(store: &Store, created: Created) -> Result<Started, E
         params: Map::new(),
         allow_custom_parameters: false,
         then_delete: false,
+        derived: Map::new(),
     };
     let mut started = start_loaded(store, created.dep, request, Some(created.secrets)).await?;
     started.whole = Some(created.records);
@@ -321,6 +325,7 @@ pub async fn start_undeploy(
         params,
         allow_custom_parameters: false,
         then_delete: true,
+        derived: Map::new(),
     };
     start_loaded(store, dep, request, None).await
 }
@@ -339,6 +344,7 @@ pub async fn start(
         params,
         allow_custom_parameters,
         then_delete: false,
+        derived: Map::new(),
     };
     start_loaded(store, dep, request, None).await
 }
@@ -355,6 +361,7 @@ async fn start_loaded(
         params,
         allow_custom_parameters,
         then_delete,
+        derived,
     } = request;
     let id = dep.id.clone();
     let id = id.as_str();
@@ -371,12 +378,13 @@ async fn start_loaded(
                 .unwrap_or_default()
         )));
     };
-    let params = check_parameters(
+    let mut params = check_parameters(
         workflow,
         &declared.parameters,
         params,
         allow_custom_parameters,
     )?;
+    params.extend(derived);
     if dep.compiled.external_plugins.contains_key(&declared.plugin) {
         return Err(EngineError::Workflow(format!(
             "workflow `{workflow}` maps to {}.{}, a workflow of the external plugin `{}`: windlass runs external plugins' operations, not their workflows",
@@ -509,6 +517,7 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
                         params: Map::new(),
                         allow_custom_parameters: false,
                         then_delete: false,
+                        derived: Map::new(),
                     };
                     return start_loaded(store, dep, request, Some(secrets))
                         .await?
@@ -539,15 +548,20 @@ pub async fn scale(
     if !dep.installed {
         return Err(not_installed(store, &dep, "scale").await?);
     }
-    // A Kubernetes Deployment scales its replicas by the amount as written (`3` is a count).
-    let delta = if scale::kubernetes_deployment(&dep, target).is_some() {
-        Json::String(match amount {
-            scale::Amount::Relative(d) => format!("{d:+}"),
-            scale::Amount::Absolute(n) => n.to_string(),
-        })
-    } else {
-        Json::from(scale::plan_scale(&dep, target, amount)?.delta)
+    // A Kubernetes Deployment scales its replicas by the amount as written (`3` is a count,
+    // which `delta`, a change, cannot say).
+    let mut derived = Map::new();
+    let delta = match amount {
+        _ if scale::kubernetes_deployment(&dep, target).is_none() => {
+            scale::plan_scale(&dep, target, amount)?.delta
+        }
+        scale::Amount::Relative(d) => d,
+        scale::Amount::Absolute(n) => {
+            derived.insert(scale::REPLICAS.to_string(), Json::from(n));
+            0
+        }
     };
+    let delta = Json::from(delta);
     extra.insert(
         "scalable_entity_name".to_string(),
         Json::String(target.to_string()),
@@ -558,6 +572,7 @@ pub async fn scale(
         params: extra,
         allow_custom_parameters: false,
         then_delete: false,
+        derived,
     };
     run_loaded(store, dep, request, options).await
 }

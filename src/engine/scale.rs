@@ -448,9 +448,16 @@ pub fn kubernetes_deployment(dep: &DeploymentRecord, target: &str) -> Option<usi
         .then_some(n)
 }
 
-/// `delta` of a replica scale, as users write it: text is taken as it is (`+1`, `-1`, or `3`, a
-/// count); a number is a change.
+/// The parameter `windlass scale ID NODE N` adds for a Kubernetes Deployment: the replica count
+/// `N` (absolute), which `delta` (a change) cannot say.
+pub const REPLICAS: &str = "replicas";
+
+/// The amount of a replica scale: the count [`REPLICAS`] when given, else `delta` — text taken
+/// as it is (`+1`, `-1`, or `3`, a count), a number as a change.
 pub fn replicas_amount(params: &Map<String, Json>) -> Result<String, EngineError> {
+    if let Some(n) = params.get(REPLICAS).and_then(Json::as_u64) {
+        return Ok(n.to_string());
+    }
     let text = match params.get("delta") {
         None | Some(Json::Null) => "+1".to_string(),
         Some(Json::Number(n)) => match n.as_i64() {
