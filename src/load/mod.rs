@@ -474,15 +474,12 @@ impl Loader {
                 .cloned();
             return self.read_file(import, loc, &beside, placement);
         }
-        if let Some((plugin, path)) = self
-            .plugin_path
-            .find_resource(
-                import,
-                self.main_version
-                    .as_deref()
-                    .and_then(|v| v.strip_prefix("cloudify_dsl_")),
-            )
-        {
+        if let Some((plugin, path)) = self.plugin_path.find_resource(
+            import,
+            self.main_version
+                .as_deref()
+                .and_then(|v| v.strip_prefix("cloudify_dsl_")),
+        ) {
             placement.plugin = plugin;
             return self.read_file(import, loc, &path, placement);
         }
