@@ -355,6 +355,11 @@ async fn start_loaded(
     let id = dep.id.clone();
     let id = id.as_str();
     let Some(declared) = dep.compiled.workflows.get(workflow) else {
+        // Cloudify 7's types declare no `update` (a manager's deployment update): say what
+        // to do instead rather than that it is missing.
+        if workflow == "update" {
+            builtin(workflow, "default_workflows", workflow)?;
+        }
         let names: Vec<&str> = dep.compiled.workflows.keys().map(String::as_str).collect();
         return Err(EngineError::Workflow(format!(
             "deployment `{id}` has no workflow `{workflow}`{}",
