@@ -282,7 +282,11 @@ fn a_dsl_1_3_blueprint_runs_the_filtered_lifecycle_workflows() {
     };
     sb.ok(&["run", "d", "stop", "-p", r#"{"node_ids": ["db"]}"#]);
     assert_eq!(ops(&sb), ["lifecycle.stop"]);
-    assert!(sb.log().iter().all(|l| l.starts_with(&db)), "{:#?}", sb.log());
+    assert!(
+        sb.log().iter().all(|l| l.starts_with(&db)),
+        "{:#?}",
+        sb.log()
+    );
     sb.clear_log();
     sb.ok(&["run", "d", "start", "-p", r#"{"node_ids": ["db"]}"#]);
     assert_eq!(ops(&sb), ["lifecycle.start"]);
