@@ -130,8 +130,13 @@ fn relationship(ty: &str) -> String {
         ""
     };
     // Cloudify checks that the target implements the operation: FileSystem's configure does.
+    // The file-system relationships run `script` operations on the source's host agent, so
+    // the source needs a host: `using` adds a contained_in when this one is not.
+    let contained = ty.ends_with("contained_in") || ty.ends_with("contained_in_compute");
     let target = if ty.ends_with("lifecycle_operation") {
         "fs"
+    } else if contained {
+        "host"
     } else {
         "target"
     };
@@ -162,15 +167,20 @@ fn validate(path: &Path) -> Result<blueprint::Blueprint, String> {
 fn using(section: &str, name: &str) -> String {
     let head =
         "tosca_definitions_version: cloudify_dsl_1_5\nimports: [cloudify/types/types.yaml]\n";
-    let target = "  target: { type: cloudify.nodes.Root }\n  host: { type: cloudify.nodes.Compute }\n  fs: { type: cloudify.nodes.FileSystem, properties: { fs_type: ext4, fs_mount_path: /mnt } }\n";
+    let target = "  target: { type: cloudify.nodes.Root }\n  host: { type: cloudify.nodes.Compute }\n  fs: { type: cloudify.nodes.FileSystem, properties: { fs_type: ext4, fs_mount_path: /mnt }, relationships: [{ type: cloudify.relationships.contained_in, target: host }] }\n";
     match section {
         "node_types" => format!(
             "{head}node_templates:\n  n: {}\n  host: {{ type: cloudify.nodes.Compute }}\n",
             template(name)
         ),
         "relationships" => format!(
-            "{head}node_templates:\n{target}  n:\n    type: cloudify.nodes.Root\n    relationships: [{}]\n",
-            relationship(name)
+            "{head}node_templates:\n{target}  n:\n    type: cloudify.nodes.Root\n    relationships: [{}{}]\n",
+            relationship(name),
+            if name.ends_with("contained_in") || name.ends_with("contained_in_compute") {
+                ""
+            } else {
+                ", { type: cloudify.relationships.contained_in, target: host }"
+            }
         ),
         "data_types" => format!(
             "{head}node_types:\n  t:\n    derived_from: cloudify.nodes.Root\n    properties:\n      p: {{ type: {name}, required: false }}\nnode_templates:\n  n: {{ type: t }}\n"

@@ -1,6 +1,7 @@
 //! The blueprint corpus: every file under tests/corpus/valid must validate and plan with the
 //! instance counts and relationship fan-out its header states; every file under
-//! tests/corpus/invalid must fail with exactly the errors (file:line:col: message) it lists.
+//! tests/corpus/invalid must fail with exactly the errors (file:line:col: message) it lists, and
+//! with the help it lists for some of them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -171,6 +172,26 @@ fn invalid_blueprints_report_every_error_with_its_location() {
             })
             .collect();
         assert_eq!(actual, expected, "{name}: errors differ");
+        // `# expect-help: FILE:LINE:COL: help`: the "what would be right" of the error there.
+        for spec in headers(&text, "expect-help") {
+            let helps: Vec<String> = report
+                .diagnostics
+                .iter()
+                .filter_map(|d| {
+                    let file = report.sources.get(d.loc.file).name.rsplit('/').next()?;
+                    Some(format!(
+                        "{file}:{}:{}: {}",
+                        d.loc.line,
+                        d.loc.col,
+                        d.help.as_deref()?
+                    ))
+                })
+                .collect();
+            assert!(
+                helps.contains(&spec),
+                "{name}: no help `{spec}` in {helps:#?}"
+            );
+        }
     }
 }
 

@@ -256,6 +256,49 @@ fn filters_that_name_nothing_and_update_are_refused_before_anything_runs() {
     assert!(sb.log().is_empty());
 }
 
+/// types.yaml types the filters of `start`/`stop`/`reinstall` with `item_type: node_id` and co
+/// (DSL 1_4); a 1_3 blueprint gets them untyped, as Cloudify's types_1_3.yaml declares them, so
+/// it validates, plans, deploys and runs them with `node_ids`, which are still checked against
+/// the deployment. Its own data-based input stays refused (tests/corpus/invalid/i60).
+#[test]
+fn a_dsl_1_3_blueprint_runs_the_filtered_lifecycle_workflows() {
+    let sb = Sandbox::new("wf12-dsl13");
+    ledger(&sb);
+    let blueprint = BLUEPRINT.replace("cloudify_dsl_1_5", "cloudify_dsl_1_3");
+    assert!(blueprint.starts_with("tosca_definitions_version: cloudify_dsl_1_3\n"));
+    sb.file("blueprint.yaml", &blueprint);
+    sb.ok(&["validate", "blueprint.yaml"]);
+    let plan = sb.json(&["plan", "blueprint.yaml", "--format", "json"]);
+    assert_eq!(plan["node_instances"].as_array().unwrap().len(), 5);
+    assert!(plan["workflows"]["reinstall"].is_object(), "{plan:#}");
+    sb.ok(&["deploy", "blueprint.yaml", "-d", "d"]);
+    sb.clear_log();
+    let db = ids(&sb, "db").remove(0);
+    let ops = |sb: &Sandbox| -> Vec<String> {
+        sb.log()
+            .iter()
+            .map(|l| l.split_once(".interfaces.").unwrap().1.to_string())
+            .collect()
+    };
+    sb.ok(&["run", "d", "stop", "-p", r#"{"node_ids": ["db"]}"#]);
+    assert_eq!(ops(&sb), ["lifecycle.stop"]);
+    assert!(
+        sb.log().iter().all(|l| l.starts_with(&db)),
+        "{:#?}",
+        sb.log()
+    );
+    sb.clear_log();
+    sb.ok(&["run", "d", "start", "-p", r#"{"node_ids": ["db"]}"#]);
+    assert_eq!(ops(&sb), ["lifecycle.start"]);
+    sb.clear_log();
+    sb.ok(&["run", "d", "reinstall", "-p", r#"{"node_ids": ["db"]}"#]);
+    let log = sb.log();
+    assert!(at(&log, &db, "lifecycle.delete") < at(&log, &db, "lifecycle.create"));
+    assert!(states(&sb).iter().all(|s| s == "started"));
+    let err = sb.err(&["run", "d", "stop", "-p", r#"{"node_ids": ["dbb"]}"#]);
+    assert!(err.contains("node_ids") && err.contains("`dbb`"), "{err}");
+}
+
 // ----- data-based types against a real store ------------------------------------------------
 
 /// The deployment `staging` that the other blueprints' names point into: two `web` instances in

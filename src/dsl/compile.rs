@@ -17,6 +17,7 @@ use serde_json::{Map, Value as Json};
 use super::compiled::*;
 use super::data_based;
 use super::functions::{Evaluator, Scope};
+use super::host_agent;
 use super::inputs::{self, GivenInputs};
 use super::model::*;
 use super::types::{chain, check_chains, merged_interfaces, merged_properties};
@@ -93,6 +94,7 @@ pub fn compile(
         root_dir,
         data_types: &data_types,
         relationship_types: HashMap::new(),
+        host_agent_uses: Vec::new(),
     };
     let mut nodes = Vec::with_capacity(model.node_templates.len());
     for (idx, ((name, template), resolved)) in
@@ -110,7 +112,15 @@ pub fn compile(
                 &r.interfaces,
                 &template.interfaces,
                 &mut eval,
-                Scope::Node(idx),
+                (
+                    Scope::Node(idx),
+                    &Owner {
+                        node: idx,
+                        what: format!("node `{name}`"),
+                        section: "interfaces",
+                        loc: template.loc,
+                    },
+                ),
                 diags,
             ),
             None => Operations::new(),
@@ -133,6 +143,8 @@ pub fn compile(
             contained_in,
         });
     }
+
+    host_agent::check(&nodes, &ctx.host_agent_uses, diags);
 
     let groups = model
         .groups
@@ -487,6 +499,20 @@ struct Ctx<'a> {
     data_types: &'a DataTypes,
     /// Relationship types resolved once each.
     relationship_types: HashMap<String, Rc<ResolvedRelationship>>,
+    /// Operations that run on their node's host agent, checked once every node is compiled.
+    host_agent_uses: Vec<host_agent::Use>,
+}
+
+/// Whose operations [`Ctx::operations`] merges, for messages and the host-agent rule.
+struct Owner {
+    /// The node whose agent runs them: the node, or a relationship's source or target.
+    node: usize,
+    /// "node `n`", "the relationship `T` of node `n` to `t`".
+    what: String,
+    /// The template section that overrides them: `interfaces`, `source_interfaces`, …
+    section: &'static str,
+    /// Where a problem points when the template does not write the operation.
+    loc: Loc,
 }
 
 struct ResolvedRelationship {
@@ -542,12 +568,16 @@ impl Ctx<'_> {
     }
 
     /// Template operations over type operations (Cloudify's rules), mapped and evaluated.
+    /// A template operation written `{}` or `''` is a no-op that switches the type's off; an
+    /// operation the template keeps (not written, or without another implementation) needs a
+    /// value for every input the type declares without a default, as Cloudify's parser
+    /// requires of every node template, whether or not it has instances.
     fn operations(
         &mut self,
         from_type: &Interfaces,
         from_template: &Interfaces,
         eval: &mut Evaluator,
-        scope: Scope,
+        (scope, owner): (Scope, &Owner),
         diags: &mut Diagnostics,
     ) -> Operations {
         let mut out = Operations::new();
@@ -564,6 +594,19 @@ impl Ctx<'_> {
         for (iface, op) in names {
             let t = from_type.get(iface).and_then(|o| o.get(op));
             let m = from_template.get(iface).and_then(|o| o.get(op));
+            if t.is_some() && m.is_some_and(is_no_op) {
+                continue; // the template switches the type's operation off
+            }
+            if let Some(t) = t {
+                let same = m.is_none_or(|m| {
+                    m.implementation.is_none()
+                        || m.implementation.as_ref().map(|i| &i.name)
+                            == t.implementation.as_ref().map(|i| &i.name)
+                });
+                if same {
+                    self.check_operation_inputs(t, m, &format!("{iface}.{op}"), owner, diags);
+                }
+            }
             if m.is_none() && t.is_some_and(|t| t.implementation.is_none()) {
                 continue; // a no-op the template leaves alone: the common case
             }
@@ -591,6 +634,32 @@ impl Ctx<'_> {
             else {
                 continue;
             };
+            // Cloudify's executor: the operation's; else `auto` for a script (the host's agent
+            // when there is a host), else the plugin's.
+            let written = m
+                .filter(|m| m.executor.is_some())
+                .or(t)
+                .map_or(merged.loc, |o| o.loc);
+            let executor = merged
+                .executor
+                .as_deref()
+                .map(|e| (e, written))
+                .or_else(|| {
+                    let p = self
+                        .model
+                        .plugins
+                        .get(&plugin)
+                        .filter(|_| script.is_none())?;
+                    Some((p.executor.as_deref()?, p.loc))
+                });
+            if let Some(("host_agent", loc)) = executor {
+                self.host_agent_uses.push(host_agent::Use {
+                    node: owner.node,
+                    operation: format!("{iface}.{op}"),
+                    plugin: plugin.clone(),
+                    loc,
+                });
+            }
             let mut inputs = Map::new();
             if let Some(schema) = type_inputs {
                 for (k, s) in schema {
@@ -620,6 +689,54 @@ impl Ctx<'_> {
             );
         }
         out
+    }
+
+    /// Every input `t` declares without a default must have a value in `m`, the template's
+    /// operation that keeps `t`'s implementation (Cloudify: "Input '…' is missing a value").
+    fn check_operation_inputs(
+        &self,
+        t: &OperationDef,
+        m: Option<&OperationDef>,
+        op: &str,
+        owner: &Owner,
+        diags: &mut Diagnostics,
+    ) {
+        let given = m.map_or(&[][..], |m| m.inputs.as_slice());
+        let missing: Vec<&Key> = t
+            .inputs
+            .iter()
+            .filter(|(k, s)| {
+                input_default(s).is_none() && !given.iter().any(|(g, _)| g.name == k.name)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let Some(first) = missing.first() else {
+            return;
+        };
+        let names: Vec<String> = missing.iter().map(|k| format!("`{}`", k.name)).collect();
+        let (iface, name) = op.rsplit_once('.').unwrap_or(("", op));
+        let mut d = Diagnostic::new(
+            m.map_or(owner.loc, |m| m.loc),
+            format!(
+                "{}: operation `{op}` has no value for its input{} {}, declared without a default",
+                owner.what,
+                if missing.len() > 1 { "s" } else { "" },
+                names.join(", ")
+            ),
+        )
+        .with_help(format!(
+            "give {} under `{}: {iface}: {name}: inputs:` of {}, or a `default` where {} declared",
+            names.join(", "),
+            owner.section,
+            owner.what,
+            if missing.len() > 1 {
+                "they are"
+            } else {
+                "it is"
+            },
+        ));
+        d = d.with_related(first.loc, "declared here");
+        diags.push(d);
     }
 
     /// `plugin.module.function`, a script path or an inline script → (plugin, function, and
@@ -774,18 +891,38 @@ impl Ctx<'_> {
                     ConnectionType::AllToAll
                 }
             };
+            let what = format!(
+                "the relationship `{}` of node `{name}` to `{}`",
+                rel.ty.name, rel.target.name
+            );
             let source_operations = self.operations(
                 &resolved.source_interfaces,
                 &rel.source_interfaces,
                 eval,
-                scope,
+                (
+                    scope,
+                    &Owner {
+                        node: idx,
+                        what: what.clone(),
+                        section: "source_interfaces",
+                        loc: rel.loc,
+                    },
+                ),
                 diags,
             );
             let target_operations = self.operations(
                 &resolved.target_interfaces,
                 &rel.target_interfaces,
                 eval,
-                scope,
+                (
+                    scope,
+                    &Owner {
+                        node: target,
+                        what,
+                        section: "target_interfaces",
+                        loc: rel.loc,
+                    },
+                ),
                 diags,
             );
             let hierarchy = resolved.hierarchy.clone();
@@ -1210,13 +1347,23 @@ pub fn check_counts(c: Counts, loc: Loc, diags: &mut Diagnostics) {
 }
 
 /// The default of an operation input declared in a type: `{type, default, …}` or a bare value.
+/// `{}` declares an input without a default, as in Cloudify.
 fn input_default(schema: &Node) -> Option<&Node> {
     match &schema.value {
         Value::Map(entries)
-            if !entries.is_empty()
-                && entries.iter().all(|(k, _)| {
-                    ["type", "default", "description", "required"].contains(&k.name.as_str())
-                }) =>
+            if entries.iter().all(|(k, _)| {
+                [
+                    "type",
+                    "default",
+                    "description",
+                    "required",
+                    "constraints",
+                    "item_type",
+                    "display_label",
+                    "hidden",
+                ]
+                .contains(&k.name.as_str())
+            }) =>
         {
             schema.get("default")
         }
@@ -1225,8 +1372,9 @@ fn input_default(schema: &Node) -> Option<&Node> {
 }
 
 /// A template's operation laid over the type's: same or no implementation keeps the type's
-/// implementation (inputs are laid over in `operations`); retries and timeouts come from the
-/// template when set.
+/// implementation (inputs are laid over in `operations`), and the executor, retries and timeouts
+/// come from the template when set, else from the type; another implementation takes only the
+/// template's (Cloudify's rule).
 fn merge_operation(t: &OperationDef, m: &OperationDef) -> OperationDef {
     let same = m.implementation.is_none()
         || m.implementation.as_ref().map(|i| &i.name) == t.implementation.as_ref().map(|i| &i.name);
@@ -1238,10 +1386,26 @@ fn merge_operation(t: &OperationDef, m: &OperationDef) -> OperationDef {
             m.implementation.clone()
         },
         inputs: m.inputs.clone(),
-        executor: m.executor.clone().or_else(|| t.executor.clone()),
-        max_retries: m.max_retries.or(t.max_retries),
-        retry_interval: m.retry_interval.or(t.retry_interval),
-        timeout: m.timeout.or(t.timeout),
-        timeout_recoverable: m.timeout_recoverable.or(t.timeout_recoverable),
+        executor: m
+            .executor
+            .clone()
+            .or_else(|| t.executor.clone().filter(|_| same)),
+        max_retries: m.max_retries.or(t.max_retries.filter(|_| same)),
+        retry_interval: m.retry_interval.or(t.retry_interval.filter(|_| same)),
+        timeout: m.timeout.or(t.timeout.filter(|_| same)),
+        timeout_recoverable: m
+            .timeout_recoverable
+            .or(t.timeout_recoverable.filter(|_| same)),
     }
+}
+
+/// Cloudify's no-op operation: `{}`, `''` or a mapping that sets nothing.
+fn is_no_op(op: &OperationDef) -> bool {
+    op.implementation.is_none()
+        && op.inputs.is_empty()
+        && op.executor.is_none()
+        && op.max_retries.is_none()
+        && op.retry_interval.is_none()
+        && op.timeout.is_none()
+        && op.timeout_recoverable.is_none()
 }

@@ -11,6 +11,7 @@ pub mod compiled;
 pub mod constraints;
 pub mod data_based;
 pub mod functions;
+pub mod host_agent;
 pub mod inputs;
 pub mod model;
 pub mod read;

@@ -107,7 +107,8 @@ pub fn plugin(import: &str) -> Option<Result<&'static ShippedPlugin, String>> {
 }
 
 /// Cut the built-in types down to what `main_version` (`cloudify_dsl_1_x`) has, and drop the gate
-/// list. An unknown or missing version keeps everything: that error is the DSL stage's to report.
+/// list. A missing or unknown version is cut as `cloudify_dsl_1_3`, the version the DSL stage
+/// reads such a blueprint with (reporting the version alone, not the types' newer features).
 pub fn apply_version_gates(root: &mut Node, main_version: Option<&str>) {
     let Value::Map(entries) = &mut root.value else {
         return;
@@ -117,10 +118,17 @@ pub fn apply_version_gates(root: &mut Node, main_version: Option<&str>) {
     };
     let (_, gates) = entries.remove(pos);
     // `cloudify_dsl_1_0` … `cloudify_dsl_1_5` order as text; older than 1_3 reads as 1_3.
-    let Some(version) = main_version.filter(|v| v.starts_with("cloudify_dsl_1_") && v.len() == 16)
-    else {
-        return;
-    };
+    const KNOWN: [&str; 6] = [
+        "cloudify_dsl_1_0",
+        "cloudify_dsl_1_1",
+        "cloudify_dsl_1_2",
+        "cloudify_dsl_1_3",
+        "cloudify_dsl_1_4",
+        "cloudify_dsl_1_5",
+    ];
+    let version = main_version
+        .filter(|v| KNOWN.contains(v))
+        .unwrap_or("cloudify_dsl_1_3");
     for gate in gates.as_seq().unwrap_or_default() {
         let applies = match (
             gate.get("since").and_then(Node::as_str),
@@ -214,6 +222,16 @@ mod tests {
         assert!(has(&v15, &secret) && has(&v15, &recursive));
         assert!(v15.get(GATES_KEY).is_none());
         assert!(has(&gated("cloudify_dsl_1_0"), &old_update));
+        // A missing or unknown version is read as 1_3 by the DSL stage: cut as 1_3.
+        for unknown in [None, Some("cloudify_dsl_1_9"), Some("tosca")] {
+            let mut root =
+                super::super::yaml::parse(super::super::source::FileId(0), CLOUDIFY_TYPES).unwrap();
+            apply_version_gates(&mut root, unknown);
+            assert!(
+                !has(&root, &secret) && has(&root, &old_update),
+                "{unknown:?}"
+            );
+        }
     }
 
     #[test]
