@@ -57,11 +57,19 @@ pub struct Operation {
     pub plugin: String,
     /// `module.function` within the plugin (`script_runner.tasks.run` for scripts).
     pub implementation: String,
+    // What is empty or unset is left out of the stored form: a node type's operations are
+    // repeated in every node of it, and mostly unset.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub inputs: Map<String, Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_interval: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_recoverable: Option<bool>,
 }
 
