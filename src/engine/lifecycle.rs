@@ -105,12 +105,24 @@ pub(crate) fn select(
     dep: &DeploymentRecord,
     params: &Map<String, Json>,
 ) -> Result<Vec<u32>, EngineError> {
-    let (node_ids, instance_ids, type_names) = (
-        strings(params, "node_ids")?,
-        strings(params, "node_instance_ids")?,
-        strings(params, "type_names")?,
-    );
-    Ok((0..dep.plan.instances.len() as u32)
+    Ok(filtered(
+        dep,
+        &strings(params, "node_ids")?,
+        &strings(params, "node_instance_ids")?,
+        &strings(params, "type_names")?,
+    ))
+}
+
+/// The instances that pass Cloudify's three filters, in plan order (an empty filter passes
+/// everything): shared by these workflows and `execute_operation`, which reads its filter
+/// parameters more leniently.
+pub(crate) fn filtered(
+    dep: &DeploymentRecord,
+    node_ids: &[String],
+    instance_ids: &[String],
+    type_names: &[String],
+) -> Vec<u32> {
+    (0..dep.plan.instances.len() as u32)
         .filter(|&i| {
             let inst = &dep.plan.instances[i as usize];
             let node = &dep.compiled.nodes[inst.node];
@@ -119,7 +131,7 @@ pub(crate) fn select(
                 && (type_names.is_empty()
                     || node.type_hierarchy.iter().any(|t| type_names.contains(t)))
         })
-        .collect())
+        .collect()
 }
 
 /// A mapping parameter (absent or null: empty).

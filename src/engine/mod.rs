@@ -1242,21 +1242,12 @@ fn execute_operation_graph(
             })
             .unwrap_or_default()
     };
-    let (node_ids, instance_ids, type_names) = (
-        list("node_ids"),
-        list("node_instance_ids"),
-        list("type_names"),
+    let selected = lifecycle::filtered(
+        dep,
+        &list("node_ids"),
+        &list("node_instance_ids"),
+        &list("type_names"),
     );
-    let selected: Vec<u32> = (0..dep.plan.instances.len() as u32)
-        .filter(|&i| {
-            let inst = &dep.plan.instances[i as usize];
-            let node = &dep.compiled.nodes[inst.node];
-            (node_ids.is_empty() || node_ids.contains(&node.id.0))
-                && (instance_ids.is_empty() || instance_ids.contains(&inst.id.0))
-                && (type_names.is_empty()
-                    || node.type_hierarchy.iter().any(|t| type_names.contains(t)))
-        })
-        .collect();
     let kwargs = params
         .get("operation_kwargs")
         .and_then(Json::as_object)
