@@ -459,29 +459,23 @@ async fn execute(
                 );
                 sleep_unless_cancelled(run, wait).await?;
             }
-            Err(OpError::Failed(message)) if max_retries < 0 || attempt < max_retries => {
-                attempt += 1;
-                run.recorder.event(
-                    &run.execution,
-                    "task_failed",
-                    Some(&id),
-                    Some(name),
-                    format!("{message}; retry {attempt} in {interval:?}"),
-                );
-                sleep_unless_cancelled(run, interval).await?;
-            }
-            Err(OpError::Recoverable { message, after })
+            Err(e @ (OpError::Failed(_) | OpError::Recoverable { .. }))
                 if max_retries < 0 || attempt < max_retries =>
             {
+                // Both display as their message; a recoverable error names its own wait.
+                let wait = match e {
+                    OpError::Recoverable { after, .. } => after,
+                    _ => interval,
+                };
                 attempt += 1;
                 run.recorder.event(
                     &run.execution,
                     "task_failed",
                     Some(&id),
                     Some(name),
-                    format!("{message}; retry {attempt} in {after:?}"),
+                    format!("{e}; retry {attempt} in {wait:?}"),
                 );
-                sleep_unless_cancelled(run, after).await?;
+                sleep_unless_cancelled(run, wait).await?;
             }
             Err(e) => {
                 let kind = if matches!(e, OpError::NonRecoverable(_)) {
