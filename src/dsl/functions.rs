@@ -64,24 +64,23 @@ pub fn is_function_name(name: &str) -> bool {
 
 /// True for a JSON value that is (or contains) a plan-time function call.
 pub fn has_plan_time_function(value: &Json) -> bool {
-    match value {
-        Json::Object(m) => {
-            (m.len() == 1 && m.keys().all(|k| PLAN_TIME.contains(&k.as_str())))
-                || m.values().any(has_plan_time_function)
-        }
-        Json::Array(items) => items.iter().any(has_plan_time_function),
-        _ => false,
-    }
+    calls_one_of(value, PLAN_TIME)
 }
 
 /// True for a JSON value that is (or contains) a runtime function call.
 pub fn is_runtime_function(value: &Json) -> bool {
+    calls_one_of(value, RUNTIME)
+}
+
+/// True for a JSON value that is (or contains) a call of one of `functions`: a one-key
+/// mapping whose key is one of them.
+fn calls_one_of(value: &Json, functions: &[&str]) -> bool {
     match value {
         Json::Object(m) => {
-            (m.len() == 1 && m.keys().all(|k| RUNTIME.contains(&k.as_str())))
-                || m.values().any(is_runtime_function)
+            (m.len() == 1 && m.keys().all(|k| functions.contains(&k.as_str())))
+                || m.values().any(|v| calls_one_of(v, functions))
         }
-        Json::Array(items) => items.iter().any(is_runtime_function),
+        Json::Array(items) => items.iter().any(|v| calls_one_of(v, functions)),
         _ => false,
     }
 }
