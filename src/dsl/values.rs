@@ -242,6 +242,19 @@ pub fn complete_from_defaults(ty: &str, data_types: &DataTypes) -> bool {
     go(ty, data_types, 0)
 }
 
+/// What a JSON value is, in the words YAML users use ("a list", "a mapping", …), for messages
+/// that need its kind without its value.
+pub fn kind_name(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a mapping",
+    }
+}
+
 /// "the string \"x\"", "the integer 5", … for messages.
 pub fn describe(value: &Json) -> String {
     match value {

@@ -33,6 +33,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::dsl::Compiled;
 use crate::dsl::functions::{PLAN_TIME, apply, is_runtime_function};
+use crate::dsl::values::kind_name;
 use crate::store::{SecretListing, Store, StoreError};
 pub use key::{KEY_ENV, Key, key_path};
 pub use mask::{HIDDEN, Mask};
@@ -225,14 +226,14 @@ impl Revealed {
                 _ => {
                     return Err(format!(
                         "get_secret: the secret's name must be a string, got {}",
-                        a.first().map_or("nothing".to_string(), kind)
+                        a.first().map_or("nothing", kind_name)
                     ));
                 }
             },
             other => {
                 return Err(format!(
                     "get_secret takes a name or a list of the name and keys, got {}",
-                    kind(other)
+                    kind_name(other)
                 ));
             }
         };
@@ -316,18 +317,6 @@ impl Revealed {
             _ => false,
         }
     }
-}
-
-fn kind(v: &Json) -> String {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "a list",
-        Json::Object(_) => "a mapping",
-    }
-    .to_string()
 }
 
 /// The names `compiled` uses, all missing ones reported at once; `None` for "every secret"

@@ -18,7 +18,8 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::tokens::{TokenContext, TokenError, kind_name};
+use super::tokens::{TokenContext, TokenError};
+use crate::dsl::values::kind_name;
 
 /// One parsed override.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ use serde_json::{Map, Value as Json};
 use serde_saphyr::Spanned;
 
 use super::TemplateError;
-use super::tokens::kind_name;
+use crate::dsl::values::kind_name;
 
 /// Where a descriptor comes from.
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,8 @@
 
 use serde_json::{Map, Value as Json};
 
+use crate::dsl::values::kind_name;
+
 /// The token forms windlass knows, for "unknown token" messages.
 pub const KNOWN_TOKENS: &[&str] = &[
     "%{management_ip}",
@@ -305,18 +307,6 @@ fn lookup_key<'a>(
         missing: key.to_string(),
         available: map.keys().cloned().collect(),
     })
-}
-
-/// What a JSON value is, in the words YAML users use.
-pub(crate) fn kind_name(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "a list",
-        Json::Object(_) => "a mapping",
-    }
 }
 
 /// A value as Python's `str()` writes it, which is what Cloudify put into override text.
