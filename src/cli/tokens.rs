@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde_json::{Value as Json, json};
 
 use crate::engine::EngineError;
-use crate::store::Store;
+use crate::store::{Store, is_plain_name};
 
 #[derive(Debug, clap::Args)]
 pub struct TokensArgs {
@@ -64,12 +64,7 @@ pub async fn run(store: &Store, args: TokensArgs) -> Result<ExitCode, EngineErro
 }
 
 fn check_name(name: &str) -> Result<(), EngineError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if is_plain_name(name, 64) {
         Ok(())
     } else {
         Err(EngineError::Workflow(format!(

@@ -107,12 +107,7 @@ pub struct MissingSecret {
 
 /// Refuse names outside `[A-Za-z0-9_.-]{1,256}`.
 pub fn check_name(name: &str) -> Result<(), SecretError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+    if crate::store::is_plain_name(name, MAX_NAME) {
         Ok(())
     } else {
         Err(SecretError::BadName(name.to_string()))

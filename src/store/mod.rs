@@ -112,6 +112,16 @@ pub enum StoreError {
     Random(std::io::Error),
 }
 
+/// Whether `name` is 1 to `max_len` ASCII letters, digits, `.`, `_` or `-`: the names the
+/// store keys secrets, tokens, deployments and rules by, which command lines and the API's
+/// paths carry as they are. Each caller picks its own length and words its own refusal.
+pub fn is_plain_name(name: &str, max_len: usize) -> bool {
+    (1..=max_len).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// The default state file: `$XDG_DATA_HOME/windlass/state.db` (`~/.local/share/windlass/state.db`).
 pub fn default_location() -> String {
     let base = std::env::var_os("XDG_DATA_HOME")
