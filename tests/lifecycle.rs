@@ -33,15 +33,6 @@ fn vm_count(sb: &Sandbox, id: &str) -> usize {
     sb.instances(id).len()
 }
 
-fn deployments(sb: &Sandbox) -> Vec<String> {
-    sb.json(&["list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Eight processes deploy, scale out, scale in and undeploy eight deployments of one state
 /// file at once, three rounds: every command succeeds and nothing is lost.
 #[test]
@@ -95,7 +86,7 @@ fn concurrent_commands_on_different_deployments_all_succeed() {
                 "round {round}: an undeploy failed"
             );
         }
-        assert!(deployments(&sb).is_empty(), "round {round}");
+        assert!(sb.deployment_ids().is_empty(), "round {round}");
     }
     // 3 rounds × 8 deployments × (2 + 2 created, 1 + 3 deleted).
     let log = sb.log();
@@ -129,13 +120,16 @@ fn a_resumed_undeploy_deletes_the_deployment() {
     sb.clear_log();
     kill_after(&sb, &["undeploy", "d", "--parallelism", "1"], 1);
     // Killed mid-uninstall: the deployment is there, and says how to finish.
-    assert_eq!(deployments(&sb), ["d"]);
+    assert_eq!(sb.deployment_ids(), ["d"]);
     let refused = sb.err(&["scale", "d", "vm", "+1"]);
     assert!(refused.contains("is not installed"), "{refused}");
     assert!(refused.contains("windlass resume d"), "{refused}");
     std::fs::remove_file(sb.dir.join("SLEEP")).unwrap();
     sb.ok(&["resume", "d"]);
-    assert!(deployments(&sb).is_empty(), "resume finished the undeploy");
+    assert!(
+        sb.deployment_ids().is_empty(),
+        "resume finished the undeploy"
+    );
     // Both instances deleted. The operation the kill interrupted may have finished its script
     // before the engine recorded it; resume then runs it again (at least once), but nothing
     // that was recorded done runs twice.

@@ -3,14 +3,13 @@
 //! command's output, `instances --json`, `outputs`, executions, the raw bytes of the state
 //! file), missing secrets refused before anything runs, and a wrong key refused clearly.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 mod common;
 
-use common::{Sandbox, stderr};
+use common::{Sandbox, output_with_stdin, stderr, strings_at};
 
 /// The value that must never show.
 const SECRET: &str = "s3cr3t-Value-93f1";
@@ -69,20 +68,10 @@ impl Secrets {
 
     /// `secrets set NAME -` with `value` on standard input.
     fn set_stdin(&self, name: &str, value: &str) {
-        let mut child = self
-            .command(&["secrets", "set", name, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{value}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = output_with_stdin(
+            self.command(&["secrets", "set", name, "-"]),
+            format!("{value}\n").as_bytes(),
+        );
         self.record(&out);
         assert!(out.status.success(), "{}", stderr(&out));
     }
@@ -154,13 +143,10 @@ fn set_get_list_delete_from_an_argument_a_file_and_standard_input() {
     );
 
     let listed = s.json(&["secrets", "list", "--json"]);
-    let names: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["from.stdin", "from_arg", "from_file"]);
+    assert_eq!(
+        strings_at(&listed, "name"),
+        ["from.stdin", "from_arg", "from_file"]
+    );
     for row in listed.as_array().unwrap() {
         let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["name", "created_at", "updated_at"]);

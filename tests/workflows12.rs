@@ -387,24 +387,15 @@ fn store_with_target(name: &str) -> Sandbox {
     sb
 }
 
-fn deployment_ids(sb: &Sandbox) -> Vec<String> {
-    sb.json(&["list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Deploy the consumer with these inputs; it must be refused with every `expected` fragment in
 /// its message, and leave no deployment behind.
 fn refused_inputs(sb: &Sandbox, inputs: &str, expected: &[&str]) {
-    let before = deployment_ids(sb);
+    let before = sb.deployment_ids();
     let err = sb.err(&["deploy", "consumer.yaml", "-d", "c", "-i", inputs]);
     for e in expected {
         assert!(err.contains(e), "{inputs}: `{e}` not in {err}");
     }
-    assert_eq!(deployment_ids(sb), before, "{inputs}: nothing stored");
+    assert_eq!(sb.deployment_ids(), before, "{inputs}: nothing stored");
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod http;
 pub mod manager;
 pub mod procs;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -94,6 +95,11 @@ impl Sandbox {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
 
+    /// The ids of `list --json`, in its order.
+    pub fn deployment_ids(&self) -> Vec<String> {
+        strings_at(&self.json(&["list", "--json"]), "id")
+    }
+
     /// `instances ID --json` as a list.
     pub fn instances(&self, id: &str) -> Vec<Json> {
         self.json(&["instances", id, "--json"])
@@ -135,4 +141,27 @@ impl Drop for Sandbox {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The string `key` of every item of a JSON list (the ids of `list --json`, the names of
+/// `secrets list --json`, …), in order.
+pub fn strings_at(list: &Json, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[key].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Run `command` with `input` on its standard input (closed after it), capturing its output:
+/// how a secret reaches windlass without showing on a command line.
+pub fn output_with_stdin(mut command: Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
