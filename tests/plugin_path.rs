@@ -39,15 +39,22 @@ fn blueprint(version: &str, imports: &str, nodes: &str) -> String {
     )
 }
 
-fn validate_v(sb: &Sandbox, args: &[&str]) -> (bool, String, String) {
+/// `validate -v blueprint.yaml ARGS`, which must find the blueprint `valid` or not; its stdout
+/// (the imports it followed) and stderr.
+fn validate_v(sb: &Sandbox, args: &[&str], valid: bool) -> (String, String) {
     let mut all = vec!["validate", "-v", "blueprint.yaml"];
     all.extend_from_slice(args);
     let out = sb.run(&all);
-    (
-        out.status.success(),
+    let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr(&out),
-    )
+    );
+    assert_eq!(
+        out.status.success(),
+        valid,
+        "validate {args:?}:\n{stdout}\n{stderr}"
+    );
+    (stdout, stderr)
 }
 
 fn dir_arg(sb: &Sandbox, rel: &str) -> String {
@@ -69,8 +76,7 @@ fn a_plugin_directory_comes_before_the_shipped_plugins() {
         &blueprint("1_3", "  - plugin:noop\n", "  m:\n    type: mine.Marker\n"),
     );
     let plugs = dir_arg(&sb, "plugs");
-    let (ok, out, err) = validate_v(&sb, &["--plugins", &plugs]);
-    assert!(ok, "{err}");
+    let (out, _) = validate_v(&sb, &["--plugins", &plugs], true);
     assert!(
         out.contains("blueprint.yaml:4:5: import `plugin:noop` -> plugs/noop/plugin.yaml"),
         "{out}"
@@ -79,8 +85,7 @@ fn a_plugin_directory_comes_before_the_shipped_plugins() {
     sb.ok(&["--plugins", &plugs, "deploy", "blueprint.yaml", "-d", "d"]);
     assert_eq!(sb.instances("d")[0]["state"], json!("started"));
     // Without the plugin path, the shipped file is read, which has no `mine.Marker`.
-    let (ok, out, err) = validate_v(&sb, &[]);
-    assert!(!ok);
+    let (out, err) = validate_v(&sb, &[], false);
     assert!(
         out.contains("import `plugin:noop` -> <builtin>/plugins/noop/plugin.yaml"),
         "{out}"
@@ -142,8 +147,7 @@ fn version_suffixes_and_the_dict_form_with_properties() {
             nodes,
         ),
     );
-    let (ok, out, err) = validate_v(&sb, &["--plugins", &plugs]);
-    assert!(ok, "{err}");
+    let (out, _) = validate_v(&sb, &["--plugins", &plugs], true);
     assert!(out.contains("import `plugin:p?version= >=1.0` -> plugs/p/plugin.yaml"));
     assert!(out.contains("import `plugin:q?version=2.0` -> plugs/q/plugin.yaml"));
 
@@ -156,8 +160,7 @@ fn version_suffixes_and_the_dict_form_with_properties() {
             nodes,
         ),
     );
-    let (ok, _, err) = validate_v(&sb, &["--plugins", &plugs]);
-    assert!(!ok);
+    let (_, err) = validate_v(&sb, &["--plugins", &plugs], false);
     assert!(
         err.contains("properties on an import are not supported in cloudify_dsl_1_4"),
         "{err}"
@@ -170,8 +173,7 @@ fn version_suffixes_and_the_dict_form_with_properties() {
             nodes,
         ),
     );
-    let (ok, _, err) = validate_v(&sb, &["--plugins", &plugs]);
-    assert!(!ok);
+    let (_, err) = validate_v(&sb, &["--plugins", &plugs], false);
     assert!(
         err.contains("plugin `q` has no property `greting`"),
         "{err}"
@@ -208,8 +210,7 @@ fn a_relative_import_not_beside_its_file_is_looked_up_in_the_plugin_directories(
         ),
     );
     let plugs = dir_arg(&sb, "plugs");
-    let (ok, out, err) = validate_v(&sb, &["--plugins", &plugs]);
-    assert!(ok, "{err}");
+    let (out, _) = validate_v(&sb, &["--plugins", &plugs], true);
     assert!(
         out.contains("import `shared/types.yaml` -> plugs/shared/types.yaml"),
         "{out}"
@@ -225,8 +226,7 @@ fn a_relative_import_not_beside_its_file_is_looked_up_in_the_plugin_directories(
         "node_types:\n  shared.Type:\n    derived_from: cloudify.nodes.Root\n",
         false,
     );
-    let (ok, out, err) = validate_v(&sb, &["--plugins", &plugs]);
-    assert!(ok, "{err}");
+    let (out, _) = validate_v(&sb, &["--plugins", &plugs], true);
     assert!(
         out.contains("import `shared/types.yaml` -> shared/types.yaml"),
         "{out}"
@@ -247,8 +247,7 @@ fn a_missing_plugin_names_every_directory_searched() {
         ),
     );
     let (one, two) = (dir_arg(&sb, "one"), dir_arg(&sb, "two"));
-    let (ok, _, err) = validate_v(&sb, &["--plugins", &one, "--plugins", &two]);
-    assert!(!ok);
+    let (_, err) = validate_v(&sb, &["--plugins", &one, "--plugins", &two], false);
     assert!(
         err.contains("plugin `nowhere` is neither on the plugin path nor shipped with windlass"),
         "{err}"
@@ -258,7 +257,7 @@ fn a_missing_plugin_names_every_directory_searched() {
         assert!(err.contains(&format!("{dir}/lost/types.yaml")), "{err}");
     }
     assert!(err.contains("shipped plugins: script"), "{err}");
-    let (_, _, err) = validate_v(&sb, &[]);
+    let (_, err) = validate_v(&sb, &[], false);
     assert!(
         err.contains("no plugin directories are set (`--plugins DIR` or WINDLASS_PLUGINS)"),
         "{err}"
@@ -469,8 +468,7 @@ fn a_plugin_without_its_executable_validates_but_deploy_refuses_it_naming_every_
         ),
     );
     let plugs = dir_arg(&sb, "plugs");
-    let (ok, _, err) = validate_v(&sb, &["--plugins", &plugs]);
-    assert!(ok, "{err}");
+    validate_v(&sb, &["--plugins", &plugs], true);
     sb.ok(&["--plugins", &plugs, "plan", "blueprint.yaml"]);
     let out = sb.run(&deploy_args(&sb, &plugs, "d"));
     assert_eq!(out.status.code(), Some(1));
