@@ -76,7 +76,36 @@ impl Loopback {
                     .enable_all()
                     .build()
                     .expect("a tokio runtime for the contract server");
-                runtime.block_on(accept(listener, acceptor, shared, serve, stop));
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    // Until told to stop; each connection served on a task of its own.
+                    let mut stop = stop;
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop => return,
+                            accepted = listener.accept() => {
+                                let Ok((tcp, _)) = accepted else { continue };
+                                let acceptor = acceptor.clone();
+                                let shared = shared.clone();
+                                tokio::spawn(async move {
+                                    let service = service_fn(move |r| serve(shared.clone(), r));
+                                    let builder = hyper::server::conn::http1::Builder::new();
+                                    match acceptor {
+                                        Some(acceptor) => {
+                                            let Ok(tls) = acceptor.accept(tcp).await else { return };
+                                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                                        }
+                                        None => {
+                                            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                                        }
+                                    }
+                                });
+                            }
+                        }
+                    }
+                });
             })
             .expect("start the contract server's thread");
         Loopback {
@@ -93,49 +122,6 @@ impl Drop for Loopback {
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-/// Accept connections until told to stop, each served on a task of its own.
-async fn accept<S, F, Fut, B>(
-    listener: TcpListener,
-    acceptor: Option<TlsAcceptor>,
-    shared: Arc<S>,
-    serve: F,
-    mut stop: oneshot::Receiver<()>,
-) where
-    S: Send + Sync + 'static,
-    F: Fn(Arc<S>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let acceptor = acceptor.clone();
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |r| serve(shared.clone(), r));
-                    let builder = hyper::server::conn::http1::Builder::new();
-                    match acceptor {
-                        Some(acceptor) => {
-                            let Ok(tls) = acceptor.accept(tcp).await else { return };
-                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-                        }
-                        None => {
-                            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
-                        }
-                    }
-                });
-            }
         }
     }
 }
