@@ -202,6 +202,45 @@ fn inventory(api: &VsphereApi) {
     api.add_vm("dea-template", "esx-a", false, true);
 }
 
+/// A contract server over plain HTTP whose guests show their IP after `ip_after` polls.
+fn plain(ip_after: u32) -> Options {
+    Options {
+        tls: false,
+        ip_after,
+        ..Options::default()
+    }
+}
+
+/// A contract server with the [`inventory`] and the powered-off VMs `pooled` (name, host).
+fn vcenter(options: Options, pooled: &[(&str, &str)]) -> VsphereApi {
+    let api = VsphereApi::start(options);
+    inventory(&api);
+    for (name, host) in pooled {
+        api.add_vm(name, host, false, false);
+    }
+    api
+}
+
+/// A sandbox holding the server's `inputs.yaml` and CA.
+fn sandbox(name: &str, api: &VsphereApi) -> Sandbox {
+    let sb = Sandbox::new(name);
+    inputs(&sb, api);
+    sb
+}
+
+/// `deploy bp.yaml -d ID -i inputs.yaml`.
+fn deploy(id: &str) -> [&str; 6] {
+    ["deploy", "bp.yaml", "-d", id, "-i", "inputs.yaml"]
+}
+
+/// Guest identity polls so far.
+fn identity_polls(api: &VsphereApi) -> usize {
+    api.requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/guest/identity"))
+        .count()
+}
+
 /// The instances' `(vm_name, vm_host, pooled)`.
 fn held(instances: &[Json]) -> Vec<(String, String, bool)> {
     let mut v: Vec<_> = instances
@@ -235,13 +274,11 @@ fn clone_requests(api: &VsphereApi) -> usize {
 
 #[test]
 fn deploy_clones_waits_for_the_ip_and_undeploy_deletes() {
-    let api = VsphereApi::start(Options::default());
-    inventory(&api);
-    let sb = Sandbox::new("vsphere-deploy");
-    inputs(&sb, &api);
+    let api = vcenter(Options::default(), &[]);
+    let sb = sandbox("vsphere-deploy", &api);
     blueprint(&sb, CA, "", 2);
     let mut seen = Seen::new(&sb, &api, "v");
-    seen.ok(&["deploy", "bp.yaml", "-d", "v", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("v"));
 
     let made = clones(&api);
     assert_eq!(made.len(), 2, "{made:?}");
@@ -277,11 +314,7 @@ fn deploy_clones_waits_for_the_ip_and_undeploy_deletes() {
         );
     }
     // Guest identity was polled until the IP showed.
-    let polls = api
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/guest/identity"))
-        .count();
+    let polls = identity_polls(&api);
     assert!(polls >= 2 * 3, "{polls} polls");
     assert_eq!(api.open_sessions(), 0, "the batch's session was deleted");
 
@@ -294,16 +327,15 @@ fn deploy_clones_waits_for_the_ip_and_undeploy_deletes() {
 
 #[test]
 fn scale_takes_pooled_vms_first_then_clones_round_robin_and_scale_in_returns_them() {
-    let api = VsphereApi::start(Options::default());
-    inventory(&api);
-    api.add_vm("dea-node-1", "esx-b", false, false);
-    api.add_vm("dea-node-2", "esx-c", false, false);
+    let api = vcenter(
+        Options::default(),
+        &[("dea-node-1", "esx-b"), ("dea-node-2", "esx-c")],
+    );
     api.add_vm("dea-node-3", "esx-c", true, false); // running: not free
-    let sb = Sandbox::new("vsphere-scale");
-    inputs(&sb, &api);
+    let sb = sandbox("vsphere-scale", &api);
     blueprint(&sb, CA, "      pool: dea-node-\n", 1);
     let mut seen = Seen::new(&sb, &api, "s");
-    seen.ok(&["deploy", "bp.yaml", "-d", "s", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("s"));
     assert_eq!(
         held(&seen.instances()),
         vec![("dea-node-1".into(), "esx-b".into(), true)]
@@ -368,15 +400,8 @@ fn scale_takes_pooled_vms_first_then_clones_round_robin_and_scale_in_returns_the
 
 #[test]
 fn a_disconnected_host_is_skipped_and_every_host_full_clones_nothing() {
-    let api = VsphereApi::start(Options {
-        tls: false,
-        ip_after: 1,
-        ..Options::default()
-    });
-    inventory(&api);
-    api.add_vm("dea-node-1", "esx-a", false, false);
-    let sb = Sandbox::new("vsphere-full");
-    inputs(&sb, &api);
+    let api = vcenter(plain(1), &[("dea-node-1", "esx-a")]);
+    let sb = sandbox("vsphere-full", &api);
     blueprint(
         &sb,
         "",
@@ -384,7 +409,7 @@ fn a_disconnected_host_is_skipped_and_every_host_full_clones_nothing() {
         1,
     );
     let mut seen = Seen::new(&sb, &api, "f");
-    seen.ok(&["deploy", "bp.yaml", "-d", "f", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("f"));
     // esx-a holds the pooled VM: the first clone skips it (full), goes to esx-b.
     seen.ok(&["scale", "f", "dea", "+1"]);
     assert_eq!(clones(&api)[0].host, "esx-b");
@@ -423,20 +448,14 @@ fn a_disconnected_host_is_skipped_and_every_host_full_clones_nothing() {
 
 #[test]
 fn a_parallel_scale_out_never_picks_a_vm_twice_or_overfills_a_host() {
-    let api = VsphereApi::start(Options {
-        tls: false,
-        ip_after: 2,
-        ..Options::default()
-    });
-    inventory(&api);
+    let api = vcenter(plain(2), &[]);
     for (i, host) in ["esx-a", "esx-b", "esx-a", "esx-c", "esx-b"]
         .iter()
         .enumerate()
     {
         api.add_vm(&format!("dea-node-{i}"), host, false, false);
     }
-    let sb = Sandbox::new("vsphere-parallel");
-    inputs(&sb, &api);
+    let sb = sandbox("vsphere-parallel", &api);
     blueprint(
         &sb,
         "",
@@ -444,7 +463,7 @@ fn a_parallel_scale_out_never_picks_a_vm_twice_or_overfills_a_host() {
         1,
     );
     let mut seen = Seen::new(&sb, &api, "p");
-    seen.ok(&["deploy", "bp.yaml", "-d", "p", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("p"));
     seen.ok(&["scale", "p", "dea", "+10", "--parallelism", "8"]);
     let now = held(&seen.instances());
     assert_eq!(now.len(), 11);
@@ -479,25 +498,20 @@ fn a_parallel_scale_out_never_picks_a_vm_twice_or_overfills_a_host() {
 
 #[test]
 fn an_expired_session_logs_in_again_and_503_is_retried() {
-    let api = VsphereApi::start(Options {
-        ip_after: 6,
-        ..Options::default()
-    });
-    inventory(&api);
-    let sb = Sandbox::new("vsphere-session");
-    inputs(&sb, &api);
+    let api = vcenter(
+        Options {
+            ip_after: 6,
+            ..Options::default()
+        },
+        &[],
+    );
+    let sb = sandbox("vsphere-session", &api);
     blueprint(&sb, CA, "", 1);
     let mut seen = Seen::new(&sb, &api, "e");
     api.fail_next(2, 503);
-    let child = sb.spawn(&["deploy", "bp.yaml", "-d", "e", "-i", "inputs.yaml"]);
+    let child = sb.spawn(&deploy("e"));
     // Expire the session while start polls the guest identity.
-    sb.wait_for(|| {
-        api.requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/guest/identity"))
-            .count()
-            >= 2
-    });
+    sb.wait_for(|| identity_polls(&api) >= 2);
     api.expire_sessions();
     let out = child.wait_with_output().unwrap();
     let (ok, _, e) = seen.keep(&out);
@@ -535,21 +549,19 @@ fn an_expired_session_logs_in_again_and_503_is_retried() {
 
 #[test]
 fn tls_is_verified_unless_insecure_and_a_refused_login_never_shows_the_password() {
-    let api = VsphereApi::start(Options::default());
-    inventory(&api);
-    let sb = Sandbox::new("vsphere-tls");
-    inputs(&sb, &api);
+    let api = vcenter(Options::default(), &[]);
+    let sb = sandbox("vsphere-tls", &api);
     // No CA: the throwaway CA is not trusted.
     blueprint(&sb, "", "", 1);
     let mut seen = Seen::new(&sb, &api, "t");
-    let err = seen.fails(&["deploy", "bp.yaml", "-d", "t", "-i", "inputs.yaml"]);
+    let err = seen.fails(&deploy("t"));
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert!(clones(&api).is_empty());
     seen.ok(&["undeploy", "t"]);
 
     // insecure: true works, and an event says TLS is not verified.
     blueprint(&sb, "        insecure: true\n", "", 1);
-    seen.ok(&["deploy", "bp.yaml", "-d", "t", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("t"));
     let events = seen.ok(&["events", "t"]);
     assert!(events.contains("TLS verification of vCenter"), "{events}");
     seen.ok(&["undeploy", "t"]);
@@ -620,8 +632,7 @@ fn scale_out_50() {
         let host = ["esx-a", "esx-b", "esx-c", "esx-d"][i % 4];
         api.add_vm(&format!("dea-node-{i:02}"), host, false, false);
     }
-    let sb = Sandbox::new("vsphere-bench");
-    inputs(&sb, &api);
+    let sb = sandbox("vsphere-bench", &api);
     blueprint(
         &sb,
         CA,
@@ -629,7 +640,7 @@ fn scale_out_50() {
         0,
     );
     let mut seen = Seen::new(&sb, &api, "b");
-    seen.ok(&["deploy", "bp.yaml", "-d", "b", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("b"));
     api.clear_requests();
     let began = Instant::now();
     seen.ok(&["scale", "b", "dea", "+50", "--parallelism", "25"]);
@@ -723,13 +734,7 @@ fn consistent(sb: &Sandbox, api: &VsphereApi, id: &str, instances: &[Json]) {
 
 #[test]
 fn credentials_from_secrets_never_show_and_never_reach_the_state_file() {
-    let api = VsphereApi::start(Options {
-        tls: false,
-        ip_after: 1,
-        ..Options::default()
-    });
-    inventory(&api);
-    api.add_vm("dea-node-1", "esx-b", false, false);
+    let api = vcenter(plain(1), &[("dea-node-1", "esx-b")]);
     let sb = Sandbox::new("vsphere-secrets");
     // No file of the blueprint's directory holds a credential: only the secrets do.
     sb.file(
@@ -795,19 +800,14 @@ outputs:
 
 #[test]
 fn a_create_killed_while_vcenter_works_resumes_without_a_second_clone_or_pooled_vm() {
-    let api = VsphereApi::start(Options {
-        tls: false,
-        ip_after: 2,
-        ..Options::default()
-    });
-    inventory(&api);
-    api.add_vm("dea-node-1", "esx-b", false, false);
-    api.add_vm("dea-node-2", "esx-c", false, false);
-    let sb = Sandbox::new("vsphere-crash");
-    inputs(&sb, &api);
+    let api = vcenter(
+        plain(2),
+        &[("dea-node-1", "esx-b"), ("dea-node-2", "esx-c")],
+    );
+    let sb = sandbox("vsphere-crash", &api);
     blueprint(&sb, "", "      pool: dea-node-\n", 1);
     let mut seen = Seen::new(&sb, &api, "k");
-    seen.ok(&["deploy", "bp.yaml", "-d", "k", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("k"));
 
     // Killed once vCenter has powered the last pooled VM on and made two clones, before it
     // answered: nothing of it has an id in the instances yet.
@@ -847,11 +847,7 @@ fn a_create_killed_while_vcenter_works_resumes_without_a_second_clone_or_pooled_
     api.clear_requests();
     api.set_ip_after(u32::MAX);
     let mut child = sb.spawn(&["scale", "k", "dea", "+1"]);
-    sb.wait_for(|| {
-        api.requests()
-            .iter()
-            .any(|r| r.path.ends_with("/guest/identity"))
-    });
+    sb.wait_for(|| identity_polls(&api) > 0);
     child.kill().unwrap();
     child.wait().unwrap();
     api.set_ip_after(2);
@@ -886,22 +882,12 @@ fn a_create_killed_while_vcenter_works_resumes_without_a_second_clone_or_pooled_
 
 #[test]
 fn cancel_or_ip_timeout_ends_the_ip_wait_clearly_and_undeploy_still_cleans_up() {
-    let api = VsphereApi::start(Options {
-        tls: false,
-        ip_after: u32::MAX,
-        ..Options::default()
-    });
-    inventory(&api);
-    let sb = Sandbox::new("vsphere-cancel");
-    inputs(&sb, &api);
+    let api = vcenter(plain(u32::MAX), &[]);
+    let sb = sandbox("vsphere-cancel", &api);
     blueprint(&sb, "", "", 1);
     let mut seen = Seen::new(&sb, &api, "c");
-    let child = sb.spawn(&["deploy", "bp.yaml", "-d", "c", "-i", "inputs.yaml"]);
-    sb.wait_for(|| {
-        api.requests()
-            .iter()
-            .any(|r| r.path.ends_with("/guest/identity"))
-    });
+    let child = sb.spawn(&deploy("c"));
+    sb.wait_for(|| identity_polls(&api) > 0);
     seen.ok(&["cancel", "c"]);
     let out = child.wait_with_output().unwrap();
     let (ok, _, err) = seen.keep(&out);
@@ -925,7 +911,7 @@ fn cancel_or_ip_timeout_ends_the_ip_wait_clearly_and_undeploy_still_cleans_up() 
     // ip_timeout: the operation fails naming the VM and the setting; undeploy deletes it.
     blueprint(&sb, "", "      ip_timeout: 1\n", 1);
     let mut seen = Seen::new(&sb, &api, "t");
-    let err = seen.fails(&["deploy", "bp.yaml", "-d", "t", "-i", "inputs.yaml"]);
+    let err = seen.fails(&deploy("t"));
     let made = clones(&api);
     assert_eq!(made.len(), 1);
     assert!(
@@ -942,19 +928,14 @@ fn cancel_or_ip_timeout_ends_the_ip_wait_clearly_and_undeploy_still_cleans_up() 
 
 #[test]
 fn a_pool_found_empty_is_not_listed_again_by_the_same_execution() {
-    let api = VsphereApi::start(Options {
-        tls: false,
-        ip_after: 1,
-        ..Options::default()
-    });
-    inventory(&api);
-    api.add_vm("dea-node-1", "esx-b", false, false);
-    api.add_vm("dea-node-2", "esx-c", false, false);
-    let sb = Sandbox::new("vsphere-pool-empty");
-    inputs(&sb, &api);
+    let api = vcenter(
+        plain(1),
+        &[("dea-node-1", "esx-b"), ("dea-node-2", "esx-c")],
+    );
+    let sb = sandbox("vsphere-pool-empty", &api);
     blueprint(&sb, "", "      pool: dea-node-\n", 1);
     let mut seen = Seen::new(&sb, &api, "m");
-    seen.ok(&["deploy", "bp.yaml", "-d", "m", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("m"));
     let pool_listings = |api: &VsphereApi| {
         api.requests()
             .iter()
@@ -986,22 +967,17 @@ fn a_pool_found_empty_is_not_listed_again_by_the_same_execution() {
 
 #[test]
 fn a_pool_prefix_matching_the_template_never_hands_the_template_out() {
-    let api = VsphereApi::start(Options {
-        tls: false,
-        ip_after: 1,
-        ..Options::default()
-    });
+    let api = VsphereApi::start(plain(1));
     for h in ["esx-a", "esx-b", "esx-c"] {
         api.add_host(h);
     }
     // A powered-off VM as the template, named with the pool's prefix: vCenter would power it on.
     api.add_vm("dea-template", "esx-a", false, false);
     api.add_vm("dea-node-1", "esx-b", false, false);
-    let sb = Sandbox::new("vsphere-pool-template");
-    inputs(&sb, &api);
+    let sb = sandbox("vsphere-pool-template", &api);
     blueprint(&sb, "", "      pool: dea-\n", 1);
     let mut seen = Seen::new(&sb, &api, "x");
-    seen.ok(&["deploy", "bp.yaml", "-d", "x", "-i", "inputs.yaml"]);
+    seen.ok(&deploy("x"));
     seen.ok(&["scale", "x", "dea", "+2"]);
     let now = held(&seen.instances());
     assert_eq!(now.len(), 3);
@@ -1020,7 +996,7 @@ fn a_pool_prefix_matching_the_template_never_hands_the_template_out() {
     // A pool that lists the template by name is refused before anything is taken.
     blueprint(&sb, "", "      pool: [dea-node-1, dea-template]\n", 1);
     let mut seen = Seen::new(&sb, &api, "y");
-    let err = seen.fails(&["deploy", "bp.yaml", "-d", "y", "-i", "inputs.yaml"]);
+    let err = seen.fails(&deploy("y"));
     assert!(
         err.contains("`pool` names the template `dea-template`"),
         "{err}"

@@ -20,6 +20,7 @@ pub mod kubernetes;
 pub mod noop;
 pub mod openstack;
 pub mod python;
+pub mod rest;
 pub mod script;
 pub mod ssh;
 pub mod vsphere;
@@ -286,6 +287,40 @@ pub async fn cancelled(rx: tokio::sync::watch::Receiver<bool>) {
     while !*rx.borrow() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Run an operation's `work` until it ends, or until cancellation is signalled, which fails it
+/// (never retried).
+pub async fn unless_cancelled<T>(
+    cancel: tokio::sync::watch::Receiver<bool>,
+    work: impl Future<Output = Result<T, OpError>>,
+) -> Result<T, OpError> {
+    tokio::select! {
+        r = work => r,
+        _ = cancelled(cancel) => Err(OpError::NonRecoverable("cancelled".to_string())),
+    }
+}
+
+/// For a built-in plugin's test: its `functions` are exactly those its type file `yaml` maps
+/// operations to, the words `PLUGIN.FUNCTION` (prefix `plugin`, e.g. `"vsphere."`) whose
+/// `FUNCTION` `keep` accepts.
+#[cfg(test)]
+pub(crate) fn assert_functions_match_type_file(
+    yaml: &str,
+    plugin: &str,
+    keep: impl Fn(&str) -> bool,
+    functions: &[&str],
+) {
+    let mut named: Vec<&str> = yaml
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix(plugin))
+        .filter(|f| keep(f))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    let mut listed = functions.to_vec();
+    listed.sort_unstable();
+    assert_eq!(named, listed);
 }
 
 /// How an operation failed.

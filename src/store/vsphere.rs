@@ -27,6 +27,28 @@ pub struct VmAllocation {
     pub pooled: bool,
 }
 
+/// The allocation an instance holds, read by [`VmAllocation::from_row`].
+const SELECT_ALLOCATION: &str = "SELECT instance_id, node_id, vm_name, host, host_id, pooled \
+     FROM vsphere_allocations WHERE deployment_id = ? AND instance_id = ?";
+
+/// The host a node last cloned onto.
+const SELECT_LAST_HOST: &str =
+    "SELECT host FROM vsphere_last_hosts WHERE deployment_id = ? AND node_id = ?";
+
+impl VmAllocation {
+    /// A row of [`SELECT_ALLOCATION`].
+    fn from_row(r: &sqlx::sqlite::SqliteRow) -> VmAllocation {
+        VmAllocation {
+            instance_id: r.get(0),
+            node_id: r.get(1),
+            vm_name: r.get(2),
+            host: r.get(3),
+            host_id: r.get(4),
+            pooled: r.get::<i64, _>(5) != 0,
+        }
+    }
+}
+
 /// What an allocation chooses from: everything already taken.
 #[derive(Debug, Clone, Default)]
 pub struct Placements {
@@ -45,22 +67,12 @@ impl Store {
         deployment: &str,
         instance: &str,
     ) -> Result<Option<VmAllocation>, StoreError> {
-        let row = sqlx::query(
-            "SELECT instance_id, node_id, vm_name, host, host_id, pooled FROM vsphere_allocations \
-             WHERE deployment_id = ? AND instance_id = ?",
-        )
-        .bind(deployment)
-        .bind(instance)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| VmAllocation {
-            instance_id: r.get(0),
-            node_id: r.get(1),
-            vm_name: r.get(2),
-            host: r.get(3),
-            host_id: r.get(4),
-            pooled: r.get::<i64, _>(5) != 0,
-        }))
+        let row = sqlx::query(SELECT_ALLOCATION)
+            .bind(deployment)
+            .bind(instance)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(VmAllocation::from_row))
     }
 
     /// Choose and record a VM for `instance` in one transaction: `choose` sees what is taken and
@@ -76,23 +88,13 @@ impl Store {
         choose: impl FnOnce(&Placements) -> Result<VmAllocation, E>,
     ) -> Result<Result<VmAllocation, E>, StoreError> {
         let mut tx = self.write().await?;
-        let existing = sqlx::query(
-            "SELECT instance_id, node_id, vm_name, host, host_id, pooled FROM vsphere_allocations \
-             WHERE deployment_id = ? AND instance_id = ?",
-        )
-        .bind(deployment)
-        .bind(instance)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing = sqlx::query(SELECT_ALLOCATION)
+            .bind(deployment)
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(r) = existing {
-            return Ok(Ok(VmAllocation {
-                instance_id: r.get(0),
-                node_id: r.get(1),
-                vm_name: r.get(2),
-                host: r.get(3),
-                host_id: r.get(4),
-                pooled: r.get::<i64, _>(5) != 0,
-            }));
+            return Ok(Ok(VmAllocation::from_row(&r)));
         }
         let mut placements = Placements::default();
         for r in sqlx::query("SELECT vm_name FROM vsphere_allocations WHERE endpoint = ?")
@@ -115,14 +117,12 @@ impl Store {
                 .per_host
                 .insert(r.get(0), usize::try_from(n).unwrap_or(0));
         }
-        placements.last_host = sqlx::query(
-            "SELECT host FROM vsphere_last_hosts WHERE deployment_id = ? AND node_id = ?",
-        )
-        .bind(deployment)
-        .bind(node)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.get(0));
+        placements.last_host = sqlx::query(SELECT_LAST_HOST)
+            .bind(deployment)
+            .bind(node)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
 
         let chosen = match choose(&placements) {
             Ok(a) => a,
@@ -180,13 +180,11 @@ impl Store {
         deployment: &str,
         node: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT host FROM vsphere_last_hosts WHERE deployment_id = ? AND node_id = ?",
-        )
-        .bind(deployment)
-        .bind(node)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| r.get(0)))
+        Ok(sqlx::query(SELECT_LAST_HOST)
+            .bind(deployment)
+            .bind(node)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
     }
 }

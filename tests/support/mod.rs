@@ -4,5 +4,6 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod kube;
+pub mod loopback;
 pub mod openstack;
 pub mod vsphere;

@@ -18,6 +18,7 @@ use kube::discovery::Scope;
 use serde_json::Value as Json;
 
 use super::super::OpError;
+use super::super::rest::error_chain;
 use crate::template::TemplateError;
 
 /// Attempts of one request when the API answers 429 or 5xx.
@@ -104,25 +105,10 @@ impl KubeError {
             other => KubeError::Transport {
                 action,
                 what: what.to_string(),
-                message: chain(&other),
+                message: error_chain(&other),
             },
         }
     }
-}
-
-/// An error with its causes, `a: b: c` (TLS failures say why only in a cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 fn retryable(e: &kube::Error) -> bool {

@@ -80,10 +80,7 @@ impl Plugin for KubernetesPlugin {
                     },
                 }
             };
-            tokio::select! {
-                r = work => r,
-                _ = super::cancelled(cancel) => Err(OpError::NonRecoverable("cancelled".to_string())),
-            }
+            super::unless_cancelled(cancel, work).await
         })
     }
 
@@ -104,23 +101,14 @@ impl Plugin for KubernetesPlugin {
                 )));
             }
             let cancel = ctx.cancel.clone();
-            tokio::select! {
-                r = kube_scale::run(&ctx) => r,
-                _ = super::cancelled(cancel) => Err(OpError::NonRecoverable("cancelled".to_string())),
-            }
+            super::unless_cancelled(cancel, kube_scale::run(&ctx)).await
         })
     }
 }
 
-/// Install aws-lc-rs as rustls's process-wide crypto provider, once (kube's TLS connector
-/// builds its configuration from the default provider).
-pub(crate) fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Err only when a provider is installed already, which is as good.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    });
-}
+// Kept under this name for the callers that still reach it here (`config.rs`, and the
+// openstack plugin's `api.rs`, which should call `crate::plugins::rest` directly).
+pub(crate) use super::rest::install_crypto_provider;
 
 #[cfg(test)]
 mod tests {
@@ -129,17 +117,12 @@ mod tests {
     /// Every `kubernetes.…` implementation in the shipped type file, and only those, is listed.
     #[test]
     fn kubernetes_functions_match_the_type_file() {
-        let yaml = include_str!("../../../plugins/kubernetes/plugin.yaml");
-        let mut named: Vec<&str> = yaml
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix("kubernetes."))
-            .filter(|f| f.contains('.') && !f.starts_with("io/"))
-            .collect();
-        named.sort_unstable();
-        named.dedup();
-        let mut listed = FUNCTIONS.to_vec();
-        listed.sort_unstable();
-        assert_eq!(named, listed);
+        crate::plugins::assert_functions_match_type_file(
+            include_str!("../../../plugins/kubernetes/plugin.yaml"),
+            "kubernetes.",
+            |f| f.contains('.') && !f.starts_with("io/"),
+            FUNCTIONS,
+        );
     }
 
     /// Every operation is dispatched: the resource functions by `resource::parse_function`,

@@ -72,10 +72,9 @@ impl Plugin for OpenstackPlugin {
     fn run(&self, ctx: OperationContext) -> OpFuture<'_> {
         Box::pin(async move {
             let cancel = ctx.cancel.clone();
-            tokio::select! {
-                r = dispatch(&ctx) => r.map(|()| None),
-                _ = super::cancelled(cancel) => Err(OpError::NonRecoverable("cancelled".to_string())),
-            }
+            super::unless_cancelled(cancel, dispatch(&ctx))
+                .await
+                .map(|()| None)
         })
     }
 
@@ -157,17 +156,12 @@ mod tests {
     /// Every `openstack.…` implementation in the shipped type file, and only those, is listed.
     #[test]
     fn openstack_functions_match_the_type_file() {
-        let yaml = include_str!("../../../plugins/openstack/plugin.yaml");
-        let mut named: Vec<&str> = yaml
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix("openstack."))
-            .filter(|f| f.starts_with("openstack_plugin."))
-            .collect();
-        named.sort_unstable();
-        named.dedup();
-        let mut listed = FUNCTIONS.to_vec();
-        listed.sort_unstable();
-        assert_eq!(named, listed);
+        crate::plugins::assert_functions_match_type_file(
+            include_str!("../../../plugins/openstack/plugin.yaml"),
+            "openstack.",
+            |f| f.starts_with("openstack_plugin."),
+            FUNCTIONS,
+        );
     }
 
     /// Every listed function is dispatched to an operation.

@@ -30,6 +30,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
 
+use super::super::rest::{install_crypto_provider, percent_encode};
+
 /// Attempts of one request answered 429, 500 or 503, or whose connection broke.
 pub const ATTEMPTS: u32 = 5;
 /// The pause before the first retry; each next one doubles, up to [`MAX_PAUSE`].
@@ -238,7 +240,7 @@ impl Client {
     /// A client for `connection` (TLS verified unless `insecure`; trusting only `ca_cert`
     /// when one is given, else the system's roots). Not logged in yet.
     pub fn new(connection: Connection) -> Result<Client, VsphereError> {
-        super::super::kubernetes::install_crypto_provider();
+        install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -759,20 +761,12 @@ fn str_of(v: &Json, key: &str) -> String {
 
 /// A query value, percent-encoded (everything but RFC 3986's unreserved characters).
 pub fn query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encode(value)
 }
 
 /// A path segment (an id), percent-encoded the same way.
 fn segment(id: &str) -> String {
-    query(id)
+    percent_encode(id)
 }
 
 /// A reqwest error with its causes, which carry the TLS or connection detail.

@@ -48,10 +48,7 @@ impl Plugin for VspherePlugin {
                     )));
                 }
             };
-            tokio::select! {
-                r = vm::run(&ctx, &operation) => r,
-                _ = super::cancelled(cancel) => Err(OpError::NonRecoverable("cancelled".to_string())),
-            }
+            super::unless_cancelled(cancel, vm::run(&ctx, &operation)).await
         })
     }
 
@@ -67,16 +64,11 @@ mod tests {
     /// Every `vsphere.…` implementation in the shipped type file, and only those, is listed.
     #[test]
     fn vsphere_functions_match_the_type_file() {
-        let yaml = include_str!("../../../plugins/vsphere/plugin.yaml");
-        let mut named: Vec<&str> = yaml
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix("vsphere."))
-            .filter(|f| f.starts_with("vm."))
-            .collect();
-        named.sort_unstable();
-        named.dedup();
-        let mut listed = FUNCTIONS.to_vec();
-        listed.sort_unstable();
-        assert_eq!(named, listed);
+        crate::plugins::assert_functions_match_type_file(
+            include_str!("../../../plugins/vsphere/plugin.yaml"),
+            "vsphere.",
+            |f| f.starts_with("vm."),
+            FUNCTIONS,
+        );
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use hyper::{Method, Response};
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::super::loopback::{decode_query, lock};
 use super::kinds::{self, Kind};
 use super::status::{Cause, Status};
 use super::store::{PatchType, Selector, Store};
@@ -55,13 +56,6 @@ pub struct Shared {
     pub server_address: String,
     pub faults: Mutex<VecDeque<u16>>,
     pub log: Mutex<Vec<Request>>,
-}
-
-/// A lock that survives a panicked holder (the data stays consistent: writes are whole).
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub type ResponseBody = BoxBody<Bytes, Infallible>;
@@ -246,41 +240,6 @@ fn decode_body(content_type: &str, bytes: &[u8]) -> Result<Option<Json>, String>
             .map(Some)
             .map_err(|e| e.to_string())
     }
-}
-
-fn decode_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 3 <= bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn route(shared: &Shared, request: &Incoming_) -> Reply {

@@ -38,16 +38,13 @@ pub mod tls;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
-use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
+use super::loopback::{self, Loopback, lock};
 pub use http::Request;
-use http::{Shared, lock};
+use http::Shared;
 use store::{Countdowns, Store};
 
 /// How a server starts.
@@ -79,8 +76,8 @@ pub struct KubeApi {
     dir: PathBuf,
     kubeconfig: PathBuf,
     ca_pem: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the server when dropped.
+    server: Loopback,
 }
 
 static SERVERS: AtomicUsize = AtomicUsize::new(0);
@@ -93,11 +90,7 @@ impl KubeApi {
     /// directory or start a thread: the test cannot run then.
     pub fn start(options: Options) -> KubeApi {
         let pki = tls::make().expect("make the contract server's CA and certificate");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener
-            .set_nonblocking(true)
-            .expect("make the listener non-blocking");
-        let address = listener.local_addr().expect("the listener's address");
+        let (listener, address) = loopback::listen();
         let url = format!("https://{address}");
         let store = Store::new(Countdowns {
             ready_after: options.ready_after,
@@ -124,27 +117,21 @@ impl KubeApi {
             faults: Mutex::new(Default::default()),
             log: Mutex::new(Vec::new()),
         });
-        let (shutdown, stop) = oneshot::channel();
         let acceptor = TlsAcceptor::from(pki.server_config);
-        let serving = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("kube-contract".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime for the contract server");
-                runtime.block_on(accept(listener, acceptor, serving, stop));
-            })
-            .expect("start the contract server's thread");
+        let server = Loopback::run(
+            "kube",
+            listener,
+            Some(acceptor),
+            shared.clone(),
+            http::serve,
+        );
         KubeApi {
             shared,
             url,
             dir,
             kubeconfig,
             ca_pem: pki.ca_pem,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            server,
         }
     }
 
@@ -239,12 +226,6 @@ impl KubeApi {
 
 impl Drop for KubeApi {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -252,33 +233,4 @@ impl Drop for KubeApi {
 fn store_token_part() -> String {
     use std::hash::{BuildHasher, RandomState};
     format!("{:016x}", RandomState::new().hash_one(std::process::id()))
-}
-
-/// Accept connections until told to stop; each is TLS, then HTTP/1.1.
-async fn accept(
-    listener: std::net::TcpListener,
-    acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let acceptor = acceptor.clone();
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let service = service_fn(move |request| http::serve(shared.clone(), request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        }
-    }
 }

@@ -41,32 +41,32 @@
 //! never shaped after what a client happens to send.
 
 mod cloud;
-// Shared with the Kubernetes contract server, included by path so that an includer of this
-// module alone (the benchmark) gets it too; the test binaries that include `kube` too hold
-// two copies of these few functions.
+// Shared with the other contract servers, included by path so that an includer of this
+// module alone (the benchmark) gets them too; the test binaries that include `support` whole
+// hold two copies of these few functions.
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "../loopback.rs"]
+mod loopback;
 #[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../kube/tls.rs"]
 mod tls;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request as HttpRequest, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
-use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 #[allow(unused_imports)] // the tests' and the benchmark's, not every includer's
 pub use cloud::IMAGE;
 use cloud::{Answer, Cloud};
+use loopback::{Loopback, lock};
 
 /// How a server starts.
 #[derive(Debug, Clone)]
@@ -137,18 +137,14 @@ pub(crate) struct Shared {
     pub latency: Duration,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A running contract server. Dropping it stops the server.
 pub struct OpenStack {
     shared: Arc<Shared>,
     url: String,
     options: Options,
     ca_pem: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the server when dropped.
+    server: Loopback,
 }
 
 impl OpenStack {
@@ -161,37 +157,22 @@ impl OpenStack {
         let acceptor = options
             .tls
             .then(|| TlsAcceptor::from(pki.server_config.clone()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
+        let (listener, address) = loopback::listen();
         let scheme = if options.tls { "https" } else { "http" };
-        let url = format!("{scheme}://{}", listener.local_addr().expect("its address"));
+        let url = format!("{scheme}://{address}");
         let shared = Arc::new(Shared {
             cloud: Mutex::new(Cloud::new(&url, &options)),
             faults: Mutex::new(VecDeque::new()),
             log: Mutex::new(Vec::new()),
             latency: options.latency,
         });
-        let (shutdown, stop) = oneshot::channel();
-        let serving = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("openstack-contract".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime for the contract server");
-                runtime.block_on(accept(listener, acceptor, serving, stop));
-            })
-            .expect("start the contract server's thread");
+        let server = Loopback::run("openstack", listener, acceptor, shared.clone(), serve);
         OpenStack {
             shared,
             url,
             options,
             ca_pem: pki.ca_pem,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            server,
         }
     }
 
@@ -298,53 +279,6 @@ impl OpenStack {
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Request> {
         lock(&self.shared.log).clone()
-    }
-}
-
-impl Drop for OpenStack {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn accept(
-    listener: std::net::TcpListener,
-    acceptor: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let acceptor = acceptor.clone();
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |r| serve(shared.clone(), r));
-                    let builder = hyper::server::conn::http1::Builder::new();
-                    match acceptor {
-                        // A client that refuses the certificate ends the handshake: no request
-                        // reaches the cloud, none is logged.
-                        Some(acceptor) => {
-                            let Ok(tls) = acceptor.accept(tcp).await else { return };
-                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-                        }
-                        None => {
-                            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
-                        }
-                    }
-                });
-            }
-        }
     }
 }
 

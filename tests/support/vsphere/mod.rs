@@ -49,23 +49,19 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value as Json, json};
-use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 use super::kube::tls;
+use super::loopback::{self, Loopback, decode_query, lock};
 
 /// Delays the server adds before answering, per kind of call (all zero by default).
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,21 +169,15 @@ struct Shared {
     held: tokio::sync::watch::Sender<bool>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A running contract server. Dropping it stops the server.
 pub struct VsphereApi {
     shared: Arc<Shared>,
     address: String,
     tls: bool,
     ca_pem: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the server when dropped.
+    server: Loopback,
 }
-
-static SERVERS: AtomicUsize = AtomicUsize::new(0);
 
 impl VsphereApi {
     /// Start a server on `127.0.0.1:0` with an empty inventory.
@@ -196,9 +186,7 @@ impl VsphereApi {
     /// When the machine cannot make a key, bind a loopback port or start a thread.
     pub fn start(options: Options) -> VsphereApi {
         let pki = tls::make().expect("make the contract server's CA and certificate");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let address = listener.local_addr().expect("address").to_string();
+        let (listener, address) = loopback::listen();
         let shared = Arc::new(Shared {
             inventory: Mutex::new(Inventory {
                 ip_after: options.ip_after,
@@ -214,26 +202,13 @@ impl VsphereApi {
         let acceptor = options
             .tls
             .then(|| TlsAcceptor::from(pki.server_config.clone()));
-        let (shutdown, stop) = oneshot::channel();
-        let serving = shared.clone();
-        let serial = SERVERS.fetch_add(1, Ordering::Relaxed);
-        let thread = std::thread::Builder::new()
-            .name(format!("vsphere-contract-{serial}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime for the contract server");
-                runtime.block_on(accept(listener, acceptor, serving, stop));
-            })
-            .expect("start the contract server's thread");
+        let server = Loopback::run("vsphere", listener, acceptor, shared.clone(), serve);
         VsphereApi {
             shared,
-            address,
+            address: address.to_string(),
             tls: options.tls,
             ca_pem: pki.ca_pem,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            server,
         }
     }
 
@@ -389,51 +364,6 @@ impl VsphereApi {
     }
 }
 
-impl Drop for VsphereApi {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn accept(
-    listener: std::net::TcpListener,
-    acceptor: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let acceptor = acceptor.clone();
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |r| serve(shared.clone(), r));
-                    let builder = hyper::server::conn::http1::Builder::new();
-                    match acceptor {
-                        Some(acceptor) => {
-                            let Ok(tls) = acceptor.accept(tcp).await else { return };
-                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-                        }
-                        None => {
-                            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
-                        }
-                    }
-                });
-            }
-        }
-    }
-}
-
 type Reply = (u16, Json);
 
 fn error(status: u16, error_type: &str, message: impl Into<String>) -> Reply {
@@ -454,55 +384,13 @@ fn not_found(what: &str) -> Reply {
     error(404, "NOT_FOUND", format!("{what} not found"))
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn serve(
     shared: Arc<Shared>,
     request: hyper::Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let query: Vec<(String, String)> = request
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect();
+    let query = decode_query(request.uri().query().unwrap_or(""));
     let header = |name: &str| {
         request
             .headers()
