@@ -197,7 +197,9 @@ async fn security_group_rules(
             .flatten()
             .filter(|r| r.get("direction").and_then(Json::as_str) == Some("egress"))
         {
-            neutron::delete(session, SECURITY_GROUP_RULE, &str_of(rule, "id")).await?;
+            session
+                .delete(SECURITY_GROUP_RULE, &str_of(rule, "id"))
+                .await?;
         }
     }
     let rules = props
@@ -234,7 +236,7 @@ pub async fn delete(ctx: &OperationContext, session: &Session, kind: Kind) -> Re
             "info",
             format!("{} {id} was adopted: left as it is", kind.label),
         );
-    } else if neutron::delete(session, kind, &id).await? {
+    } else if session.delete(kind, &id).await? {
         ctx.log("info", format!("deleted {} {id}", kind.label));
     } else {
         ctx.log("info", format!("{} {id} is already gone", kind.label));

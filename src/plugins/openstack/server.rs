@@ -407,7 +407,8 @@ pub async fn connect_floating_ip(ctx: &OperationContext, session: &Session) -> R
     if let Some(ip) = wanted {
         fields["fixed_ip_address"] = json!(ip);
     }
-    let fip = neutron::update(session, FLOATING_IP, &fip_id, fields)
+    let fip = session
+        .update(FLOATING_IP, &fip_id, fields)
         .await?
         .ok_or_else(|| OsError::Blueprint(format!("floating IP {fip_id} does not exist")))?;
     let address = text_of(&fip, "floating_ip_address");
@@ -430,7 +431,10 @@ pub async fn disconnect_floating_ip(
     session: &Session,
 ) -> Result<(), OsError> {
     let (server_id, fip_id) = ends(ctx)?;
-    match neutron::update(session, FLOATING_IP, &fip_id, json!({ "port_id": null })).await? {
+    match session
+        .update(FLOATING_IP, &fip_id, json!({ "port_id": null }))
+        .await?
+    {
         Some(_) => ctx.log(
             "info",
             format!("floating IP {fip_id} disassociated from server {server_id}"),
