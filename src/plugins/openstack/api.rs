@@ -180,6 +180,12 @@ impl Kind {
         }
     }
 
+    /// The resource in an answer about one (under its singular key).
+    fn take(self, body: Json) -> Result<Json, OsError> {
+        let what = format!("{}'s {}", self.service.name(), self.label);
+        take(body, self.singular, &what)
+    }
+
     /// The body key of a list: the path with `_` for `-` (`security_groups`).
     pub fn plural(self) -> String {
         self.path.replace('-', "_")
@@ -387,7 +393,8 @@ impl Session {
 
     /// `GET /PATH/{id}` of `kind`; `None` when there is none (404).
     pub async fn read(&self, kind: Kind, id: &str) -> Result<Option<Json>, OsError> {
-        self.one(kind, Method::GET, "read", id, None).await
+        let found = self.one(kind, Method::GET, "read", id, None).await?;
+        found.map(|b| kind.take(b)).transpose()
     }
 
     /// `PUT /PATH/{id}` of `kind` with `{SINGULAR: fields}` → the resource; `None` when there is
@@ -399,20 +406,20 @@ impl Session {
         fields: Json,
     ) -> Result<Option<Json>, OsError> {
         let body = serde_json::json!({ kind.singular: fields });
-        self.one(kind, Method::PUT, "update", id, Some(&body)).await
+        let found = self
+            .one(kind, Method::PUT, "update", id, Some(&body))
+            .await?;
+        found.map(|b| kind.take(b)).transpose()
     }
 
     /// `DELETE /PATH/{id}` of `kind`; `false` when it is already gone (404).
     pub async fn delete(&self, kind: Kind, id: &str) -> Result<bool, OsError> {
-        let action = format!("delete {} {id}", kind.label);
-        let path = format!("/{}/{}", kind.path, encode(id));
-        let found = self
-            .call_if_found(kind.service, Method::DELETE, &path, None, &action)
-            .await?;
+        let found = self.one(kind, Method::DELETE, "delete", id, None).await?;
         Ok(found.is_some())
     }
 
-    /// One resource by `method` (`verb` for messages); `None` on 404.
+    /// `method` on one resource (`verb` for messages): the answer's body, `None` on 404, any
+    /// other answer but 2xx an [`OsError::Api`].
     async fn one(
         &self,
         kind: Kind,
@@ -423,28 +430,13 @@ impl Session {
     ) -> Result<Option<Json>, OsError> {
         let action = format!("{verb} {} {id}", kind.label);
         let path = format!("/{}/{}", kind.path, encode(id));
-        let found = self
-            .call_if_found(kind.service, method, &path, body, &action)
+        let reply = self
+            .call(kind.service, method, &path, body, &action)
             .await?;
-        let what = format!("{}'s {}", kind.service.name(), kind.label);
-        found.map(|b| take(b, kind.singular, &what)).transpose()
-    }
-
-    /// [`Session::call`] for a request whose 404 means the resource is not there: `None`, the
-    /// body of a 2xx answer, any other answer an [`OsError::Api`].
-    async fn call_if_found(
-        &self,
-        service: Service,
-        method: Method,
-        path: &str,
-        body: Option<&Json>,
-        action: &str,
-    ) -> Result<Option<Json>, OsError> {
-        let reply = self.call(service, method, path, body, action).await?;
         match reply.status {
             404 => Ok(None),
             _ if reply.ok() => Ok(Some(reply.body)),
-            _ => Err(self.refused(service, action, &reply)),
+            _ => Err(self.refused(kind.service, &action, &reply)),
         }
     }
 
