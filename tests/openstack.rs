@@ -28,7 +28,32 @@ imports:
   - plugin:cloudify-openstack-plugin?version= >=3.2
 inputs:
   client_config: {}
+dsl_definitions:
+  # What every server node of these tests says: the cloud, no agent, and a poll every 50 ms
+  # (the contract server's servers are ACTIVE, or gone, within a few reads).
+  server: &server
+    type: cloudify.nodes.openstack.Server
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        create: { inputs: { poll_interval: 0.05 } }
+        delete: { inputs: { poll_interval: 0.05 } }
+  server_properties: &server_properties
+    client_config: { get_input: client_config }
+    agent_config: { install_method: none }
 ";
+
+/// A cloud started with `options`, and a sandbox named `name` holding `blueprint`.
+fn start(options: Options, name: &str, blueprint: &str) -> (OpenStack, Sandbox) {
+    let os = OpenStack::start(options);
+    let sb = Sandbox::new(name);
+    sb.file("blueprint.yaml", blueprint);
+    (os, sb)
+}
+
+/// A blueprint of `HEADER` and `nodes`, with the contract server's image.
+fn blueprint(nodes: &str) -> String {
+    format!("{HEADER}{}", nodes.replace("IMAGE", IMAGE))
+}
 
 /// Every command's output, checked for the password as it is collected.
 struct Run<'a> {
@@ -83,6 +108,16 @@ impl Run<'_> {
         format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out))
     }
 
+    /// `windlass deploy blueprint.yaml -d ID -i INPUTS`, which must succeed.
+    fn deploy(&self, id: &str, inputs: &str) -> String {
+        self.ok(&["deploy", "blueprint.yaml", "-d", id, "-i", inputs])
+    }
+
+    /// The same, which must fail: what it said.
+    fn deploy_fails(&self, id: &str, inputs: &str) -> String {
+        self.fails(&["deploy", "blueprint.yaml", "-d", id, "-i", inputs])
+    }
+
     /// Events and instances of the deployment, checked for the password too.
     fn inspect(&self, id: &str) -> (String, Vec<Json>) {
         let events = self.ok(&["events", id, "--json"]);
@@ -106,15 +141,18 @@ fn instance<'a>(instances: &'a [Json], node: &str) -> &'a Json {
         .unwrap_or_else(|| panic!("no instance of {node}"))
 }
 
-const WEB: &str = "node_templates:
-  key:
+/// A key pair node, `web-key`.
+const KEY: &str = "  key:
     type: cloudify.nodes.openstack.KeyPair
     properties:
       client_config: { get_input: client_config }
       resource_config:
         name: web-key
         public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb7yFjzZhXbRlq3Df1b test@windlass
-  web_sg:
+";
+
+/// The nodes of the web tier besides [`KEY`].
+const WEB: &str = "  web_sg:
     type: cloudify.nodes.openstack.SecurityGroup
     properties:
       client_config: { get_input: client_config }
@@ -128,20 +166,15 @@ const WEB: &str = "node_templates:
       client_config: { get_input: client_config }
       resource_config: { floating_network_name: public }
   web:
-    type: cloudify.nodes.openstack.Server
+    <<: *server
     properties:
-      client_config: { get_input: client_config }
-      agent_config: { install_method: none }
+      <<: *server_properties
       resource_config:
         name: web
         image_id: IMAGE
         flavor_id: '2'
         user_data: '#cloud-config'
         metadata: { role: web }
-    interfaces:
-      cloudify.interfaces.lifecycle:
-        create: { inputs: { poll_interval: 0.05 } }
-        delete: { inputs: { poll_interval: 0.05 } }
     relationships:
       - { type: cloudify.relationships.openstack.server_connected_to_keypair, target: key }
       - { type: cloudify.relationships.openstack.server_connected_to_security_group, target: web_sg }
@@ -151,17 +184,15 @@ outputs:
 ";
 
 fn web_blueprint() -> String {
-    format!("{HEADER}{}", WEB.replace("IMAGE", IMAGE))
+    blueprint(&format!("node_templates:\n{KEY}{WEB}"))
 }
 
 #[test]
 fn deploy_and_undeploy_a_server_with_key_pair_security_group_and_floating_ip() {
-    let os = OpenStack::start(Options::default());
-    let sb = Sandbox::new("openstack-web");
+    let (os, sb) = start(Options::default(), "openstack-web", &web_blueprint());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &web_blueprint());
     let inputs = inputs(&os, json!({}));
-    run.ok(&["deploy", "blueprint.yaml", "-d", "web", "-i", &inputs]);
+    run.deploy("web", &inputs);
 
     let servers = os.servers();
     assert_eq!(servers.len(), 1, "{servers:#?}");
@@ -266,22 +297,17 @@ const DEA: &str = "inputs:
   known_hosts: { type: string }
 node_templates:
   dea_vm:
-    type: cloudify.nodes.openstack.Server
+    <<: *server
     properties:
-      client_config: { get_input: client_config }
-      agent_config: { install_method: none }
+      <<: *server_properties
       resource_config: { image_id: IMAGE, flavor_id: '1' }
-    interfaces:
-      cloudify.interfaces.lifecycle:
-        create: { inputs: { poll_interval: 0.05 } }
-        delete: { inputs: { poll_interval: 0.05 } }
   dea:
     type: cloudify.nodes.SoftwareComponent
     interfaces:
       cloudify.interfaces.lifecycle:
         configure:
           implementation: ssh.run
-          inputs:
+          inputs: &ssh
             host: { get_attribute: [dea_vm, ip] }
             port: { get_input: ssh_port }
             user: { get_input: ssh_user }
@@ -292,12 +318,7 @@ node_templates:
         delete:
           implementation: ssh.run
           inputs:
-            host: { get_attribute: [dea_vm, ip] }
-            port: { get_input: ssh_port }
-            user: { get_input: ssh_user }
-            key: { get_input: ssh_key }
-            accept_new_host_keys: true
-            known_hosts_file: { get_input: known_hosts }
+            <<: *ssh
             command: { concat: ['rm -f ', { get_input: out }, '/', { get_attribute: [dea_vm, id] }] }
     relationships:
       - { type: cloudify.relationships.contained_in, target: dea_vm }
@@ -308,17 +329,14 @@ fn scale_a_server_tier_and_run_a_script_on_each_server_over_ssh() {
     let sshd = sshd::Sshd::start(
         &std::env::temp_dir().join(format!("windlass-os-sshd-{}", std::process::id())),
     );
-    let os = OpenStack::start(Options {
+    // DEA declares its inputs, client_config among them.
+    let dea = blueprint(DEA).replacen("inputs:\n  client_config: {}\n", "  - plugin:ssh\n", 1);
+    let options = Options {
         fixed_ip: Some("127.0.0.1".into()),
         ..Options::default()
-    });
-    let sb = Sandbox::new("openstack-scale");
+    };
+    let (os, sb) = start(options, "openstack-scale", &dea);
     let run = Run::new(&sb, &os);
-    let header = HEADER.replace("inputs:\n  client_config: {}\n", "  - plugin:ssh\n");
-    sb.file(
-        "blueprint.yaml",
-        &format!("{header}{}", DEA.replace("IMAGE", IMAGE)),
-    );
     let out = sb.dir.join("attached");
     let inputs = inputs(
         &os,
@@ -327,7 +345,7 @@ fn scale_a_server_tier_and_run_a_script_on_each_server_over_ssh() {
                 "out": out.display().to_string(),
                 "known_hosts": sb.dir.join("known_hosts").display().to_string() }),
     );
-    run.ok(&["deploy", "blueprint.yaml", "-d", "paas", "-i", &inputs]);
+    run.deploy("paas", &inputs);
     let attached = || std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
     assert_eq!(os.servers().len(), 1);
     assert_eq!(attached(), 1, "the script ran on the first server");
@@ -357,21 +375,16 @@ fn scale_a_server_tier_and_run_a_script_on_each_server_over_ssh() {
 #[test]
 fn an_expired_token_is_renewed_once_and_the_request_sent_again() {
     // Each token authenticates five requests: the install needs more, so it meets a 401.
-    let os = OpenStack::start(Options {
-        token_uses: Some(5),
-        ..Options::default()
-    });
-    let sb = Sandbox::new("openstack-token");
+    let (os, sb) = start(
+        Options {
+            token_uses: Some(5),
+            ..Options::default()
+        },
+        "openstack-token",
+        &web_blueprint(),
+    );
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &web_blueprint());
-    run.ok(&[
-        "deploy",
-        "blueprint.yaml",
-        "-d",
-        "tok",
-        "-i",
-        &inputs(&os, json!({})),
-    ]);
+    run.deploy("tok", &inputs(&os, json!({})));
     let requests = os.requests();
     let refused = requests.iter().filter(|r| r.status == 401).count();
     assert!(refused >= 1, "some request met an expired token");
@@ -397,19 +410,10 @@ fn an_expired_token_is_renewed_once_and_the_request_sent_again() {
 
 #[test]
 fn service_unavailable_is_retried() {
-    let os = OpenStack::start(Options::default());
-    let sb = Sandbox::new("openstack-503");
+    let (os, sb) = start(Options::default(), "openstack-503", &web_blueprint());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &web_blueprint());
     os.fail_next(2, 503);
-    run.ok(&[
-        "deploy",
-        "blueprint.yaml",
-        "-d",
-        "busy",
-        "-i",
-        &inputs(&os, json!({})),
-    ]);
+    run.deploy("busy", &inputs(&os, json!({})));
     let statuses: Vec<u16> = os
         .requests()
         .iter()
@@ -426,20 +430,11 @@ fn service_unavailable_is_retried() {
 
 #[test]
 fn a_server_in_error_fails_with_its_fault_and_is_still_deleted() {
-    let os = OpenStack::start(Options::default());
-    let sb = Sandbox::new("openstack-error");
+    let (os, sb) = start(Options::default(), "openstack-error", &web_blueprint());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &web_blueprint());
     let fault = "No valid host was found. There are not enough hosts available.";
     os.fail_build("web", fault);
-    let err = run.fails(&[
-        "deploy",
-        "blueprint.yaml",
-        "-d",
-        "doomed",
-        "-i",
-        &inputs(&os, json!({})),
-    ]);
+    let err = run.deploy_fails("doomed", &inputs(&os, json!({})));
     let (events, instances) = run.inspect("doomed");
     assert!(
         err.contains(fault) || events.contains(fault),
@@ -464,18 +459,9 @@ fn a_server_in_error_fails_with_its_fault_and_is_still_deleted() {
 
 #[test]
 fn undeploy_succeeds_when_the_server_is_already_gone() {
-    let os = OpenStack::start(Options::default());
-    let sb = Sandbox::new("openstack-gone");
+    let (os, sb) = start(Options::default(), "openstack-gone", &web_blueprint());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &web_blueprint());
-    run.ok(&[
-        "deploy",
-        "blueprint.yaml",
-        "-d",
-        "gone",
-        "-i",
-        &inputs(&os, json!({})),
-    ]);
+    run.deploy("gone", &inputs(&os, json!({})));
     let id = os.servers()[0]["id"].as_str().unwrap().to_string();
     os.vanish(&id);
     run.ok(&["undeploy", "gone"]);
@@ -490,42 +476,29 @@ fn undeploy_succeeds_when_the_server_is_already_gone() {
 
 #[test]
 fn adopt_an_existing_server_by_name_with_an_application_credential() {
-    let os = OpenStack::start(Options {
+    let options = Options {
         application_credential: Some(("appcred-7f3a".into(), "app-S3cret-value".into())),
         ..Options::default()
-    });
+    };
+    let legacy = "node_templates:
+  legacy:
+    <<: *server
+    properties:
+      <<: *server_properties
+      use_external_resource: true
+      resource_config: { name: legacy }
+";
+    let (os, sb) = start(options, "openstack-adopt", &blueprint(legacy));
     let existing = os.seed_server("legacy");
-    let sb = Sandbox::new("openstack-adopt");
     let run = Run {
         secret: "app-S3cret-value".into(),
         ..Run::new(&sb, &os)
     };
-    sb.file(
-        "blueprint.yaml",
-        &format!(
-            "{HEADER}node_templates:
-  legacy:
-    type: cloudify.nodes.openstack.Server
-    properties:
-      client_config: {{ get_input: client_config }}
-      agent_config: {{ install_method: none }}
-      use_external_resource: true
-      resource_config: {{ name: legacy }}
-"
-        ),
-    );
     let config = json!({ "client_config": {
         "auth_url": os.auth_url(), "region_name": "RegionOne",
         "application_credential_id": "appcred-7f3a",
         "application_credential_secret": "app-S3cret-value" } });
-    run.ok(&[
-        "deploy",
-        "blueprint.yaml",
-        "-d",
-        "adopt",
-        "-i",
-        &config.to_string(),
-    ]);
+    run.deploy("adopt", &config.to_string());
     let (_, instances) = run.inspect("adopt");
     let legacy = instance(&instances, "legacy");
     assert_eq!(legacy["runtime_properties"]["id"], existing);
@@ -554,15 +527,18 @@ fn the_openstack_paas_example_validates() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("7 nodes"));
 }
 
-const KEY_ONLY: &str = "node_templates:
-  key:
-    type: cloudify.nodes.openstack.KeyPair
-    properties:
-      client_config: { get_input: client_config }
-      resource_config:
-        name: tls-key
-        public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb7yFjzZhXbRlq3Df1b test@windlass
-";
+/// A blueprint of the key pair alone.
+fn key_only() -> String {
+    blueprint(&format!("node_templates:\n{KEY}"))
+}
+
+/// A cloud that speaks HTTPS, with a CA of its own.
+fn tls() -> Options {
+    Options {
+        tls: true,
+        ..Options::default()
+    }
+}
 
 /// A `client_config` for a TLS cloud with `ca_cert` taken out and `extra` laid over it.
 fn tls_inputs(os: &OpenStack, extra: Json) -> String {
@@ -577,15 +553,10 @@ fn tls_inputs(os: &OpenStack, extra: Json) -> String {
 
 #[test]
 fn tls_is_verified_and_a_cloud_whose_ca_is_not_given_is_refused() {
-    let os = OpenStack::start(Options {
-        tls: true,
-        ..Options::default()
-    });
-    let sb = Sandbox::new("openstack-tls-refused");
+    let (os, sb) = start(tls(), "openstack-tls-refused", &key_only());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &format!("{HEADER}{KEY_ONLY}"));
     let inputs = tls_inputs(&os, json!({}));
-    let err = run.fails(&["deploy", "blueprint.yaml", "-d", "tls", "-i", &inputs]);
+    let err = run.deploy_fails("tls", &inputs);
     let (events, _) = run.inspect("tls");
     let said = format!("{err}\n{events}");
     assert!(
@@ -606,18 +577,13 @@ fn tls_is_verified_and_a_cloud_whose_ca_is_not_given_is_refused() {
 
 #[test]
 fn a_tls_cloud_is_reached_with_its_ca_cert_as_a_file() {
-    let os = OpenStack::start(Options {
-        tls: true,
-        ..Options::default()
-    });
-    let sb = Sandbox::new("openstack-tls-ca");
+    let (os, sb) = start(tls(), "openstack-tls-ca", &key_only());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &format!("{HEADER}{KEY_ONLY}"));
     sb.file("cloud-ca.pem", os.ca_pem());
     // A path relative to the blueprint.
     let inputs = tls_inputs(&os, json!({ "ca_cert": "cloud-ca.pem" }));
-    run.ok(&["deploy", "blueprint.yaml", "-d", "tls", "-i", &inputs]);
-    assert_eq!(os.keypairs(), ["tls-key"]);
+    run.deploy("tls", &inputs);
+    assert_eq!(os.keypairs(), ["web-key"]);
     assert!(os.auth_url().starts_with("https://"));
     let (events, _) = run.inspect("tls");
     assert!(!events.contains("not verified"), "{events}");
@@ -627,16 +593,11 @@ fn a_tls_cloud_is_reached_with_its_ca_cert_as_a_file() {
 
 #[test]
 fn insecure_reaches_a_tls_cloud_without_its_ca_and_says_verification_is_off() {
-    let os = OpenStack::start(Options {
-        tls: true,
-        ..Options::default()
-    });
-    let sb = Sandbox::new("openstack-tls-insecure");
+    let (os, sb) = start(tls(), "openstack-tls-insecure", &key_only());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &format!("{HEADER}{KEY_ONLY}"));
     let inputs = tls_inputs(&os, json!({ "insecure": true }));
-    run.ok(&["deploy", "blueprint.yaml", "-d", "tls", "-i", &inputs]);
-    assert_eq!(os.keypairs(), ["tls-key"]);
+    run.deploy("tls", &inputs);
+    assert_eq!(os.keypairs(), ["web-key"]);
     let (events, _) = run.inspect("tls");
     assert!(
         events.contains("are not verified (`insecure: true`)"),
@@ -678,27 +639,17 @@ const NETWORK: &str = "node_templates:
       - { type: cloudify.relationships.depends_on, target: subnet }
       - { type: cloudify.relationships.openstack.port_connected_to_security_group, target: sg }
   on_port:
-    type: cloudify.nodes.openstack.Server
+    <<: *server
     properties:
-      client_config: { get_input: client_config }
-      agent_config: { install_method: none }
+      <<: *server_properties
       resource_config: { name: on-port, image_id: IMAGE, flavor_id: '1' }
-    interfaces:
-      cloudify.interfaces.lifecycle:
-        create: { inputs: { poll_interval: 0.05 } }
-        delete: { inputs: { poll_interval: 0.05 } }
     relationships:
       - { type: cloudify.relationships.openstack.server_connected_to_port, target: port }
   on_net:
-    type: cloudify.nodes.openstack.Server
+    <<: *server
     properties:
-      client_config: { get_input: client_config }
-      agent_config: { install_method: none }
+      <<: *server_properties
       resource_config: { name: on-net, image_id: IMAGE, flavor_id: '1' }
-    interfaces:
-      cloudify.interfaces.lifecycle:
-        create: { inputs: { poll_interval: 0.05 } }
-        delete: { inputs: { poll_interval: 0.05 } }
     relationships:
       - { type: cloudify.relationships.connected_to, target: net }
       - { type: cloudify.relationships.depends_on, target: subnet }
@@ -717,23 +668,11 @@ fn posted(requests: &[support::openstack::Request], suffix: &str) -> Json {
 
 #[test]
 fn network_subnet_port_and_security_group_nodes_are_created_used_and_deleted_in_reverse() {
-    let os = OpenStack::start(Options::default());
+    let (os, sb) = start(Options::default(), "openstack-network", &blueprint(NETWORK));
     let seeded = |kind: &str| os.neutron(kind).len();
     let (networks, subnets) = (seeded("networks"), seeded("subnets"));
-    let sb = Sandbox::new("openstack-network");
     let run = Run::new(&sb, &os);
-    sb.file(
-        "blueprint.yaml",
-        &format!("{HEADER}{}", NETWORK.replace("IMAGE", IMAGE)),
-    );
-    run.ok(&[
-        "deploy",
-        "blueprint.yaml",
-        "-d",
-        "net",
-        "-i",
-        &inputs(&os, json!({})),
-    ]);
+    run.deploy("net", &inputs(&os, json!({})));
 
     let requests = os.requests();
     let (_, instances) = run.inspect("net");
@@ -887,10 +826,8 @@ fn service_requests(os: &OpenStack) -> Vec<(String, String, u16)> {
 
 #[test]
 fn a_neutron_conflict_and_a_nova_server_error_are_retried() {
-    let os = OpenStack::start(Options::default());
-    let sb = Sandbox::new("openstack-retry");
+    let (os, sb) = start(Options::default(), "openstack-retry", &web_blueprint());
     let run = Run::new(&sb, &os);
-    sb.file("blueprint.yaml", &web_blueprint());
     os.fail_next_on(
         "network",
         1,
@@ -898,14 +835,7 @@ fn a_neutron_conflict_and_a_nova_server_error_are_retried() {
         "Request conflicts with the state of the resource",
     );
     os.fail_next_on("compute", 1, 500, "Unexpected API Error.");
-    run.ok(&[
-        "deploy",
-        "blueprint.yaml",
-        "-d",
-        "retry",
-        "-i",
-        &inputs(&os, json!({})),
-    ]);
+    run.deploy("retry", &inputs(&os, json!({})));
     let requests = service_requests(&os);
     for (service, status) in [("/network/", 409), ("/compute/", 500)] {
         let first = requests
@@ -955,22 +885,14 @@ fn a_bad_request_or_a_forbidden_one_is_sent_once_and_its_message_quoted() {
             "/security-groups",
         ),
     ] {
-        let os = OpenStack::start(Options::default());
-        let sb = Sandbox::new(&format!("openstack-{status}"));
-        let run = Run::new(&sb, &os);
-        sb.file(
-            "blueprint.yaml",
-            &format!("{HEADER}{}", SOLO.replace("IMAGE", IMAGE)),
+        let (os, sb) = start(
+            Options::default(),
+            &format!("openstack-{status}"),
+            &blueprint(SOLO),
         );
+        let run = Run::new(&sb, &os);
         os.fail_next_on(service, 1, status, message);
-        let err = run.fails(&[
-            "deploy",
-            "blueprint.yaml",
-            "-d",
-            "refused",
-            "-i",
-            &inputs(&os, json!({})),
-        ]);
+        let err = run.deploy_fails("refused", &inputs(&os, json!({})));
         let (events, _) = run.inspect("refused");
         let said = format!("{err}\n{events}");
         assert!(

@@ -10,6 +10,12 @@
 //! - a connection that could not be made is tried again the same way; a request that timed out
 //!   (every request has one) is retried only when it reads.
 //!
+//! [`Session::send_unauthenticated`] (Keystone) shares that retry loop.
+//!
+//! Nova's and Neutron's resources share one shape ([`Kind`]): [`Session::create`],
+//! [`Session::read`], [`Session::update`] and [`Session::delete`] are those requests for any
+//! kind, a 404 being `None` or `false`.
+//!
 //! Clients are shared per TLS setting for the life of the process, so the connections of one
 //! cloud are reused across operations.
 
@@ -144,6 +150,48 @@ impl Service {
     }
 }
 
+/// One kind of resource of a service's API. Nova's and Neutron's have the same shape: `POST
+/// /PATH` with `{SINGULAR: …}`, `GET`/`PUT`/`DELETE /PATH/{id}`, lists under the plural key;
+/// [`Session::create`], [`Session::read`], [`Session::update`] and [`Session::delete`] serve them
+/// all.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    pub service: Service,
+    /// The URL segment of the collection (`security-groups`).
+    pub path: &'static str,
+    /// The body key of one (`security_group`).
+    pub singular: &'static str,
+    /// For messages (`security group`).
+    pub label: &'static str,
+}
+
+impl Kind {
+    pub const fn new(
+        service: Service,
+        path: &'static str,
+        singular: &'static str,
+        label: &'static str,
+    ) -> Kind {
+        Kind {
+            service,
+            path,
+            singular,
+            label,
+        }
+    }
+
+    /// The resource in an answer about one (under its singular key).
+    fn take(self, body: Json) -> Result<Json, OsError> {
+        let what = format!("{}'s {}", self.service.name(), self.label);
+        take(body, self.singular, &what)
+    }
+
+    /// The body key of a list: the path with `_` for `-` (`security_groups`).
+    pub fn plural(self) -> String {
+        self.path.replace('-', "_")
+    }
+}
+
 /// An answer: status and JSON body (`Null` when empty).
 #[derive(Debug)]
 pub struct Reply {
@@ -215,29 +263,20 @@ impl Session {
         url: &str,
         body: &Json,
     ) -> Result<(u16, HeaderMap, Json), OsError> {
-        let action = "authenticate to Keystone".to_string();
+        let action = "authenticate to Keystone";
         let mut attempt = 0;
-        loop {
-            attempt += 1;
-            self.count();
-            let sent = self.http.post(url).json(body).send().await;
-            match sent {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    if is_retryable(status) && attempt < ATTEMPTS {
-                        pause(attempt, response.headers()).await;
-                        continue;
-                    }
-                    let headers = response.headers().clone();
-                    let body = read_body(response, &action, &self.secrets).await?;
-                    return Ok((status, headers, body));
-                }
-                Err(e) if e.is_connect() && attempt < ATTEMPTS => {
-                    pause(attempt, &HeaderMap::new()).await;
-                }
-                Err(e) => return Err(self.transport(&action, &e)),
-            }
-        }
+        let response = self
+            .send(
+                || self.http.post(url).json(body),
+                &mut attempt,
+                false,
+                action,
+            )
+            .await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_body(response, action, &self.secrets).await?;
+        Ok((status, headers, body))
     }
 
     /// Send `method path` to `service` (path relative to its endpoint) and return the answer,
@@ -252,9 +291,9 @@ impl Session {
     ) -> Result<Reply, OsError> {
         let mut token = self.token().await?;
         let mut reauthenticated = false;
+        // Counted across a re-authentication: a 401 does not buy more retries.
         let mut attempt = 0;
         loop {
-            attempt += 1;
             let base = token.endpoint(
                 service.catalog_type(),
                 self.config.region.as_deref(),
@@ -264,37 +303,60 @@ impl Session {
                 Service::Network if !base.ends_with("/v2.0") => format!("{base}/v2.0"),
                 _ => base,
             };
-            let mut request = self
-                .http
-                .request(method.clone(), format!("{base}{path}"))
-                .header("X-Auth-Token", token.value())
-                .header("Accept", "application/json");
-            if let Some(b) = body {
-                request = request.json(b);
+            let url = format!("{base}{path}");
+            let request = || {
+                let request = self
+                    .http
+                    .request(method.clone(), &url)
+                    .header("X-Auth-Token", token.value())
+                    .header("Accept", "application/json");
+                match body {
+                    Some(b) => request.json(b),
+                    None => request,
+                }
+            };
+            let response = self
+                .send(request, &mut attempt, method == Method::GET, action)
+                .await?;
+            let status = response.status().as_u16();
+            if status == 401 && !reauthenticated {
+                // The token expired or was revoked: one new token, then the same request.
+                reauthenticated = true;
+                self.drop_token(&token);
+                token = self.token().await?;
+                continue;
             }
+            let body = read_body(response, action, &self.secrets).await?;
+            return Ok(Reply { status, body });
+        }
+    }
+
+    /// Send what `request` builds until the answer is not one to retry or `attempt` (counted
+    /// by the caller, across calls) reaches [`ATTEMPTS`]. A connection that could not be made
+    /// is tried again; a request that timed out only when `retry_timeouts` (reads).
+    async fn send(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        attempt: &mut u32,
+        retry_timeouts: bool,
+        action: &str,
+    ) -> Result<reqwest::Response, OsError> {
+        loop {
+            *attempt += 1;
             self.count();
-            match request.send().await {
+            match request().send().await {
                 Ok(response) => {
-                    let status = response.status().as_u16();
-                    if status == 401 && !reauthenticated {
-                        // The token expired or was revoked: one new token, then the same request.
-                        reauthenticated = true;
-                        self.drop_token(&token);
-                        token = self.token().await?;
+                    if is_retryable(response.status().as_u16()) && *attempt < ATTEMPTS {
+                        pause(*attempt, response.headers()).await;
                         continue;
                     }
-                    if is_retryable(status) && attempt < ATTEMPTS {
-                        pause(attempt, response.headers()).await;
-                        continue;
-                    }
-                    let body = read_body(response, action, &self.secrets).await?;
-                    return Ok(Reply { status, body });
+                    return Ok(response);
                 }
                 Err(e)
-                    if attempt < ATTEMPTS
-                        && (e.is_connect() || (e.is_timeout() && method == Method::GET)) =>
+                    if *attempt < ATTEMPTS
+                        && (e.is_connect() || (e.is_timeout() && retry_timeouts)) =>
                 {
-                    pause(attempt, &HeaderMap::new()).await;
+                    pause(*attempt, &HeaderMap::new()).await;
                 }
                 Err(e) => return Err(self.transport(action, &e)),
             }
@@ -318,6 +380,66 @@ impl Session {
         }
     }
 
+    /// `POST /PATH` of `kind` with `body` → the new resource.
+    pub async fn create(&self, kind: Kind, body: &Json) -> Result<Json, OsError> {
+        let action = format!("create a {}", kind.label);
+        let path = format!("/{}", kind.path);
+        let reply = self
+            .expect(kind.service, Method::POST, &path, Some(body), &action)
+            .await?;
+        let what = format!("{}'s answer to {} create", kind.service.name(), kind.label);
+        take(reply, kind.singular, &what)
+    }
+
+    /// `GET /PATH/{id}` of `kind`; `None` when there is none (404).
+    pub async fn read(&self, kind: Kind, id: &str) -> Result<Option<Json>, OsError> {
+        let found = self.one(kind, Method::GET, "read", id, None).await?;
+        found.map(|b| kind.take(b)).transpose()
+    }
+
+    /// `PUT /PATH/{id}` of `kind` with `{SINGULAR: fields}` → the resource; `None` when there is
+    /// none.
+    pub async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        fields: Json,
+    ) -> Result<Option<Json>, OsError> {
+        let body = serde_json::json!({ kind.singular: fields });
+        let found = self
+            .one(kind, Method::PUT, "update", id, Some(&body))
+            .await?;
+        found.map(|b| kind.take(b)).transpose()
+    }
+
+    /// `DELETE /PATH/{id}` of `kind`; `false` when it is already gone (404).
+    pub async fn delete(&self, kind: Kind, id: &str) -> Result<bool, OsError> {
+        let found = self.one(kind, Method::DELETE, "delete", id, None).await?;
+        Ok(found.is_some())
+    }
+
+    /// `method` on one resource (`verb` for messages): the answer's body, `None` on 404, any
+    /// other answer but 2xx an [`OsError::Api`].
+    async fn one(
+        &self,
+        kind: Kind,
+        method: Method,
+        verb: &str,
+        id: &str,
+        body: Option<&Json>,
+    ) -> Result<Option<Json>, OsError> {
+        let action = format!("{verb} {} {id}", kind.label);
+        let path = format!("/{}/{}", kind.path, encode(id));
+        let reply = self
+            .call(kind.service, method, &path, body, &action)
+            .await?;
+        match reply.status {
+            404 => Ok(None),
+            _ if reply.ok() => Ok(Some(reply.body)),
+            _ => Err(self.refused(kind.service, &action, &reply)),
+        }
+    }
+
     pub fn refused(&self, service: Service, action: &str, reply: &Reply) -> OsError {
         OsError::Api {
             service: service.name(),
@@ -338,6 +460,48 @@ impl Session {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// The one resource of `list` named exactly `name`, if any: several is an error, as only ids
+/// tell them apart.
+pub fn named(kind: Kind, name: &str, list: Vec<Json>) -> Result<Option<Json>, OsError> {
+    let mut found: Vec<Json> = list
+        .into_iter()
+        .filter(|r| r.get("name").and_then(Json::as_str) == Some(name))
+        .collect();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        n => Err(OsError::Blueprint(format!(
+            "{n} {}s are named {name:?}: name the one to use by its id",
+            kind.label
+        ))),
+    }
+}
+
+/// The object under `key` of an answer (`{"server": {…}}`).
+pub fn take(mut body: Json, key: &str, what: &str) -> Result<Json, OsError> {
+    body.get_mut(key)
+        .filter(|v| v.is_object())
+        .map(Json::take)
+        .ok_or_else(|| OsError::Protocol {
+            what: what.to_string(),
+            message: format!("no `{key}` object in the answer"),
+        })
+}
+
+/// Percent-encoding of a path segment or query value (everything but RFC 3986's unreserved
+/// characters).
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 async fn read_body(

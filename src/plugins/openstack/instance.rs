@@ -1,7 +1,7 @@
 //! What an OpenStack operation reads and writes of its instance: `resource_config`,
 //! `use_external_resource`, the runtime properties every resource gets (`id`, `name`, `type`,
-//! `external_resource`), made durable before anything waits, and the instances its
-//! relationships point to.
+//! `external_resource`), made durable before anything waits, what a delete finds recorded, and
+//! the instances its relationships point to.
 
 use serde_json::{Map, Value as Json, json};
 
@@ -34,6 +34,14 @@ pub fn text<'a>(map: &'a Map<String, Json>, key: &str) -> Option<&'a str> {
         .and_then(Json::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
+}
+
+/// The string under `key` of an answer, empty when there is none.
+pub fn string_of(v: &Json, key: &str) -> String {
+    v.get(key)
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn flag(map: &Map<String, Json>, key: &str) -> bool {
@@ -112,6 +120,30 @@ pub async fn record_created(
         })
 }
 
+/// What a delete operation deletes: the recorded `key` (`id`, a key pair's `name`), unless
+/// nothing was created or the resource was adopted (either is logged, and `None`).
+pub fn to_delete(ctx: &OperationContext, key: &str, label: &str) -> Option<String> {
+    let recorded = runtime(ctx, subject(ctx));
+    let Some(id) = text(&recorded, key).map(str::to_string) else {
+        ctx.log("info", format!("no {label} was created: nothing to delete"));
+        return None;
+    };
+    if flag(&recorded, "external_resource") {
+        ctx.log("info", format!("{label} {id} was adopted: left as it is"));
+        return None;
+    }
+    Some(id)
+}
+
+/// Log how a delete ended: `deleted`, or the resource was already gone.
+pub fn log_deleted(ctx: &OperationContext, label: &str, id: &str, deleted: bool) {
+    if deleted {
+        ctx.log("info", format!("deleted {label} {id}"));
+    } else {
+        ctx.log("info", format!("{label} {id} is already gone"));
+    }
+}
+
 /// One instance a relationship of the operation's instance points to.
 pub struct Linked {
     /// The relationship's type hierarchy, root first.
@@ -134,24 +166,22 @@ impl Linked {
 
     /// The target's OpenStack id: its runtime `id`, else its `resource_config.id`.
     pub fn id(&self, ctx: &OperationContext) -> Option<String> {
-        let rp = runtime(ctx, &self.instance);
-        text(&rp, "id").map(str::to_string).or_else(|| {
-            self.properties
-                .get("resource_config")
-                .and_then(Json::as_object)
-                .and_then(|c| text(c, "id"))
-                .map(str::to_string)
-        })
+        self.known(ctx, "id")
     }
 
     /// The target's OpenStack name: its runtime `name`, else its `resource_config.name`.
     pub fn name(&self, ctx: &OperationContext) -> Option<String> {
+        self.known(ctx, "name")
+    }
+
+    /// The target's runtime property `key`, else its `resource_config`'s.
+    fn known(&self, ctx: &OperationContext, key: &str) -> Option<String> {
         let rp = runtime(ctx, &self.instance);
-        text(&rp, "name").map(str::to_string).or_else(|| {
+        text(&rp, key).map(str::to_string).or_else(|| {
             self.properties
                 .get("resource_config")
                 .and_then(Json::as_object)
-                .and_then(|c| text(c, "name"))
+                .and_then(|c| text(c, key))
                 .map(str::to_string)
         })
     }

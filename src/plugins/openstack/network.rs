@@ -12,7 +12,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::api::{OsError, Session};
-use super::instance::{self, text};
+use super::instance::{self, string_of, text};
 use super::neutron::{
     self, FLOATING_IP, Kind, NETWORK, PORT, SECURITY_GROUP, SECURITY_GROUP_RULE, SUBNET,
 };
@@ -50,7 +50,11 @@ pub async fn create(ctx: &OperationContext, session: &Session, kind: Kind) -> Re
                 record_details(ctx, &me, kind, &found)?;
                 ctx.log(
                     "info",
-                    format!("adopted {} {wanted} ({})", kind.label, str_of(&found, "id")),
+                    format!(
+                        "adopted {} {wanted} ({})",
+                        kind.label,
+                        string_of(&found, "id")
+                    ),
                 );
                 return Ok(());
             }
@@ -67,13 +71,13 @@ pub async fn create(ctx: &OperationContext, session: &Session, kind: Kind) -> Re
     let created = neutron::create(session, kind, Json::Object(fields)).await?;
     instance::record_created(ctx, type_name(kind), &created, false).await?;
     record_details(ctx, &me, kind, &created)?;
-    let id = str_of(&created, "id");
+    let id = string_of(&created, "id");
     if kind.singular == SECURITY_GROUP.singular {
         security_group_rules(ctx, session, &id, &created).await?;
     }
     let shown = match kind.singular {
-        "floatingip" => str_of(&created, "floating_ip_address"),
-        _ => str_of(&created, "name"),
+        "floatingip" => string_of(&created, "floating_ip_address"),
+        _ => string_of(&created, "name"),
     };
     ctx.log("info", format!("created {} {shown} ({id})", kind.label));
     Ok(())
@@ -138,7 +142,7 @@ async fn fields(
                                         "no network named {name:?} (`floating_network_name`)"
                                     ))
                                 })?;
-                        Some(str_of(&net, "id"))
+                        Some(string_of(&net, "id"))
                     }
                     _ => {
                         instance::one_linked_id(ctx, "cloudify.nodes.openstack.Network", "network")?
@@ -197,7 +201,9 @@ async fn security_group_rules(
             .flatten()
             .filter(|r| r.get("direction").and_then(Json::as_str) == Some("egress"))
         {
-            neutron::delete(session, SECURITY_GROUP_RULE, &str_of(rule, "id")).await?;
+            session
+                .delete(SECURITY_GROUP_RULE, &string_of(rule, "id"))
+                .await?;
         }
     }
     let rules = props
@@ -221,30 +227,9 @@ async fn security_group_rules(
 }
 
 pub async fn delete(ctx: &OperationContext, session: &Session, kind: Kind) -> Result<(), OsError> {
-    let recorded = instance::runtime(ctx, instance::subject(ctx));
-    let Some(id) = text(&recorded, "id").map(str::to_string) else {
-        ctx.log(
-            "info",
-            format!("no {} was created: nothing to delete", kind.label),
-        );
-        return Ok(());
-    };
-    if instance::flag(&recorded, "external_resource") {
-        ctx.log(
-            "info",
-            format!("{} {id} was adopted: left as it is", kind.label),
-        );
-    } else if neutron::delete(session, kind, &id).await? {
-        ctx.log("info", format!("deleted {} {id}", kind.label));
-    } else {
-        ctx.log("info", format!("{} {id} is already gone", kind.label));
+    if let Some(id) = instance::to_delete(ctx, "id", kind.label) {
+        let deleted = session.delete(kind, &id).await?;
+        instance::log_deleted(ctx, kind.label, &id, deleted);
     }
     Ok(())
-}
-
-fn str_of(v: &Json, key: &str) -> String {
-    v.get(key)
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_string()
 }

@@ -1,98 +1,37 @@
 //! Neutron, the networking API (v2.0): networks, subnets, ports, security groups and their
-//! rules, floating IPs. Every resource has the same shape (`POST /v2.0/KIND` with
-//! `{SINGULAR: …}` → 201, `GET`/`PUT`/`DELETE /v2.0/KIND/{id}`, lists under the plural key), so
-//! one set of functions serves them all, parameterised by a [`Kind`]. A 404 is `None` or
-//! `false`, not an error.
+//! rules, floating IPs. Every resource has the shape [`Kind`] describes, so create, read,
+//! update and delete are [`Session::create`] and friends; here are the kinds, lists and
+//! look-ups by name. A 404 is `None` or `false`, not an error.
 
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
-use super::api::{OsError, Service, Session};
-use super::nova::{encode, take};
+pub use super::api::Kind;
+use super::api::{self, OsError, Service, Session, encode};
 
-/// One kind of Neutron resource.
-#[derive(Debug, Clone, Copy)]
-pub struct Kind {
-    /// The URL segment (`security-groups`).
-    pub path: &'static str,
-    /// The body key of one (`security_group`).
-    pub singular: &'static str,
-    /// The body key of a list (`security_groups`).
-    pub plural: &'static str,
-    /// For messages.
-    pub label: &'static str,
-}
-
-pub const NETWORK: Kind = Kind {
-    path: "networks",
-    singular: "network",
-    plural: "networks",
-    label: "network",
-};
-pub const SUBNET: Kind = Kind {
-    path: "subnets",
-    singular: "subnet",
-    plural: "subnets",
-    label: "subnet",
-};
-pub const PORT: Kind = Kind {
-    path: "ports",
-    singular: "port",
-    plural: "ports",
-    label: "port",
-};
-pub const SECURITY_GROUP: Kind = Kind {
-    path: "security-groups",
-    singular: "security_group",
-    plural: "security_groups",
-    label: "security group",
-};
-pub const SECURITY_GROUP_RULE: Kind = Kind {
-    path: "security-group-rules",
-    singular: "security_group_rule",
-    plural: "security_group_rules",
-    label: "security group rule",
-};
-pub const FLOATING_IP: Kind = Kind {
-    path: "floatingips",
-    singular: "floatingip",
-    plural: "floatingips",
-    label: "floating IP",
-};
+pub const NETWORK: Kind = Kind::new(Service::Network, "networks", "network", "network");
+pub const SUBNET: Kind = Kind::new(Service::Network, "subnets", "subnet", "subnet");
+pub const PORT: Kind = Kind::new(Service::Network, "ports", "port", "port");
+pub const SECURITY_GROUP: Kind = Kind::new(
+    Service::Network,
+    "security-groups",
+    "security_group",
+    "security group",
+);
+pub const SECURITY_GROUP_RULE: Kind = Kind::new(
+    Service::Network,
+    "security-group-rules",
+    "security_group_rule",
+    "security group rule",
+);
+pub const FLOATING_IP: Kind =
+    Kind::new(Service::Network, "floatingips", "floatingip", "floating IP");
 
 /// `POST /v2.0/KIND` → 201 with the resource.
 pub async fn create(session: &Session, kind: Kind, fields: Json) -> Result<Json, OsError> {
-    let body = json!({ kind.singular: fields });
-    let action = format!("create a {}", kind.label);
-    let reply = session
-        .expect(
-            Service::Network,
-            Method::POST,
-            &format!("/{}", kind.path),
-            Some(&body),
-            &action,
-        )
-        .await?;
-    take(reply, kind.singular, "Neutron's answer")
-}
-
-/// `GET /v2.0/KIND/{id}`.
-pub async fn get(session: &Session, kind: Kind, id: &str) -> Result<Option<Json>, OsError> {
-    let action = format!("read {} {id}", kind.label);
-    let reply = session
-        .call(
-            Service::Network,
-            Method::GET,
-            &format!("/{}/{}", kind.path, encode(id)),
-            None,
-            &action,
-        )
-        .await?;
-    match reply.status {
-        404 => Ok(None),
-        _ if reply.ok() => take(reply.body, kind.singular, "Neutron's answer").map(Some),
-        _ => Err(session.refused(Service::Network, &action, &reply)),
-    }
+    session
+        .create(kind, &json!({ kind.singular: fields }))
+        .await
 }
 
 /// `GET /v2.0/KIND?FIELD=VALUE…`.
@@ -112,7 +51,7 @@ pub async fn list(
     };
     let reply = session
         .expect(
-            Service::Network,
+            kind.service,
             Method::GET,
             &path,
             None,
@@ -120,7 +59,7 @@ pub async fn list(
         )
         .await?;
     Ok(reply
-        .get(kind.plural)
+        .get(kind.plural())
         .and_then(Json::as_array)
         .cloned()
         .unwrap_or_default())
@@ -128,16 +67,8 @@ pub async fn list(
 
 /// The one resource named exactly `name`, if any (several is an error: ids name them).
 pub async fn find(session: &Session, kind: Kind, name: &str) -> Result<Option<Json>, OsError> {
-    let mut found = list(session, kind, &[("name", name)]).await?;
-    found.retain(|r| r.get("name").and_then(Json::as_str) == Some(name));
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        n => Err(OsError::Blueprint(format!(
-            "{n} {}s are named {name:?}: name the one to use by its id",
-            kind.label
-        ))),
-    }
+    let found = list(session, kind, &[("name", name)]).await?;
+    api::named(kind, name, found)
 }
 
 /// The resource with id `id`, else the one named `id`.
@@ -146,52 +77,8 @@ pub async fn by_id_or_name(
     kind: Kind,
     id: &str,
 ) -> Result<Option<Json>, OsError> {
-    match get(session, kind, id).await? {
+    match session.read(kind, id).await? {
         Some(r) => Ok(Some(r)),
         None => find(session, kind, id).await,
-    }
-}
-
-/// `PUT /v2.0/KIND/{id}` → 200 with the resource.
-pub async fn update(
-    session: &Session,
-    kind: Kind,
-    id: &str,
-    fields: Json,
-) -> Result<Option<Json>, OsError> {
-    let body = json!({ kind.singular: fields });
-    let action = format!("update {} {id}", kind.label);
-    let reply = session
-        .call(
-            Service::Network,
-            Method::PUT,
-            &format!("/{}/{}", kind.path, encode(id)),
-            Some(&body),
-            &action,
-        )
-        .await?;
-    match reply.status {
-        404 => Ok(None),
-        _ if reply.ok() => take(reply.body, kind.singular, "Neutron's answer").map(Some),
-        _ => Err(session.refused(Service::Network, &action, &reply)),
-    }
-}
-
-/// `DELETE /v2.0/KIND/{id}` → 204; `false` when it is already gone.
-pub async fn delete(session: &Session, kind: Kind, id: &str) -> Result<bool, OsError> {
-    let action = format!("delete {} {id}", kind.label);
-    let reply = session
-        .call(
-            Service::Network,
-            Method::DELETE,
-            &format!("/{}/{}", kind.path, encode(id)),
-            None,
-            &action,
-        )
-        .await?;
-    match reply.status {
-        404 => Ok(false),
-        _ if reply.ok() => Ok(true),
-        _ => Err(session.refused(Service::Network, &action, &reply)),
     }
 }

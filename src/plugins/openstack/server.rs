@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value as Json, json};
 
 use super::api::{OsError, Session};
-use super::instance::{self, Linked, text};
+use super::instance::{self, Linked, string_of, text};
 use super::neutron::{self, FLOATING_IP, PORT};
 use super::nova;
 use super::own_properties;
@@ -23,14 +23,15 @@ use crate::plugins::OperationContext;
 
 const MAX_POLL: Duration = Duration::from_secs(10);
 
-/// How an operation polls: the first pause and the deadline.
+/// One wait for a server: the deadline and the pause, growing ×1.5 up to [`MAX_POLL`].
 struct Polling {
-    first: Duration,
+    started: Instant,
+    pause: Duration,
     timeout: Duration,
 }
 
 impl Polling {
-    fn of(ctx: &OperationContext) -> Polling {
+    fn start(ctx: &OperationContext) -> Polling {
         let seconds = |key: &str, default: f64| {
             ctx.inputs
                 .get(key)
@@ -39,13 +40,26 @@ impl Polling {
                 .unwrap_or(default)
         };
         Polling {
-            first: Duration::from_secs_f64(seconds("poll_interval", 1.0)),
+            started: Instant::now(),
+            pause: Duration::from_secs_f64(seconds("poll_interval", 1.0)),
             timeout: Duration::from_secs_f64(seconds("wait_timeout", 900.0)),
         }
     }
 
-    fn next(pause: Duration) -> Duration {
-        pause.mul_f64(1.5).min(MAX_POLL)
+    /// Sleep before the next read of server `id`, or fail when the deadline would pass
+    /// before it (`last`: the status seen).
+    async fn pause(&mut self, id: &str, state: &'static str, last: String) -> Result<(), OsError> {
+        if self.started.elapsed() + self.pause > self.timeout {
+            return Err(OsError::Timeout {
+                what: format!("server {id}"),
+                state,
+                waited: self.started.elapsed(),
+                last,
+            });
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = self.pause.mul_f64(1.5).min(MAX_POLL);
+        Ok(())
     }
 }
 
@@ -62,7 +76,7 @@ pub async fn create(ctx: &OperationContext, session: &Session) -> Result<(), OsE
         match adopt(session, &wanted).await? {
             Some(server) => {
                 instance::record_created(ctx, "server", &server, true).await?;
-                let id = text_of(&server, "id");
+                let id = string_of(&server, "id");
                 ctx.log("info", format!("adopted server {wanted} ({id})"));
                 id
             }
@@ -98,13 +112,9 @@ async fn adopt(session: &Session, wanted: &str) -> Result<Option<Json>, OsError>
 /// Post the server and record its id; returns the id.
 async fn post(ctx: &OperationContext, session: &Session) -> Result<String, OsError> {
     let (body, hints) = server_body(ctx)?;
-    let name = body
-        .get("name")
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let name = string_of(&body, "name");
     let created = nova::create_server(session, body, hints).await?;
-    let id = text_of(&created, "id");
+    let id = string_of(&created, "id");
     if id.is_empty() {
         return Err(OsError::Protocol {
             what: "Nova's answer to server create".into(),
@@ -227,14 +237,12 @@ fn server_body(ctx: &OperationContext) -> Result<(Json, Map<String, Json>), OsEr
 
 /// Poll until ACTIVE.
 async fn wait_active(ctx: &OperationContext, session: &Session, id: &str) -> Result<Json, OsError> {
-    let polling = Polling::of(ctx);
-    let started = Instant::now();
-    let mut pause = polling.first;
+    let mut polling = Polling::start(ctx);
     loop {
         let server = nova::get_server(session, id).await?.ok_or_else(|| {
             OsError::Blueprint(format!("server {id} disappeared while it was being built"))
         })?;
-        let status = text_of(&server, "status");
+        let status = string_of(&server, "status");
         match status.as_str() {
             "ACTIVE" => return Ok(server),
             "ERROR" => {
@@ -250,16 +258,7 @@ async fn wait_active(ctx: &OperationContext, session: &Session, id: &str) -> Res
             }
             _ => {}
         }
-        if started.elapsed() + pause > polling.timeout {
-            return Err(OsError::Timeout {
-                what: format!("server {id}"),
-                state: "ACTIVE",
-                waited: started.elapsed(),
-                last: status,
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = Polling::next(pause);
+        polling.pause(id, "ACTIVE", status).await?;
     }
 }
 
@@ -334,43 +333,24 @@ pub fn record_addresses(ctx: &OperationContext, me: &str, server: &Json) -> Resu
 }
 
 pub async fn delete(ctx: &OperationContext, session: &Session) -> Result<(), OsError> {
-    let me = instance::subject(ctx).to_string();
-    let recorded = instance::runtime(ctx, &me);
-    let Some(id) = text(&recorded, "id").map(str::to_string) else {
-        ctx.log("info", "no server was created: nothing to delete");
+    let Some(id) = instance::to_delete(ctx, "id", "server") else {
         return Ok(());
     };
-    if instance::flag(&recorded, "external_resource") {
-        ctx.log("info", format!("server {id} was adopted: left as it is"));
-        return Ok(());
-    }
     if !nova::delete_server(session, &id).await? {
-        ctx.log("info", format!("server {id} is already gone"));
+        instance::log_deleted(ctx, "server", &id, false);
         return Ok(());
     }
-    let polling = Polling::of(ctx);
-    let started = Instant::now();
-    let mut pause = polling.first;
+    let mut polling = Polling::start(ctx);
     loop {
-        let Some(server) = nova::get_server(session, &id).await? else {
-            ctx.log("info", format!("deleted server {id}"));
-            return Ok(());
+        let status = match nova::get_server(session, &id).await? {
+            Some(server) => string_of(&server, "status"),
+            None => "DELETED".to_string(),
         };
-        let status = text_of(&server, "status");
         if status == "DELETED" {
-            ctx.log("info", format!("deleted server {id}"));
+            instance::log_deleted(ctx, "server", &id, true);
             return Ok(());
         }
-        if started.elapsed() + pause > polling.timeout {
-            return Err(OsError::Timeout {
-                what: format!("server {id}"),
-                state: "deleted",
-                waited: started.elapsed(),
-                last: status,
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = Polling::next(pause);
+        polling.pause(&id, "deleted", status).await?;
     }
 }
 
@@ -403,14 +383,15 @@ pub async fn connect_floating_ip(ctx: &OperationContext, session: &Session) -> R
                     .unwrap_or_default()
             ))
         })?;
-    let mut fields = json!({ "port_id": text_of(port, "id") });
+    let mut fields = json!({ "port_id": string_of(port, "id") });
     if let Some(ip) = wanted {
         fields["fixed_ip_address"] = json!(ip);
     }
-    let fip = neutron::update(session, FLOATING_IP, &fip_id, fields)
+    let fip = session
+        .update(FLOATING_IP, &fip_id, fields)
         .await?
         .ok_or_else(|| OsError::Blueprint(format!("floating IP {fip_id} does not exist")))?;
-    let address = text_of(&fip, "floating_ip_address");
+    let address = string_of(&fip, "floating_ip_address");
     let me = instance::subject(ctx).to_string();
     instance::set(ctx, &me, "public_ip_address", json!(address))?;
     if instance::flag(own_properties(ctx), "use_public_ip") {
@@ -430,7 +411,10 @@ pub async fn disconnect_floating_ip(
     session: &Session,
 ) -> Result<(), OsError> {
     let (server_id, fip_id) = ends(ctx)?;
-    match neutron::update(session, FLOATING_IP, &fip_id, json!({ "port_id": null })).await? {
+    match session
+        .update(FLOATING_IP, &fip_id, json!({ "port_id": null }))
+        .await?
+    {
         Some(_) => ctx.log(
             "info",
             format!("floating IP {fip_id} disassociated from server {server_id}"),
@@ -502,7 +486,7 @@ async fn record_keypair(
     k: &Json,
     external: bool,
 ) -> Result<(), OsError> {
-    let name = text_of(k, "name");
+    let name = string_of(k, "name");
     let resource = json!({ "id": name, "name": name });
     instance::record_created(ctx, "keypair", &resource, external).await?;
     for key in ["public_key", "fingerprint"] {
@@ -514,27 +498,9 @@ async fn record_keypair(
 }
 
 pub async fn delete_keypair(ctx: &OperationContext, session: &Session) -> Result<(), OsError> {
-    let recorded = instance::runtime(ctx, instance::subject(ctx));
-    let Some(name) = text(&recorded, "name").map(str::to_string) else {
-        ctx.log("info", "no key pair was created: nothing to delete");
-        return Ok(());
-    };
-    if instance::flag(&recorded, "external_resource") {
-        ctx.log(
-            "info",
-            format!("key pair {name} was adopted: left as it is"),
-        );
-    } else if nova::delete_keypair(session, &name).await? {
-        ctx.log("info", format!("deleted key pair {name}"));
-    } else {
-        ctx.log("info", format!("key pair {name} is already gone"));
+    if let Some(name) = instance::to_delete(ctx, "name", "key pair") {
+        let deleted = nova::delete_keypair(session, &name).await?;
+        instance::log_deleted(ctx, "key pair", &name, deleted);
     }
     Ok(())
-}
-
-fn text_of(v: &Json, key: &str) -> String {
-    v.get(key)
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_string()
 }

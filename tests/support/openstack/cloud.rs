@@ -880,16 +880,9 @@ impl Cloud {
                 answer(200, json!({ plural: list }))
             }
             ("POST", []) => {
-                let Some(fields) = body
-                    .and_then(|b| b.get(singular))
-                    .and_then(Json::as_object)
-                    .cloned()
-                else {
-                    return neutron_fault(
-                        400,
-                        "HTTPBadRequest",
-                        format!("Resource body required: {singular}"),
-                    );
+                let fields = match resource_body(body, singular) {
+                    Ok(fields) => fields,
+                    Err(a) => return a,
                 };
                 let created = match kind {
                     "networks" => self.new_network(fields),
@@ -909,16 +902,9 @@ impl Cloud {
                 None => not_found(label, id),
             },
             ("PUT", [id]) => {
-                let Some(fields) = body
-                    .and_then(|b| b.get(singular))
-                    .and_then(Json::as_object)
-                    .cloned()
-                else {
-                    return neutron_fault(
-                        400,
-                        "HTTPBadRequest",
-                        format!("Resource body required: {singular}"),
-                    );
+                let fields = match resource_body(body, singular) {
+                    Ok(fields) => fields,
+                    Err(a) => return a,
                 };
                 if self.find(kind, id).is_none() {
                     return not_found(label, id);
@@ -1006,6 +992,33 @@ impl Cloud {
         }
     }
 
+    /// The id under `key` of a request's fields, which must name a resource of `kind` (`label`
+    /// says which in the 404).
+    fn existing(
+        &self,
+        fields: &Map<String, Json>,
+        key: &str,
+        kind: &str,
+        label: &str,
+    ) -> Result<String, Answer> {
+        let id = fields
+            .get(key)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match self.find(kind, &id) {
+            Some(_) => Ok(id),
+            None => Err(not_found(label, &id)),
+        }
+    }
+
+    /// Add a new resource of `kind`; the answer to its create.
+    fn created(&mut self, kind: &'static str, resource: Map<String, Json>) -> Result<Json, Answer> {
+        let resource = Json::Object(resource);
+        self.insert(kind, resource.clone());
+        Ok(resource)
+    }
+
     fn base(&mut self, mut fields: Map<String, Json>) -> Map<String, Json> {
         fields.insert("id".into(), json!(self.uuid()));
         fields.entry("name").or_insert(json!(""));
@@ -1025,20 +1038,11 @@ impl Cloud {
         n.entry("shared").or_insert(json!(false));
         n.insert("status".into(), json!("ACTIVE"));
         n.insert("subnets".into(), json!([]));
-        let n = Json::Object(n);
-        self.insert("networks", n.clone());
-        Ok(n)
+        self.created("networks", n)
     }
 
     fn new_subnet(&mut self, fields: Map<String, Json>) -> Result<Json, Answer> {
-        let net = fields
-            .get("network_id")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if self.find("networks", &net).is_none() {
-            return Err(not_found("Network", &net));
-        }
+        let net = self.existing(&fields, "network_id", "networks", "Network")?;
         if fields.get("cidr").and_then(Json::as_str).is_none() {
             return Err(neutron_fault(
                 400,
@@ -1049,25 +1053,16 @@ impl Cloud {
         let mut s = self.base(fields);
         s.entry("ip_version").or_insert(json!(4));
         s.entry("enable_dhcp").or_insert(json!(true));
-        let s = Json::Object(s);
         if let Some(n) = self.find_mut("networks", &net)
             && let Some(list) = n["subnets"].as_array_mut()
         {
             list.push(s["id"].clone());
         }
-        self.insert("subnets", s.clone());
-        Ok(s)
+        self.created("subnets", s)
     }
 
     pub(crate) fn new_port(&mut self, fields: Map<String, Json>) -> Result<Json, Answer> {
-        let net = fields
-            .get("network_id")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if self.find("networks", &net).is_none() {
-            return Err(not_found("Network", &net));
-        }
+        let net = self.existing(&fields, "network_id", "networks", "Network")?;
         for g in fields
             .get("security_groups")
             .and_then(Json::as_array)
@@ -1120,9 +1115,7 @@ impl Cloud {
                 },
             );
         }
-        let p = Json::Object(p);
-        self.insert("ports", p.clone());
-        Ok(p)
+        self.created("ports", p)
     }
 
     fn new_security_group(&mut self, fields: Map<String, Json>) -> Result<Json, Answer> {
@@ -1138,20 +1131,16 @@ impl Cloud {
             rules.push(rule);
         }
         g.insert("security_group_rules".into(), json!(rules));
-        let g = Json::Object(g);
-        self.insert("security-groups", g.clone());
-        Ok(g)
+        self.created("security-groups", g)
     }
 
     fn new_rule(&mut self, fields: Map<String, Json>) -> Result<Json, Answer> {
-        let group = fields
-            .get("security_group_id")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if self.find("security-groups", &group).is_none() {
-            return Err(not_found("Security group", &group));
-        }
+        let group = self.existing(
+            &fields,
+            "security_group_id",
+            "security-groups",
+            "Security group",
+        )?;
         match fields.get("direction").and_then(Json::as_str) {
             Some("ingress" | "egress") => {}
             _ => {
@@ -1197,8 +1186,7 @@ impl Cloud {
         ] {
             r.entry(k).or_insert(Json::Null);
         }
-        let r = Json::Object(r);
-        self.insert("security-group-rules", r.clone());
+        let r = self.created("security-group-rules", r)?;
         if let Some(g) = self.find_mut("security-groups", &group)
             && let Some(list) = g["security_group_rules"].as_array_mut()
         {
@@ -1208,23 +1196,16 @@ impl Cloud {
     }
 
     fn new_floating_ip(&mut self, fields: Map<String, Json>) -> Result<Json, Answer> {
-        let net = fields
-            .get("floating_network_id")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        match self.find("networks", &net) {
-            None => return Err(not_found("Network", &net)),
-            Some(n) if n["router:external"] != true => {
-                return Err(neutron_fault(
-                    400,
-                    "BadRequest",
-                    format!(
-                        "Bad floatingip request: Network {net} is not a valid external network."
-                    ),
-                ));
-            }
-            Some(_) => {}
+        let net = self.existing(&fields, "floating_network_id", "networks", "Network")?;
+        if self
+            .find("networks", &net)
+            .is_some_and(|n| n["router:external"] != true)
+        {
+            return Err(neutron_fault(
+                400,
+                "BadRequest",
+                format!("Bad floatingip request: Network {net} is not a valid external network."),
+            ));
         }
         self.next_floating += 1;
         let mut f = self.base(fields);
@@ -1235,9 +1216,7 @@ impl Cloud {
         f.entry("fixed_ip_address").or_insert(Json::Null);
         f.insert("status".into(), json!("DOWN"));
         f.insert("router_id".into(), Json::Null);
-        let f = Json::Object(f);
-        self.insert("floatingips", f.clone());
-        Ok(f)
+        self.created("floatingips", f)
     }
 
     fn update_floating_ip(&mut self, id: &str, fields: Map<String, Json>) -> Answer {
@@ -1259,6 +1238,20 @@ impl Cloud {
         f["fixed_ip_address"] = fixed;
         answer(200, json!({ "floatingip": f.clone() }))
     }
+}
+
+/// The `{SINGULAR: {…}}` of a create or update.
+fn resource_body(body: Option<&Json>, singular: &str) -> Result<Map<String, Json>, Answer> {
+    body.and_then(|b| b.get(singular))
+        .and_then(Json::as_object)
+        .cloned()
+        .ok_or_else(|| {
+            neutron_fault(
+                400,
+                "HTTPBadRequest",
+                format!("Resource body required: {singular}"),
+            )
+        })
 }
 
 fn not_found(label: &str, id: &str) -> Answer {
