@@ -19,9 +19,8 @@ mod common;
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::{Sandbox, stderr};
 use serde_json::Value as Json;
@@ -68,20 +67,10 @@ impl<'a> Seen<'a> {
 
     /// `secrets set NAME -` with `value` on standard input (never on a command line).
     fn set_secret(&mut self, name: &str, value: &str) {
-        let mut child = self
-            .command(&["secrets", "set", name, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(value.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::output_with_stdin(
+            self.command(&["secrets", "set", name, "-"]),
+            value.as_bytes(),
+        );
         let (ok, _, e) = self.keep(&out);
         assert!(ok, "secrets set {name}: {e}");
     }

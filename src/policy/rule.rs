@@ -111,10 +111,7 @@ pub struct Resolved {
 
 /// A rule name: what the API's paths and the policies' names can carry as they are.
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    crate::store::is_plain_name(name, 64)
 }
 
 /// A metric name as the intakes produce them (Graphite paths, Diamond's names).

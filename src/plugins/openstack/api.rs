@@ -31,6 +31,10 @@ use super::config::{ClientConfig, Secrets};
 use super::keystone::{self, Token};
 use crate::plugins::OpError;
 
+use crate::plugins::rest::error_chain;
+/// Percent-encoding of a path segment or query value (shared with the other REST plugins).
+pub use crate::plugins::rest::percent_encode as encode;
+
 /// Attempts of one request when the service answers with a retryable status.
 pub const ATTEMPTS: u32 = 6;
 const FIRST_PAUSE: Duration = Duration::from_millis(200);
@@ -452,7 +456,7 @@ impl Session {
     fn transport(&self, action: &str, e: &reqwest::Error) -> OsError {
         OsError::Transport {
             action: action.to_string(),
-            message: self.secrets.mask(&chain(e)),
+            message: self.secrets.mask(&error_chain(e)),
         }
     }
 
@@ -490,20 +494,6 @@ pub fn take(mut body: Json, key: &str, what: &str) -> Result<Json, OsError> {
         })
 }
 
-/// Percent-encoding of a path segment or query value (everything but RFC 3986's unreserved
-/// characters).
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 async fn read_body(
     response: reqwest::Response,
     action: &str,
@@ -511,7 +501,7 @@ async fn read_body(
 ) -> Result<Json, OsError> {
     let bytes = response.bytes().await.map_err(|e| OsError::Transport {
         action: action.to_string(),
-        message: secrets.mask(&chain(&e)),
+        message: secrets.mask(&error_chain(&e)),
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Json::Null);
@@ -533,26 +523,11 @@ async fn pause(attempt: u32, headers: &HeaderMap) {
     tokio::time::sleep(asked.unwrap_or(doubling).min(MAX_PAUSE)).await;
 }
 
-/// An error with its causes, `a: b: c` (TLS failures say why only in a cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// The shared client for a configuration's TLS settings.
 fn client(config: &ClientConfig) -> Result<reqwest::Client, OsError> {
     type Clients = Mutex<HashMap<(bool, Option<String>, Duration), reqwest::Client>>;
     static CLIENTS: OnceLock<Clients> = OnceLock::new();
-    crate::plugins::kubernetes::install_crypto_provider();
+    crate::plugins::rest::install_crypto_provider();
     let key = (config.insecure, config.ca_pem.clone(), config.timeout);
     let mut clients = CLIENTS
         .get_or_init(Default::default)
@@ -578,9 +553,9 @@ fn client(config: &ClientConfig) -> Result<reqwest::Client, OsError> {
         }
         builder = builder.tls_certs_merge(certs);
     }
-    let c = builder
-        .build()
-        .map_err(|e| OsError::Config(format!("cannot make the HTTP client: {}", chain(&e))))?;
+    let c = builder.build().map_err(|e| {
+        OsError::Config(format!("cannot make the HTTP client: {}", error_chain(&e)))
+    })?;
     clients.insert(key, c.clone());
     Ok(c)
 }

@@ -231,12 +231,7 @@ pub async fn remove(
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if crate::store::is_plain_name(id, 128) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(

@@ -305,14 +305,7 @@ impl Cloud {
             Some(uses) if *uses > 0 => *uses -= 1,
             _ => return unauthorized(),
         }
-        let query: Vec<(String, String)> = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (decode(k), decode(v))
-            })
-            .collect();
+        let query = super::loopback::decode_query(query);
         if let Some(rest) = path.strip_prefix("/compute/v2.1") {
             return self.nova(method, rest, &query, body);
         }
@@ -1257,26 +1250,4 @@ fn resource_body(body: Option<&Json>, singular: &str) -> Result<Map<String, Json
 fn not_found(label: &str, id: &str) -> Answer {
     let kind = format!("{}NotFound", label.replace(' ', ""));
     neutron_fault(404, &kind, format!("{label} {id} could not be found."))
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
