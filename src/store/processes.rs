@@ -102,7 +102,7 @@ impl Store {
 
     /// Forget process groups that were stopped or found gone.
     pub async fn forget_processes(&self, groups: &[(i64, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for (pgid, started) in groups {
             sqlx::query("DELETE FROM processes WHERE pgid = ? AND started = ?")
                 .bind(pgid)
