@@ -30,10 +30,7 @@ use serde_json::Value as Json;
 use super::config::{ClientConfig, Secrets};
 use super::keystone::{self, Token};
 use crate::plugins::OpError;
-
-use crate::plugins::rest::error_chain;
-/// Percent-encoding of a path segment or query value (shared with the other REST plugins).
-pub use crate::plugins::rest::percent_encode as encode;
+use crate::plugins::rest::{error_chain, percent_encode};
 
 /// Attempts of one request when the service answers with a retryable status.
 pub const ATTEMPTS: u32 = 6;
@@ -433,7 +430,7 @@ impl Session {
         body: Option<&Json>,
     ) -> Result<Option<Json>, OsError> {
         let action = format!("{verb} {} {id}", kind.label);
-        let path = format!("/{}/{}", kind.path, encode(id));
+        let path = format!("/{}/{}", kind.path, percent_encode(id));
         let reply = self
             .call(kind.service, method, &path, body, &action)
             .await?;

@@ -7,7 +7,8 @@ use reqwest::Method;
 use serde_json::{Value as Json, json};
 
 pub use super::api::Kind;
-use super::api::{self, OsError, Service, Session, encode};
+use super::api::{self, OsError, Service, Session};
+use crate::plugins::rest::percent_encode;
 
 pub const NETWORK: Kind = Kind::new(Service::Network, "networks", "network", "network");
 pub const SUBNET: Kind = Kind::new(Service::Network, "subnets", "subnet", "subnet");
@@ -42,7 +43,7 @@ pub async fn list(
 ) -> Result<Vec<Json>, OsError> {
     let query: Vec<String> = query
         .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect();
     let path = if query.is_empty() {
         format!("/{}", kind.path)

@@ -6,7 +6,8 @@
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
-use super::api::{self, Kind, OsError, Service, Session, encode};
+use super::api::{self, Kind, OsError, Service, Session};
+use crate::plugins::rest::percent_encode;
 
 const SERVERS: Kind = Kind::new(Service::Compute, "servers", "server", "server");
 const KEYPAIRS: Kind = Kind::new(Service::Compute, "os-keypairs", "keypair", "key pair");
@@ -38,7 +39,7 @@ pub async fn find_server(session: &Session, name: &str) -> Result<Option<Json>, 
         .expect(
             Service::Compute,
             Method::GET,
-            &format!("/servers/detail?name={}", encode(&pattern)),
+            &format!("/servers/detail?name={}", percent_encode(&pattern)),
             None,
             &format!("look up server {name}"),
         )
