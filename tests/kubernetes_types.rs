@@ -91,7 +91,8 @@ fn every_resource_kind_in_both_spellings_through_both_import_names() {
         assert_eq!(deployment.properties["validate_resource_status"], true);
         assert_eq!(deployment.properties["options"]["namespace"], "default");
         assert_eq!(
-            deployment.operations["cloudify.interfaces.lifecycle.create"].implementation,
+            bp.compiled.operations(deployment.operations)["cloudify.interfaces.lifecycle.create"]
+                .implementation,
             "resource.create"
         );
     }
@@ -132,7 +133,7 @@ fn file_defined_resources_and_legacy_microservices_map_to_their_functions() {
     .unwrap();
     let op = |node: &str, op: &str| {
         let n = bp.compiled.nodes.iter().find(|n| n.id.0 == node).unwrap();
-        let o = &n.operations[op];
+        let o = &bp.compiled.operations(n.operations)[op];
         format!("{}.{}", o.plugin, o.implementation)
     };
     assert_eq!(

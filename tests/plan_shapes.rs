@@ -175,9 +175,12 @@ fn template_operations_lay_over_type_operations() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/corpus/valid/v19_operation_override.yaml");
     let bp = blueprint::open(&path, &Default::default()).unwrap();
-    let node = |id: &str| bp.compiled.nodes.iter().find(|n| n.id.0 == id).unwrap();
+    let node = |id: &str| {
+        let n = bp.compiled.nodes.iter().find(|n| n.id.0 == id).unwrap();
+        bp.compiled.operations(n.operations)
+    };
     // Same implementation kept, template inputs laid over the type's defaults.
-    let create = &node("a").operations["cloudify.interfaces.lifecycle.create"];
+    let create = &node("a")["cloudify.interfaces.lifecycle.create"];
     assert_eq!(
         (create.plugin.as_str(), create.implementation.as_str()),
         ("p", "tasks.create")
@@ -187,28 +190,20 @@ fn template_operations_lay_over_type_operations() {
         serde_json::json!({"size": 3, "name": "base"})
     );
     // `start: {}` in the child type makes it a no-op.
-    assert!(
-        !node("a")
-            .operations
-            .contains_key("cloudify.interfaces.lifecycle.start")
-    );
+    assert!(!node("a").contains_key("cloudify.interfaces.lifecycle.start"));
     // Another implementation replaces the type's, with only the template's inputs.
-    let create = &node("b").operations["cloudify.interfaces.lifecycle.create"];
+    let create = &node("b")["cloudify.interfaces.lifecycle.create"];
     assert_eq!(create.implementation, "tasks.other");
     assert_eq!(
         serde_json::Value::Object(create.inputs.clone()),
         serde_json::json!({"flavor": "x"})
     );
-    assert!(
-        node("b")
-            .operations
-            .contains_key("cloudify.interfaces.lifecycle.start")
-    );
-    assert!(node("b").operations.contains_key("custom.interface.ping"));
+    assert!(node("b").contains_key("cloudify.interfaces.lifecycle.start"));
+    assert!(node("b").contains_key("custom.interface.ping"));
     // A script path maps to the script plugin with script_path.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid/v03_scripts.yaml");
     let bp = blueprint::open(&path, &Default::default()).unwrap();
-    let configure = &bp.compiled.nodes[0].operations["cloudify.interfaces.lifecycle.configure"];
+    let configure = &bp.compiled.node_operations(0)["cloudify.interfaces.lifecycle.configure"];
     assert_eq!(configure.plugin, "script");
     assert_eq!(configure.implementation, "script_runner.tasks.run");
     assert_eq!(configure.inputs["script_path"], "scripts/create.sh");

@@ -95,6 +95,8 @@ pub fn compile(
         data_types: &data_types,
         relationship_types: HashMap::new(),
         host_agent_uses: Vec::new(),
+        operation_sets: vec![Operations::new()],
+        shared_sets: HashMap::new(),
     };
     let mut nodes = Vec::with_capacity(model.node_templates.len());
     for (idx, ((name, template), resolved)) in
@@ -108,7 +110,8 @@ pub fn compile(
             diags,
         );
         let operations = match &resolved {
-            Some(r) => ctx.operations(
+            Some(r) => ctx.operation_set(
+                (SetOf::Node, &template.ty.name),
                 &r.interfaces,
                 &template.interfaces,
                 &mut eval,
@@ -123,7 +126,7 @@ pub fn compile(
                 ),
                 diags,
             ),
-            None => Operations::new(),
+            None => OperationSetId::NONE,
         };
         let relationships = ctx.relationships(idx, name, template, &node_index, &mut eval, diags);
         let contained_in = relationships
@@ -204,6 +207,7 @@ pub fn compile(
         description: model.description.clone(),
         inputs,
         nodes,
+        operation_sets: ctx.operation_sets,
         node_index,
         groups,
         scaling_policies,
@@ -501,6 +505,25 @@ struct Ctx<'a> {
     relationship_types: HashMap<String, Rc<ResolvedRelationship>>,
     /// Operations that run on their node's host agent, checked once every node is compiled.
     host_agent_uses: Vec<host_agent::Use>,
+    /// Every distinct operation set so far ([`OperationSetId`]); the first is empty.
+    operation_sets: Vec<Operations>,
+    /// The set of a type's operations as every template that changes none of them gets it.
+    shared_sets: HashMap<(SetOf, String), SharedSet>,
+}
+
+/// Whose operations a type's set is: a node type's, or a relationship type's on one side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SetOf {
+    Node,
+    Source,
+    Target,
+}
+
+/// A type's operation set, made once and reused by every template that leaves the type's
+/// operations alone, with the host-agent uses each such template adds.
+struct SharedSet {
+    id: OperationSetId,
+    host_agent_uses: Vec<host_agent::Use>,
 }
 
 /// Whose operations [`Ctx::operations`] merges, for messages and the host-agent rule.
@@ -572,6 +595,50 @@ impl Ctx<'_> {
     /// operation the template keeps (not written, or without another implementation) needs a
     /// value for every input the type declares without a default, as Cloudify's parser
     /// requires of every node template, whether or not it has instances.
+    /// [`Ctx::operations`] as a set of [`Compiled::operation_sets`]. A template that writes
+    /// no operations of its own gets its type's set, made once: when making it reported nothing
+    /// and no input default of the type calls a function, what it holds is the same whichever
+    /// template asks (only the node of a host-agent use differs, and is set per template).
+    fn operation_set(
+        &mut self,
+        of: (SetOf, &str),
+        from_type: &Interfaces,
+        from_template: &Interfaces,
+        eval: &mut Evaluator,
+        (scope, owner): (Scope, &Owner),
+        diags: &mut Diagnostics,
+    ) -> OperationSetId {
+        let key = (of.0, of.1.to_string());
+        let shareable = from_template.is_empty();
+        if shareable && let Some(shared) = self.shared_sets.get(&key) {
+            let uses = shared.host_agent_uses.iter().map(|u| host_agent::Use {
+                node: owner.node,
+                ..u.clone()
+            });
+            self.host_agent_uses.extend(uses);
+            return shared.id;
+        }
+        let (reported, used) = (diags.len(), self.host_agent_uses.len());
+        let operations = self.operations(from_type, from_template, eval, (scope, owner), diags);
+        let id = if operations.is_empty() {
+            OperationSetId::NONE
+        } else {
+            self.operation_sets.push(operations);
+            OperationSetId(self.operation_sets.len() as u32 - 1)
+        };
+        if shareable && diags.len() == reported && !defaults_call_functions(from_type) {
+            let host_agent_uses = self.host_agent_uses[used..].to_vec();
+            self.shared_sets.insert(
+                key,
+                SharedSet {
+                    id,
+                    host_agent_uses,
+                },
+            );
+        }
+        id
+    }
+
     fn operations(
         &mut self,
         from_type: &Interfaces,
@@ -895,7 +962,8 @@ impl Ctx<'_> {
                 "the relationship `{}` of node `{name}` to `{}`",
                 rel.ty.name, rel.target.name
             );
-            let source_operations = self.operations(
+            let source_operations = self.operation_set(
+                (SetOf::Source, &rel.ty.name),
                 &resolved.source_interfaces,
                 &rel.source_interfaces,
                 eval,
@@ -910,7 +978,8 @@ impl Ctx<'_> {
                 ),
                 diags,
             );
-            let target_operations = self.operations(
+            let target_operations = self.operation_set(
+                (SetOf::Target, &rel.ty.name),
                 &resolved.target_interfaces,
                 &rel.target_interfaces,
                 eval,
@@ -1348,6 +1417,17 @@ pub fn check_counts(c: Counts, loc: Loc, diags: &mut Diagnostics) {
 
 /// The default of an operation input declared in a type: `{type, default, …}` or a bare value.
 /// `{}` declares an input without a default, as in Cloudify.
+/// Whether an input default of a type's operations calls a function: its value may then
+/// depend on the template (`get_property: [SELF, …]`).
+fn defaults_call_functions(from_type: &Interfaces) -> bool {
+    from_type
+        .values()
+        .flat_map(|ops| ops.values())
+        .flat_map(|op| &op.inputs)
+        .filter_map(|(_, schema)| input_default(schema))
+        .any(super::functions::calls_function)
+}
+
 fn input_default(schema: &Node) -> Option<&Node> {
     match &schema.value {
         Value::Map(entries)

@@ -76,6 +76,19 @@ pub struct Operation {
 /// `interface.operation` → operation; operations with no implementation are absent.
 pub type Operations = IndexMap<String, Operation>;
 
+/// Where an operation set is in [`Compiled::operation_sets`]. Templates of one type that
+/// change none of its operations share that type's set, and so do relationships of one type:
+/// a blueprint of a thousand hosts holds and stores the Compute type's two dozen operations
+/// once, not a thousand times. Set 0 is the empty set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OperationSetId(pub u32);
+
+impl OperationSetId {
+    /// The empty set: a node or relationship whose operations all lack an implementation.
+    pub const NONE: OperationSetId = OperationSetId(0);
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledRelationship {
     pub loc: Loc,
@@ -84,8 +97,8 @@ pub struct CompiledRelationship {
     pub type_hierarchy: Vec<String>,
     pub target: usize,
     pub properties: Map<String, Json>,
-    pub source_operations: Operations,
-    pub target_operations: Operations,
+    pub source_operations: OperationSetId,
+    pub target_operations: OperationSetId,
     pub connection: ConnectionType,
 }
 
@@ -94,11 +107,6 @@ impl CompiledRelationship {
         self.type_hierarchy
             .iter()
             .any(|t| t == "cloudify.relationships.contained_in")
-    }
-
-    /// Whether the operation `name` has an implementation on the source or the target side.
-    pub fn implements(&self, name: &str) -> bool {
-        self.source_operations.contains_key(name) || self.target_operations.contains_key(name)
     }
 }
 
@@ -109,7 +117,7 @@ pub struct CompiledNode {
     pub type_name: String,
     pub type_hierarchy: Vec<String>,
     pub properties: Map<String, Json>,
-    pub operations: Operations,
+    pub operations: OperationSetId,
     pub relationships: Vec<CompiledRelationship>,
     pub counts: Counts,
     /// The node this one is contained in, if any.
@@ -182,6 +190,9 @@ pub struct Compiled {
     pub description: Option<String>,
     pub inputs: IndexMap<String, Json>,
     pub nodes: Vec<CompiledNode>,
+    /// The distinct operation sets of nodes and relationships ([`OperationSetId`]); the first
+    /// is empty.
+    pub operation_sets: Vec<Operations>,
     pub node_index: IndexMap<String, usize>,
     pub groups: IndexMap<String, CompiledGroup>,
     pub scaling_policies: IndexMap<String, ScalingPolicy>,
@@ -220,6 +231,39 @@ pub struct ExternalPlugin {
 }
 
 impl Compiled {
+    /// The operations of a set. Sets are made by `compile` and checked when read from a store
+    /// ([`Compiled::check_operation_sets`]), so every id has its set.
+    pub fn operations(&self, set: OperationSetId) -> &Operations {
+        &self.operation_sets[set.0 as usize]
+    }
+
+    /// An error naming the first node whose operation set is missing (a damaged stored form).
+    pub fn check_operation_sets(&self) -> Result<(), String> {
+        let known = |set: OperationSetId| (set.0 as usize) < self.operation_sets.len();
+        for n in &self.nodes {
+            let rels_known = n
+                .relationships
+                .iter()
+                .all(|r| known(r.source_operations) && known(r.target_operations));
+            if !known(n.operations) || !rels_known {
+                return Err(format!("node `{}` refers to a missing operation set", n.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// A node's operations.
+    pub fn node_operations(&self, node: usize) -> &Operations {
+        self.operations(self.nodes[node].operations)
+    }
+
+    /// Whether the operation `name` of a relationship has an implementation on the source or
+    /// the target side.
+    pub fn implements(&self, rel: &CompiledRelationship, name: &str) -> bool {
+        self.operations(rel.source_operations).contains_key(name)
+            || self.operations(rel.target_operations).contains_key(name)
+    }
+
     /// Whether an operation input names a node at runtime (`get_attribute: [NODE, …]`,
     /// `get_attributes_list`, `get_attributes_dict`). Resolving those needs every instance of
     /// that node, so a scale of such a blueprint reads the whole plan.
@@ -241,12 +285,8 @@ impl Compiled {
                 _ => false,
             }
         }
-        let ops = |o: &Operations| o.values().any(|op| op.inputs.values().any(names_node));
-        self.nodes.iter().any(|n| {
-            ops(&n.operations)
-                || n.relationships
-                    .iter()
-                    .any(|r| ops(&r.source_operations) || ops(&r.target_operations))
-        })
+        self.operation_sets
+            .iter()
+            .any(|o| o.values().any(|op| op.inputs.values().any(names_node)))
     }
 }

@@ -62,6 +62,15 @@ pub fn is_function_name(name: &str) -> bool {
     PLAN_TIME.contains(&name) || RUNTIME.contains(&name)
 }
 
+/// True for a written value that is (or contains) a function call.
+pub fn calls_function(node: &Node) -> bool {
+    match &node.value {
+        Value::Map(entries) => is_call(entries) || entries.iter().any(|(_, v)| calls_function(v)),
+        Value::Seq(items) => items.iter().any(calls_function),
+        _ => false,
+    }
+}
+
 /// True for a JSON value that is (or contains) a plan-time function call.
 pub fn has_plan_time_function(value: &Json) -> bool {
     calls_one_of(value, PLAN_TIME)

@@ -266,7 +266,7 @@ pub fn add_link_jobs(
     let implemented = |&&(s, k): &&(u32, usize)| {
         let inst = &plan.instances[s as usize];
         let rel = &compiled.nodes[inst.node].relationships[inst.relationships[k].relationship];
-        rel.implements(name)
+        compiled.implements(rel, name)
     };
     let links: Vec<&(u32, usize)> = links.iter().filter(implemented).collect();
     if links.is_empty() {

@@ -43,23 +43,25 @@ pub(crate) async fn run(
             dep.id
         )));
     };
-    let node = &dep.compiled.nodes[dep.plan.instances[i as usize].node];
+    let operations = dep
+        .compiled
+        .node_operations(dep.plan.instances[i as usize].node);
     let defined: Vec<&str> = [
         "cloudify.interfaces.lifecycle.preheal",
         HEAL,
         "cloudify.interfaces.lifecycle.postheal",
     ]
     .into_iter()
-    .filter(|op| node.operations.contains_key(*op))
+    .filter(|op| operations.contains_key(*op))
     .collect();
-    if node.operations.contains_key(HEAL) {
+    if operations.contains_key(HEAL) {
         session.event("heal", format!("{wanted}: running its heal operations"));
         let outcome = session
             .walk(dep, graph::operations(i, &defined), done, false)
             .await;
         return Ok(Ended::from_outcome(&outcome, false));
     }
-    if node.operations.contains_key(CHECK) {
+    if operations.contains_key(CHECK) {
         let outcome = session
             .walk(dep, graph::operations(i, &[CHECK]), HashSet::new(), false)
             .await;

@@ -323,7 +323,7 @@ fn candidates(kind: Kind, facts: &Facts) -> Vec<(String, String)> {
         Kind::OperationName => same(
             c.nodes
                 .iter()
-                .flat_map(|n| n.operations.keys().cloned())
+                .flat_map(|n| c.operations(n.operations).keys().cloned())
                 .collect(),
         ),
         Kind::NodeInstance => same(facts.instances.clone().unwrap_or_default()),

@@ -1148,7 +1148,10 @@ impl Session {
                 .map(|n| {
                     n.relationships
                         .iter()
-                        .flat_map(|r| r.source_operations.keys().chain(r.target_operations.keys()))
+                        .flat_map(|r| {
+                            let ops = |set| dep.compiled.operations(set).keys();
+                            ops(r.source_operations).chain(ops(r.target_operations))
+                        })
                         .cloned()
                         .collect()
                 })
@@ -1367,11 +1370,12 @@ pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<()
     }
     };
     for n in &c.nodes {
-        for (name, op) in &n.operations {
+        for (name, op) in c.operations(n.operations) {
             check(format!("node `{}`", n.id), name, op);
         }
         for r in &n.relationships {
-            for (name, op) in r.source_operations.iter().chain(r.target_operations.iter()) {
+            let ops = c.operations(r.source_operations).iter();
+            for (name, op) in ops.chain(c.operations(r.target_operations)) {
                 check(
                     format!("relationship {} -> {}", n.id, c.nodes[r.target].id),
                     name,

@@ -173,7 +173,7 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
             // State changes and no-ops are not recorded: repeating them on resume is harmless.
             Step::State(s) => run.instances.set_state(id, s),
             Step::Operation { name, extra_inputs } => {
-                let Some(op) = run.compiled.nodes[inst.node].operations.get(name.as_ref()) else {
+                let Some(op) = run.compiled.node_operations(inst.node).get(name.as_ref()) else {
                     noops.push(short(name));
                     continue;
                 };
@@ -245,7 +245,14 @@ fn trivial<'a>(run: &'a Run, job: &'a Job) -> Option<Vec<&'a str>> {
     for step in &job.steps {
         let name: &str = match step {
             Step::State(_) => continue,
-            Step::Operation { name, .. } if !node.operations.contains_key(name.as_ref()) => name,
+            Step::Operation { name, .. }
+                if !run
+                    .compiled
+                    .operations(node.operations)
+                    .contains_key(name.as_ref()) =>
+            {
+                name
+            }
             Step::Relationships { name }
                 if !run.relationship_operations[inst.node].contains(*name) =>
             {
@@ -253,7 +260,7 @@ fn trivial<'a>(run: &'a Run, job: &'a Job) -> Option<Vec<&'a str>> {
             }
             Step::Relationship { name, rel } => {
                 let r = &node.relationships[inst.relationships[*rel].relationship];
-                if r.implements(name) {
+                if run.compiled.implements(r, name) {
                     return None;
                 }
                 name
@@ -298,8 +305,8 @@ async fn run_relationship<'a>(
     let compiled_rel = &run.compiled.nodes[inst.node].relationships[r.relationship];
     for side in [Side::Source, Side::Target] {
         let ops = match side {
-            Side::Source => &compiled_rel.source_operations,
-            Side::Target => &compiled_rel.target_operations,
+            Side::Source => run.compiled.operations(compiled_rel.source_operations),
+            Side::Target => run.compiled.operations(compiled_rel.target_operations),
         };
         let Some(op) = ops.get(name) else {
             noops.push(short(name));

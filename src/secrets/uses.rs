@@ -42,7 +42,11 @@ pub fn uses(compiled: &Compiled) -> Vec<SecretUse> {
         for (p, v) in &n.properties {
             find(v, &|| format!("node {node}, property {p}"), &mut out);
         }
-        ops(&mut out, &n.operations, &format!("node {node}"));
+        ops(
+            &mut out,
+            compiled.operations(n.operations),
+            &format!("node {node}"),
+        );
         for r in &n.relationships {
             let at = format!(
                 "node {node}, relationship {} to {}",
@@ -51,8 +55,8 @@ pub fn uses(compiled: &Compiled) -> Vec<SecretUse> {
             for (p, v) in &r.properties {
                 find(v, &|| format!("{at}, property {p}"), &mut out);
             }
-            ops(&mut out, &r.source_operations, &at);
-            ops(&mut out, &r.target_operations, &at);
+            ops(&mut out, compiled.operations(r.source_operations), &at);
+            ops(&mut out, compiled.operations(r.target_operations), &at);
         }
     }
     for (o, v) in &compiled.outputs {

@@ -14,6 +14,7 @@
 
 mod blobs;
 mod fresh;
+mod operation_sets;
 mod pages;
 mod plan_rows;
 mod policies;
@@ -376,12 +377,16 @@ impl Store {
             .ok_or_else(|| StoreError::NoDeployment(id.to_string()))?;
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(id.to_string(), e.to_string());
         let frame: Frame = serde_json::from_str(row.get::<&str, _>(5)).map_err(corrupt)?;
+        let compiled: Compiled = serde_json::from_str(row.get::<&str, _>(4)).map_err(corrupt)?;
+        compiled
+            .check_operation_sets()
+            .map_err(|e| StoreError::Corrupt(id.to_string(), e))?;
         Ok(DeploymentRecord {
             id: row.get(0),
             blueprint: row.get(1),
             created_at: row.get(2),
             inputs: serde_json::from_str(row.get::<&str, _>(3)).map_err(corrupt)?,
-            compiled: serde_json::from_str(row.get::<&str, _>(4)).map_err(corrupt)?,
+            compiled: std::sync::Arc::new(compiled),
             plan: std::sync::Arc::new(Plan::from_frame(frame)),
             installed: row.get(6),
             deleting: row.get(7),
@@ -882,6 +887,10 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
             .await?;
     }
     // Conversions write with today's schema, so they run after every migration.
+    // First this one: the others read compiled blueprints in today's form.
+    if (version as usize) < schema::OPERATION_SETS {
+        operation_sets::convert(&mut tx).await?;
+    }
     if (version as usize) < schema::PLAN_ROWS {
         plan_rows::convert_plan_blobs(&mut tx).await?;
     }

@@ -603,7 +603,7 @@ mod tests {
                 }
             }
             sqlx::query("INSERT INTO deployments VALUES ('d', 'b.yaml', 'now', '{}', ?, ?)")
-                .bind(serde_json::to_string(&bp.compiled).unwrap())
+                .bind(crate::store::operation_sets::tests::inline(&bp.compiled))
                 .bind(old.to_string())
                 .execute(&pool)
                 .await

@@ -19,6 +19,8 @@
 //!     cloned, on which host), unique per vCenter and VM name, and the last host each node
 //!     cloned onto (`vsphere.rs`).
 //! 12: secrets, by name: AES-256-GCM ciphertext and its nonce, never the value (`secrets.rs`).
+//! 13: compiled blueprints hold each distinct operation set once (no statement: the stored
+//!     JSON of older deployments is converted by `operation_sets.rs`).
 
 pub const MIGRATIONS: &[&str] = &[
     r#"
@@ -234,6 +236,7 @@ CREATE TABLE secrets (
     updated_at TEXT NOT NULL
 )
 "#,
+    "",
 ];
 
 /// The migration after which plans are stored as rows (older deployments are converted).
@@ -242,3 +245,7 @@ pub const PLAN_ROWS: usize = 2;
 /// The migration after which blueprint files are content-addressed (`resources` rows are
 /// converted).
 pub const SNAPSHOT_CONTENTS: usize = 5;
+
+/// The migration after which a compiled blueprint keeps its operation sets apart from its
+/// nodes (older `deployments.compiled` values are converted).
+pub const OPERATION_SETS: usize = 13;
