@@ -28,8 +28,14 @@ pub struct Use {
 
 /// Report every node that has host-agent operations and no host, once, naming its operations.
 pub fn check(nodes: &[CompiledNode], uses: &[Use], diags: &mut Diagnostics) {
-    for (idx, node) in nodes.iter().enumerate() {
-        let mine: Vec<&Use> = uses.iter().filter(|u| u.node == idx).collect();
+    // By node, in the order they were found: one pass, however many nodes and uses.
+    let mut by_node: Vec<Vec<&Use>> = vec![Vec::new(); nodes.len()];
+    for u in uses {
+        if let Some(mine) = by_node.get_mut(u.node) {
+            mine.push(u);
+        }
+    }
+    for ((idx, node), mine) in nodes.iter().enumerate().zip(by_node) {
         if mine.is_empty() || has_host(nodes, idx) {
             continue;
         }
