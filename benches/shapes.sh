@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole CLI command on the shapes of benches/shapes.rs: wall time and peak RSS of
 # `deploy`, `scale +100` / `-100` (fan-out) and `undeploy`, each blueprint alone in its
-# directory, each on a fresh state file. Usage: bash benches/shapes.sh [runs per figure, 3]
+# directory, each on a fresh state file (the chains' deploy also into a store made before).
+# Usage: bash benches/shapes.sh [runs per figure, 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -36,10 +37,16 @@ shape chain1000 --chain 1000 5
 db=$work/state.db
 fresh="rm -f $db $db-wal $db-shm"
 deployed="$fresh; $bin -q --state $db deploy \$bp -d d"
+# The store already made (by `list`), as it is for every command but a user's first.
+existing="$fresh; $bin -q --state $db list"
 for name in fan250 fan500 fan1000 chain100 chain10 chain1000; do
     bp=$work/$name/blueprint.yaml
     echo "$name deploy:   $(measure "$fresh" "$bin" -q --state "$db" deploy "$bp" -d d)"
     echo "$name undeploy: $(measure "$deployed" "$bin" -q --state "$db" undeploy d)"
+done
+for name in chain100 chain1000; do
+    bp=$work/$name/blueprint.yaml
+    echo "$name deploy into an existing store: $(measure "$existing" "$bin" -q --state "$db" deploy "$bp" -d d)"
 done
 bp=$work/fan1000/blueprint.yaml
 for target in app0 host1; do
