@@ -216,3 +216,44 @@ fn template_operations_lay_over_type_operations() {
         (Some(3), Some(2.0), Some(30.0))
     );
 }
+
+/// Templates that keep their type's operations share one set; a template that writes its own,
+/// or whose type's input defaults read the template (`get_property: [SELF, …]`), gets its own.
+#[test]
+fn templates_share_their_types_operations_unless_they_differ() {
+    let text = "tosca_definitions_version: cloudify_dsl_1_3
+imports: [cloudify/types/types.yaml]
+plugins: { p: { executor: central_deployment_agent, install: false } }
+node_types:
+  reads_self:
+    derived_from: cloudify.nodes.Root
+    properties: { size: { default: 1 } }
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        create: { implementation: p.tasks.create, inputs: { size: { default: { get_property: [SELF, size] } } } }
+  fixed:
+    derived_from: cloudify.nodes.Root
+    interfaces:
+      cloudify.interfaces.lifecycle:
+        create: { implementation: p.tasks.create, inputs: { size: { default: 7 } } }
+node_templates:
+  a: { type: reads_self, properties: { size: 2 } }
+  b: { type: reads_self, properties: { size: 3 } }
+  c: { type: fixed }
+  d: { type: fixed }
+  e: { type: fixed, interfaces: { cloudify.interfaces.lifecycle: { create: { inputs: { size: 8 } } } } }
+";
+    let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+    let c = &bp.compiled;
+    let set = |id: &str| c.nodes[c.node_index[id]].operations;
+    let size = |id: &str| {
+        c.operations(set(id))["cloudify.interfaces.lifecycle.create"].inputs["size"].clone()
+    };
+    assert_eq!(set("c"), set("d"));
+    assert_ne!(set("a"), set("b"));
+    assert_ne!(set("e"), set("c"));
+    let sizes: Vec<Json> = ["a", "b", "c", "d", "e"].into_iter().map(size).collect();
+    assert_eq!(sizes, [2, 3, 7, 7, 8].map(Json::from));
+    // Every set is used, and none is stored twice by the templates that share it.
+    assert_eq!(c.operation_sets.len(), 5);
+}

@@ -590,11 +590,6 @@ impl Ctx<'_> {
         out
     }
 
-    /// Template operations over type operations (Cloudify's rules), mapped and evaluated.
-    /// A template operation written `{}` or `''` is a no-op that switches the type's off; an
-    /// operation the template keeps (not written, or without another implementation) needs a
-    /// value for every input the type declares without a default, as Cloudify's parser
-    /// requires of every node template, whether or not it has instances.
     /// [`Ctx::operations`] as a set of [`Compiled::operation_sets`]. A template that writes
     /// no operations of its own gets its type's set, made once: when making it reported nothing
     /// and no input default of the type calls a function, what it holds is the same whichever
@@ -639,6 +634,11 @@ impl Ctx<'_> {
         id
     }
 
+    /// Template operations over type operations (Cloudify's rules), mapped and evaluated.
+    /// A template operation written `{}` or `''` is a no-op that switches the type's off; an
+    /// operation the template keeps (not written, or without another implementation) needs a
+    /// value for every input the type declares without a default, as Cloudify's parser
+    /// requires of every node template, whether or not it has instances.
     fn operations(
         &mut self,
         from_type: &Interfaces,
@@ -1415,8 +1415,6 @@ pub fn check_counts(c: Counts, loc: Loc, diags: &mut Diagnostics) {
     }
 }
 
-/// The default of an operation input declared in a type: `{type, default, …}` or a bare value.
-/// `{}` declares an input without a default, as in Cloudify.
 /// Whether an input default of a type's operations calls a function: its value may then
 /// depend on the template (`get_property: [SELF, …]`).
 fn defaults_call_functions(from_type: &Interfaces) -> bool {
@@ -1428,6 +1426,8 @@ fn defaults_call_functions(from_type: &Interfaces) -> bool {
         .any(super::functions::calls_function)
 }
 
+/// The default of an operation input declared in a type: `{type, default, …}` or a bare value.
+/// `{}` declares an input without a default, as in Cloudify.
 fn input_default(schema: &Node) -> Option<&Node> {
     match &schema.value {
         Value::Map(entries)
