@@ -28,38 +28,25 @@ pub struct ShippedPlugin {
     pub yaml: &'static str,
 }
 
+/// A plugin whose type file is `plugins/NAME/plugin.yaml` in this repository.
+macro_rules! shipped {
+    ($name:literal) => {
+        ShippedPlugin {
+            name: $name,
+            file: concat!("<builtin>/plugins/", $name, "/plugin.yaml"),
+            yaml: include_str!(concat!("../../plugins/", $name, "/plugin.yaml")),
+        }
+    };
+}
+
 /// Plugins whose type files ship with windlass.
 pub const PLUGINS: &[ShippedPlugin] = &[
-    ShippedPlugin {
-        name: "script",
-        file: "<builtin>/plugins/script/plugin.yaml",
-        yaml: include_str!("../../plugins/script/plugin.yaml"),
-    },
-    ShippedPlugin {
-        name: "noop",
-        file: "<builtin>/plugins/noop/plugin.yaml",
-        yaml: include_str!("../../plugins/noop/plugin.yaml"),
-    },
-    ShippedPlugin {
-        name: "ssh",
-        file: "<builtin>/plugins/ssh/plugin.yaml",
-        yaml: include_str!("../../plugins/ssh/plugin.yaml"),
-    },
-    ShippedPlugin {
-        name: "kubernetes",
-        file: "<builtin>/plugins/kubernetes/plugin.yaml",
-        yaml: include_str!("../../plugins/kubernetes/plugin.yaml"),
-    },
-    ShippedPlugin {
-        name: "openstack",
-        file: "<builtin>/plugins/openstack/plugin.yaml",
-        yaml: include_str!("../../plugins/openstack/plugin.yaml"),
-    },
-    ShippedPlugin {
-        name: "vsphere",
-        file: "<builtin>/plugins/vsphere/plugin.yaml",
-        yaml: include_str!("../../plugins/vsphere/plugin.yaml"),
-    },
+    shipped!("script"),
+    shipped!("noop"),
+    shipped!("ssh"),
+    shipped!("kubernetes"),
+    shipped!("openstack"),
+    shipped!("vsphere"),
 ];
 
 /// True when an import names Cloudify's built-in types file, whatever its version or host.
