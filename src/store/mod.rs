@@ -823,7 +823,12 @@ const ROWS_PER_STATEMENT: usize = 200;
 
 /// `(?, ?), (?, ?)` for `rows` rows of `columns` columns.
 fn placeholders(rows: usize, columns: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
+    repeated(rows, &format!("({})", vec!["?"; columns].join(", ")))
+}
+
+/// The VALUES list of a multi-row statement whose rows all have `row`'s form (which may
+/// write constants where [`placeholders`] would bind them).
+fn repeated(rows: usize, row: &str) -> String {
     vec![row; rows].join(", ")
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError, placeholders};
+use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError, placeholders, repeated};
 use crate::dsl::Compiled;
 use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRun, ParentRef};
 use crate::plan::{Frame, Plan};
@@ -416,9 +416,13 @@ pub(super) async fn insert_rows(
     change: &PlanChange,
 ) -> Result<(), StoreError> {
     for chunk in change.instances.chunks(ROWS_PER_STATEMENT) {
+        // What every new instance starts with is written in the statement, not bound.
         let sql = format!(
             "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) VALUES {}",
-            placeholders(chunk.len(), 14)
+            repeated(
+                chunk.len(),
+                "(?, ?, ?, 'uninitialized', '{}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
         );
         let mut q = sqlx::query(&sql);
         for (r, node_name) in chunk {
@@ -427,9 +431,6 @@ pub(super) async fn insert_rows(
                 .bind(deployment)
                 .bind(&r.id)
                 .bind(node_name)
-                .bind("uninitialized")
-                .bind("{}")
-                .bind(0i64)
                 .bind(r.seq)
                 .bind(r.node as i64)
                 .bind(parent)
