@@ -287,8 +287,14 @@ fn finish_trivial(run: &Run, job: &Job, noops: Vec<&str>) {
 }
 
 /// `cloudify.interfaces.lifecycle.create` → `create`.
+/// An operation's name as the noop event shows it: a lifecycle operation by its own name
+/// (`create`, `establish`), any other by interface and name (`monitoring.start`, which would
+/// otherwise read as a second `start`).
 fn short(name: &str) -> &str {
-    name.rsplit('.').next().unwrap_or(name)
+    let name = name.strip_prefix("cloudify.interfaces.").unwrap_or(name);
+    name.strip_prefix("lifecycle.")
+        .or_else(|| name.strip_prefix("relationship_lifecycle."))
+        .unwrap_or(name)
 }
 
 /// A relationship operation on the source side, then the target side, of one relationship
@@ -507,5 +513,24 @@ async fn sleep_unless_cancelled(run: &Run, wait: Duration) -> Result<(), String>
     tokio::select! {
         _ = tokio::time::sleep(wait) => Ok(()),
         _ = crate::plugins::cancelled(run.cancel.clone()) => Err("cancelled".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn noop_names_keep_their_interface_unless_it_is_a_lifecycle() {
+        assert_eq!(short("cloudify.interfaces.lifecycle.start"), "start");
+        assert_eq!(
+            short("cloudify.interfaces.monitoring.start"),
+            "monitoring.start"
+        );
+        assert_eq!(
+            short("cloudify.interfaces.relationship_lifecycle.establish"),
+            "establish"
+        );
+        assert_eq!(short("custom.op"), "custom.op");
     }
 }
