@@ -535,3 +535,42 @@ fn a_script_past_its_timeout_is_killed_and_fails() {
         "the script and its children were killed"
     );
 }
+
+#[test]
+fn skipped_operations_are_reported_once_per_distinct_list_naming_the_nodes() {
+    let sb = Sandbox::new("noops");
+    sb.file("scripts/record.sh", RECORD);
+    let mut bp = String::from(
+        "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n",
+    );
+    for n in 0..10 {
+        bp.push_str(&format!(
+            "  n{n}:\n    type: cloudify.nodes.Root\n    instances: {{ deploy: 3 }}\n"
+        ));
+    }
+    bp.push_str(&format!(
+        "  s:\n    type: cloudify.nodes.Root\n    interfaces:\n      cloudify.interfaces.lifecycle:\n        create: {{ implementation: scripts/record.sh, inputs: {{ LOG: {} }} }}\n",
+        sb.dir.join("ops.log").display()
+    ));
+    sb.file("blueprint.yaml", &bp);
+    let out = sb.run(&["deploy", "blueprint.yaml", "-d", "e"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.run(&["events", "e"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let noops: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("noops_skipped"))
+        .collect();
+    assert_eq!(noops.len(), 2, "{text}");
+    assert!(
+        noops.iter().any(|l| l.contains(
+            "10 nodes (`n0`, `n1`, `n2`, `n3`, `n4`, `n5`, `n6`, `n7`, and 2 more): no implementation for precreate, create, "
+        )),
+        "{text}"
+    );
+    let s = noops.iter().find(|l| l.contains("node `s`:")).expect(&text);
+    assert!(
+        s.contains("no implementation for precreate, preconfigure, configure,"),
+        "{s}"
+    );
+}

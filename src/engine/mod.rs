@@ -1156,7 +1156,7 @@ impl Session {
                         .collect()
                 })
                 .collect(),
-            noops_reported: Default::default(),
+            noops: Default::default(),
             progress: self.progress.clone(),
             secrets: self.secrets.clone(),
         });

@@ -42,8 +42,9 @@ pub struct Run {
     pub related: Vec<Arc<[crate::plugins::Related]>>,
     /// Per node: the relationship operations any of its relationships implements (either side).
     pub relationship_operations: Vec<HashSet<String>>,
-    /// Nodes whose skipped operations were reported in this execution.
-    pub noops_reported: std::sync::Mutex<HashSet<usize>>,
+    /// Per node whose instances skipped operations: which ones (its first instance's list),
+    /// reported once the walk ends ([`report_noops`]).
+    pub noops: std::sync::Mutex<std::collections::BTreeMap<usize, String>>,
     pub progress: Option<indicatif::ProgressBar>,
     /// The execution's secrets (`get_secret` in inputs; `node_properties` has them resolved).
     pub secrets: Arc<crate::secrets::Revealed>,
@@ -157,6 +158,7 @@ pub async fn walk(
     if *run.cancel.borrow() {
         outcome.cancelled = true;
     }
+    report_noops(&run);
     outcome
 }
 
@@ -204,34 +206,61 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
             }
         }
     }
-    report_noops(run, job.instance, noops);
+    note_noops(run, job.instance, noops);
     Ok(())
 }
 
-/// Say once per node and execution which operations had no implementation (a line per
-/// instance would be 10,000 identical events on a 10,000-instance tier).
-fn report_noops(run: &Run, instance: u32, mut noops: Vec<&str>) {
+/// Remember which operations an instance skipped, once per node.
+fn note_noops(run: &Run, instance: u32, mut noops: Vec<&str>) {
     if noops.is_empty() {
         return;
     }
     let node = run.plan.instances[instance as usize].node;
-    let first = run
-        .noops_reported
-        .lock()
-        .map(|mut seen| seen.insert(node))
-        .unwrap_or(false);
-    if first {
-        noops.dedup();
+    if let Ok(mut seen) = run.noops.lock() {
+        seen.entry(node).or_insert_with(|| {
+            noops.dedup();
+            noops.join(", ")
+        });
+    }
+}
+
+/// Nodes named in a noop event; the rest are counted.
+const NOOP_NODES_NAMED: usize = 8;
+
+/// Say which operations had no implementation: one event per distinct list of operations,
+/// naming its nodes (an event per node would be 2,000 alike on a 2,000-node blueprint, and
+/// one per instance 10,000 on a 10,000-instance tier).
+fn report_noops(run: &Run) {
+    let Ok(noops) = run.noops.lock() else {
+        return;
+    };
+    let mut lists: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (&node, ops) in noops.iter() {
+        match lists.iter_mut().find(|(l, _)| *l == ops.as_str()) {
+            Some((_, nodes)) => nodes.push(node),
+            None => lists.push((ops, vec![node])),
+        }
+    }
+    for (ops, nodes) in lists {
+        let mut named: Vec<String> = nodes
+            .iter()
+            .take(NOOP_NODES_NAMED)
+            .map(|&n| format!("`{}`", run.compiled.nodes[n].id.0))
+            .collect();
+        if nodes.len() > NOOP_NODES_NAMED {
+            named.push(format!("and {} more", nodes.len() - NOOP_NODES_NAMED));
+        }
+        let which = if nodes.len() == 1 {
+            format!("node {}", named[0])
+        } else {
+            format!("{} nodes ({})", nodes.len(), named.join(", "))
+        };
         run.recorder.event(
             &run.execution,
             "noops_skipped",
-            Some(&run.plan.instance_id(instance).0),
             None,
-            format!(
-                "node `{}`: no implementation for {} (skipped on every instance)",
-                run.compiled.nodes[node].id.0,
-                noops.join(", ")
-            ),
+            None,
+            format!("{which}: no implementation for {ops} (skipped on every instance)"),
         );
     }
 }
@@ -283,10 +312,9 @@ fn finish_trivial(run: &Run, job: &Job, noops: Vec<&str>) {
     if let Some(state) = last {
         run.instances.set_state(id, state);
     }
-    report_noops(run, job.instance, noops);
+    note_noops(run, job.instance, noops);
 }
 
-/// `cloudify.interfaces.lifecycle.create` → `create`.
 /// An operation's name as the noop event shows it: a lifecycle operation by its own name
 /// (`create`, `establish`), any other by interface and name (`monitoring.start`, which would
 /// otherwise read as a second `start`).
