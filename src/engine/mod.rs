@@ -867,7 +867,7 @@ async fn script_workflow(
             session.instances.clone(),
             session.recorder.clone(),
             session.cancel.clone(),
-            session.workdir.resources.clone(),
+            session.workdir.ready().await?.to_path_buf(),
         )
     };
     let ctx = crate::plugins::OperationContext {
@@ -923,7 +923,7 @@ async fn plugin_workflow(
         instances: session.instances.clone(),
         recorder: session.recorder.clone(),
         cancel: session.cancel.clone(),
-        resources: session.workdir.resources.clone(),
+        resources: session.workdir.ready().await?.to_path_buf(),
         done,
         secrets: session.secrets.clone(),
     };
@@ -984,7 +984,7 @@ pub(crate) struct Session {
     recorder: Recorder,
     writer: tokio::task::JoinHandle<()>,
     instances: state::Instances,
-    workdir: Workdir,
+    workdir: Arc<Workdir>,
     cancel: tokio::sync::watch::Receiver<bool>,
     _cancel_tx: Arc<tokio::sync::watch::Sender<bool>>,
     poller: tokio::task::JoinHandle<()>,
@@ -1015,7 +1015,7 @@ impl Session {
             Some(all) => state::Instances::new(all, recorder.clone(), None),
             None => state::Instances::new(Vec::new(), recorder.clone(), Some(store.clone())),
         };
-        let workdir = Workdir::create(store, deployment, &execution.id).await?;
+        let workdir = Arc::new(Workdir::new(store, deployment, &execution.id));
         let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
         // The sender lives as long as the session: receivers never see it closed.
         let cancel_tx = Arc::new(cancel_tx);
@@ -1134,7 +1134,7 @@ impl Session {
             instances: self.instances.clone(),
             recorder: self.recorder.clone(),
             registry: Registry::for_blueprint(&dep.compiled),
-            resources: self.workdir.resources.clone(),
+            workdir: self.workdir.clone(),
             cancel: self.cancel.clone(),
             task_retries: self.task_retries,
             retry_interval: self.retry_interval,
@@ -1392,21 +1392,20 @@ pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<()
 }
 
 /// A private directory for one execution: the blueprint files, a `ctx` command, sockets.
-struct Workdir {
+/// Made when the first operation needs it ([`Workdir::ready`]): an execution none of whose
+/// operations has an implementation never writes the blueprint's files out.
+pub(crate) struct Workdir {
     root: PathBuf,
     resources: PathBuf,
+    store: Store,
+    deployment: String,
+    made: tokio::sync::OnceCell<()>,
 }
 
 impl Workdir {
     /// Named after the execution, so that a later attempt finds what a killed one left
     /// ([`Workdir::remove_stale`]), and after this process, whose pid may be a dead one's.
-    async fn create(
-        store: &Store,
-        deployment: &str,
-        execution: &str,
-    ) -> Result<Workdir, EngineError> {
-        use std::io::Write;
-        use std::os::unix::fs::PermissionsExt;
+    fn new(store: &Store, deployment: &str, execution: &str) -> Workdir {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let root = std::env::temp_dir().join(format!(
@@ -1414,40 +1413,55 @@ impl Workdir {
             Self::prefix(execution),
             std::process::id()
         ));
+        Workdir {
+            resources: root.join("resources"),
+            root,
+            store: store.clone(),
+            deployment: deployment.to_string(),
+            made: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The blueprint's files (`resources`), written out on the first call.
+    pub(crate) async fn ready(&self) -> Result<&Path, EngineError> {
+        self.made.get_or_try_init(|| self.make()).await?;
+        Ok(&self.resources)
+    }
+
+    async fn make(&self) -> Result<(), EngineError> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let (root, resources, store) = (&self.root, &self.resources, &self.store);
         // Left by a killed process that had this pid: nothing uses it any more.
-        let _ = std::fs::remove_dir_all(&root);
-        let resources = root.join("resources");
+        let _ = std::fs::remove_dir_all(root);
         let io =
             |e: std::io::Error| EngineError::Io(format!("cannot prepare {}: {e}", root.display()));
         for dir in [
-            &resources,
-            &crate::plugins::script::bin_dir(&resources),
-            &crate::plugins::script::socket_dir(&resources),
+            resources,
+            &crate::plugins::script::bin_dir(resources),
+            &crate::plugins::script::socket_dir(resources),
         ] {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         // One chunk in memory at a time, whatever the file's size.
-        for file in store.snapshot_files(deployment).await? {
+        for file in store.snapshot_files(&self.deployment).await? {
             let target = resources.join(&file.path);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
             let mut out = std::fs::File::create(&target).map_err(io)?;
             for seq in 0..file.chunks {
-                let chunk = store.content_chunk(deployment, &file, seq).await?;
+                let chunk = store.content_chunk(&self.deployment, &file, seq).await?;
                 out.write_all(&chunk).map_err(io)?;
             }
             out.set_permissions(std::fs::Permissions::from_mode(file.mode & 0o777))
                 .map_err(io)?;
         }
         if let Some(exe) = crate::plugins::guard::windlass_exe() {
-            std::os::unix::fs::symlink(
-                exe,
-                crate::plugins::script::bin_dir(&resources).join("ctx"),
-            )
-            .map_err(io)?;
+            std::os::unix::fs::symlink(exe, crate::plugins::script::bin_dir(resources).join("ctx"))
+                .map_err(io)?;
         }
-        Ok(Workdir { root, resources })
+        Ok(())
     }
 
     fn prefix(execution: &str) -> String {
@@ -1469,8 +1483,10 @@ impl Workdir {
         }
     }
 
-    fn remove(self) {
-        let _ = std::fs::remove_dir_all(&self.root);
+    fn remove(&self) {
+        if self.made.initialized() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 }
 
@@ -1494,10 +1510,11 @@ mod tests {
         }
         let state = tmp.join(format!("windlass-workdir-test-{pid}.db"));
         let store = Store::open(state.to_str().unwrap()).await.unwrap();
-        let made = Workdir::create(&store, "d", "e1").await;
-        let fresh = made.as_ref().map(|m| {
-            let ctx = crate::plugins::script::bin_dir(&m.resources).join("ctx");
-            m.resources.is_dir() && ctx.is_symlink()
+        let workdir = Workdir::new(&store, "d", "e1");
+        let made = workdir.ready().await.map(Path::to_path_buf);
+        let fresh = made.as_ref().map(|resources| {
+            let ctx = crate::plugins::script::bin_dir(resources).join("ctx");
+            resources.is_dir() && ctx.is_symlink()
         });
         for dir in &left {
             let _ = std::fs::remove_dir_all(dir);
@@ -1509,5 +1526,27 @@ mod tests {
             fresh.unwrap(),
             "a fresh working directory, not the dead one's"
         );
+    }
+
+    #[tokio::test]
+    async fn the_working_directory_is_made_once_when_first_asked_for() {
+        let tmp = std::env::temp_dir();
+        let state = tmp.join(format!("windlass-lazy-workdir-{}.db", std::process::id()));
+        let store = Store::open(state.to_str().unwrap()).await.unwrap();
+        let workdir = Workdir::new(&store, "d", "lazy");
+        let before = workdir.root.exists();
+        let (a, b) = tokio::join!(workdir.ready(), workdir.ready());
+        let made = (a.map(Path::to_path_buf).ok(), b.map(Path::to_path_buf).ok());
+        let ctx = crate::plugins::script::bin_dir(&workdir.resources).join("ctx");
+        let after = workdir.resources.is_dir() && ctx.is_symlink();
+        workdir.remove();
+        let removed = !workdir.root.exists();
+        for file in store.files() {
+            let _ = std::fs::remove_file(file);
+        }
+        assert!(!before, "nothing is written before an operation needs it");
+        assert_eq!(made.0.as_ref(), Some(&workdir.resources));
+        assert_eq!(made.0, made.1);
+        assert!(after && removed);
     }
 }

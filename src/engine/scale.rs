@@ -522,7 +522,7 @@ async fn scale_replicas(
             session.instances.clone(),
             session.recorder.clone(),
             session.cancel.clone(),
-            session.workdir.resources.clone(),
+            session.workdir.ready().await?.to_path_buf(),
         )
     }
     .on_node(&dep.compiled, node, first);

@@ -32,7 +32,8 @@ pub struct Run {
     pub instances: Instances,
     pub recorder: Recorder,
     pub registry: Registry,
-    pub resources: std::path::PathBuf,
+    /// The execution's working directory, made by the first operation that runs.
+    pub(crate) workdir: Arc<super::Workdir>,
     pub cancel: tokio::sync::watch::Receiver<bool>,
     pub task_retries: i64,
     pub retry_interval: Duration,
@@ -440,7 +441,12 @@ async fn execute(
         instances: run.instances.clone(),
         recorder: run.recorder.clone(),
         cancel: run.cancel.clone(),
-        resources: run.resources.clone(),
+        resources: run
+            .workdir
+            .ready()
+            .await
+            .map_err(|e| format!("{id} {name}: {e}"))?
+            .to_path_buf(),
         timeout: op.timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64),
         timeout_recoverable: op.timeout_recoverable.unwrap_or(false),
         topology: Some(Topology {
