@@ -288,6 +288,7 @@ impl Started {
             store,
             self.dep,
             self.execution,
+            Attempt::First,
             self.whole,
             self.secrets,
             options,
@@ -532,7 +533,16 @@ pub async fn resume(store: &Store, id: &str, options: &Options) -> Result<String
             }
         }
     };
-    execute(store, dep, execution, None, secrets, options).await
+    execute(
+        store,
+        dep,
+        execution,
+        Attempt::Resumed,
+        None,
+        secrets,
+        options,
+    )
+    .await
 }
 
 /// `windlass scale ID TARGET AMOUNT`: the scale workflow with an amount as users write it.
@@ -723,10 +733,20 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
 
 /// Run an execution to its end. `whole`: `dep` already holds the whole plan, and these are
 /// its instances' states (a fresh deployment), so nothing is read back.
+/// Whether an execution runs for the first time or continues an earlier attempt.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// Just recorded by this process: no earlier attempt left anything behind.
+    First,
+    /// `resume`: an earlier attempt may have been killed.
+    Resumed,
+}
+
 async fn execute(
     store: &Store,
     mut dep: DeploymentRecord,
     execution: ExecutionRecord,
+    attempt: Attempt,
     whole: Option<Vec<crate::store::InstanceRecord>>,
     secrets: Arc<Revealed>,
     options: &Options,
@@ -765,8 +785,11 @@ async fn execute(
     let session = Session::open(store, &dep.id, &execution, records, secrets, options).await?;
     // Before anything runs: no operation may start while an earlier attempt of it is alive.
     orphans::stop(store, &dep.id, &session.recorder, &execution.id).await?;
-    // With them gone, so can their working directories.
-    session.workdir.remove_stale(&execution.id);
+    // With them gone, so can their working directories (named after the execution: only an
+    // earlier attempt of it has any, and looking costs a scan of the temporary directory).
+    if attempt == Attempt::Resumed {
+        session.workdir.remove_stale(&execution.id);
+    }
     let done = store.done_tasks(&execution.id).await?;
     let resumed = !done.is_empty();
     session.event(
