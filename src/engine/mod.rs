@@ -790,7 +790,11 @@ async fn execute(
     if attempt == Attempt::Resumed {
         session.workdir.remove_stale(&execution.id);
     }
-    let done = store.done_tasks(&execution.id).await?;
+    // A first attempt has done nothing yet.
+    let done = match attempt {
+        Attempt::First => Default::default(),
+        Attempt::Resumed => store.done_tasks(&execution.id).await?,
+    };
     let resumed = !done.is_empty();
     session.event(
         "workflow_started",
