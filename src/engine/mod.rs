@@ -731,8 +731,6 @@ fn builtin(workflow: &str, plugin: &str, operation: &str) -> Result<&'static str
     }
 }
 
-/// Run an execution to its end. `whole`: `dep` already holds the whole plan, and these are
-/// its instances' states (a fresh deployment), so nothing is read back.
 /// Whether an execution runs for the first time or continues an earlier attempt.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Attempt {
@@ -742,6 +740,8 @@ enum Attempt {
     Resumed,
 }
 
+/// Run an execution to its end. `whole`: `dep` already holds the whole plan, and these are
+/// its instances' states (a fresh deployment), so nothing is read back.
 async fn execute(
     store: &Store,
     mut dep: DeploymentRecord,
