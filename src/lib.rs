@@ -19,3 +19,4 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod template;
+pub mod tuning;
