@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError, placeholders, repeated};
+use super::{InstanceRecord, Store, StoreError, placeholders, repeated, statement_chunks};
 use crate::dsl::Compiled;
 use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRun, ParentRef};
 use crate::plan::{Frame, Plan};
@@ -144,7 +144,7 @@ fn numbered(n: usize) -> String {
 
 /// `column IN (?2, …)` clauses over chunks of `ids`, with the ids each binds.
 fn in_chunks(column: &str, ids: &[String]) -> Vec<(String, Vec<String>)> {
-    ids.chunks(ROWS_PER_STATEMENT)
+    statement_chunks(ids)
         .map(|c| (format!("{column} IN ({})", numbered(c.len())), c.to_vec()))
         .collect()
 }
@@ -244,7 +244,7 @@ impl Store {
             return rows.iter().map(|r| link_from(deployment, r)).collect();
         };
         let mut clauses = [in_chunks("source", ids), in_chunks("target", ids)].concat();
-        clauses.extend(ids.chunks(ROWS_PER_STATEMENT).map(|c| {
+        clauses.extend(statement_chunks(ids).map(|c| {
             (
                 format!(
                     "targets IS NOT NULL AND target_node IN (SELECT node FROM node_instances WHERE deployment_id = ?1 AND id IN ({}))",
@@ -415,7 +415,7 @@ pub(super) async fn insert_rows(
     deployment: &str,
     change: &PlanChange,
 ) -> Result<(), StoreError> {
-    for chunk in change.instances.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&change.instances) {
         // What every new instance starts with is written in the statement, not bound.
         let sql = format!(
             "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) VALUES {}",
@@ -442,7 +442,7 @@ pub(super) async fn insert_rows(
         }
         q.execute(&mut **tx).await?;
     }
-    for chunk in change.groups.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&change.groups) {
         let sql = format!(
             "INSERT INTO group_instances (deployment_id, id, grp, parent, parent_is_group, seq) VALUES {}",
             placeholders(chunk.len(), 6)
@@ -460,7 +460,7 @@ pub(super) async fn insert_rows(
         }
         q.execute(&mut **tx).await?;
     }
-    for chunk in change.links.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&change.links) {
         let sql = format!(
             "INSERT INTO link_runs (deployment_id, source, relationship, target_node, target, targets) VALUES {}",
             placeholders(chunk.len(), 6)
