@@ -13,6 +13,7 @@
 //! backend can implement the same methods.
 
 mod blobs;
+mod bulk;
 mod fresh;
 mod operation_sets;
 mod pages;
@@ -56,6 +57,8 @@ pub enum StoreError {
     },
     #[error("state store: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("state store: {message} (SQLite code {code})")]
+    Bulk { code: i32, message: String },
     #[error("cannot create the state directory {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -495,8 +498,8 @@ impl Store {
             .collect()
     }
 
-    /// Apply writes in one transaction (the engine's group commit). Writes of one kind go in
-    /// multi-row statements; of several writes to one instance only the newest is kept.
+    /// Apply writes in one transaction (the engine's group commit), stepped on the connection's
+    /// own handle ([`bulk`]); of several writes to one instance only the newest is kept.
     pub async fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
@@ -525,68 +528,68 @@ impl Store {
             }
         }
         let mut tx = self.write().await?;
-        for chunk in statement_chunks(&tasks) {
-            let sql = format!(
-                "INSERT INTO tasks (execution_id, key, state, result) VALUES {} ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
-                placeholders(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(&sql);
-            for w in chunk {
-                if let Write::Task {
-                    execution,
-                    key,
-                    state,
-                    result,
-                } = w
-                {
-                    q = q
-                        .bind(execution)
-                        .bind(key)
-                        .bind(state)
-                        .bind(result.as_ref().map(Json::to_string));
+        {
+            let mut bulk = bulk::Bulk::lock(&mut tx).await?;
+            if !tasks.is_empty() {
+                let mut rows = bulk.rows(
+                    "INSERT INTO tasks (execution_id, key, state, result) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
+                )?;
+                for w in &tasks {
+                    if let Write::Task {
+                        execution,
+                        key,
+                        state,
+                        result,
+                    } = w
+                    {
+                        let result = result.as_ref().map(Json::to_string);
+                        rows.put(&[
+                            execution.into(),
+                            key.into(),
+                            state.into(),
+                            result.as_deref().into(),
+                        ])?;
+                    }
                 }
             }
-            q.execute(&mut *tx).await?;
-        }
-        // Only ever an update: a write that arrives after its instance was removed (a rolled
-        // back scale-out) must not bring the row back.
-        for chunk in statement_chunks(&instances) {
-            let sql = format!(
-                "UPDATE node_instances SET state = v.column3, runtime_properties = v.column4, version = v.column5 \
-                 FROM (VALUES {}) AS v WHERE node_instances.deployment_id = v.column1 AND node_instances.id = v.column2 \
-                 AND v.column5 > node_instances.version",
-                placeholders(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(&sql);
-            for (deployment, r) in chunk {
-                q = q
-                    .bind(*deployment)
-                    .bind(&r.id)
-                    .bind(&r.state)
-                    .bind(Json::Object(r.runtime_properties.clone()).to_string())
-                    .bind(r.version);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in statement_chunks(&events) {
-            let sql = format!(
-                "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) VALUES {}",
-                placeholders(chunk.len(), 7)
-            );
-            let mut q = sqlx::query(&sql);
-            for w in chunk {
-                if let Write::Event { deployment, event } = w {
-                    q = q
-                        .bind(deployment)
-                        .bind(&event.execution_id)
-                        .bind(&event.timestamp)
-                        .bind(&event.event_type)
-                        .bind(&event.node_instance_id)
-                        .bind(&event.operation)
-                        .bind(&event.message);
+            // Only ever an update: a write that arrives after its instance was removed (a
+            // rolled back scale-out) must not bring the row back.
+            if !instances.is_empty() {
+                let mut rows = bulk.rows(
+                    "UPDATE node_instances SET state = ?3, runtime_properties = ?4, version = ?5 \
+                     WHERE deployment_id = ?1 AND id = ?2 AND ?5 > version",
+                )?;
+                for (deployment, r) in &instances {
+                    let properties = Json::Object(r.runtime_properties.clone()).to_string();
+                    rows.put(&[
+                        (*deployment).into(),
+                        (&r.id).into(),
+                        (&r.state).into(),
+                        properties.as_str().into(),
+                        r.version.into(),
+                    ])?;
                 }
             }
-            q.execute(&mut *tx).await?;
+            if !events.is_empty() {
+                let mut rows = bulk.rows(
+                    "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )?;
+                for w in &events {
+                    if let Write::Event { deployment, event } = w {
+                        rows.put(&[
+                            deployment.into(),
+                            (&event.execution_id).into(),
+                            (&event.timestamp).into(),
+                            (&event.event_type).into(),
+                            (&event.node_instance_id).into(),
+                            (&event.operation).into(),
+                            (&event.message).into(),
+                        ])?;
+                    }
+                }
+            }
         }
         processes::apply(&mut tx, &processes).await?;
         tx.commit().await?;
@@ -821,11 +824,9 @@ impl Store {
     }
 }
 
-/// Rows per multi-row statement (well under SQLite's limit of bound variables). Larger
-/// statements save round trips to the connection's thread but cost more to parse: 64 rows
-/// needed the fewest instructions to deploy a 1,000-instance chain (32: 1% more, 128 and
-/// 200: 3% more).
-const ROWS_PER_STATEMENT: usize = 64;
+/// Rows (or ids of an `IN` list) per multi-row statement, well under SQLite's limit of bound
+/// variables. Bulk writes of many rows go through [`bulk`] instead.
+const ROWS_PER_STATEMENT: usize = 200;
 
 /// `items` in slices for multi-row statements: whole ones of [`ROWS_PER_STATEMENT`] rows, then
 /// the rest in falling powers of two. SQLite parses each distinct statement once per connection
@@ -951,7 +952,7 @@ mod tests {
             assert_eq!(chunks.concat(), items, "{n} items");
             for c in &chunks {
                 assert!(
-                    c.len().is_power_of_two() && c.len() <= ROWS_PER_STATEMENT,
+                    c.len() == ROWS_PER_STATEMENT || c.len().is_power_of_two(),
                     "{n}: {}",
                     c.len()
                 );

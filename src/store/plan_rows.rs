@@ -10,7 +10,8 @@ use serde_json::Value as Json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{InstanceRecord, Store, StoreError, placeholders, repeated, statement_chunks};
+use super::bulk::Bulk;
+use super::{InstanceRecord, Store, StoreError, statement_chunks};
 use crate::dsl::Compiled;
 use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRun, ParentRef};
 use crate::plan::{Frame, Plan};
@@ -409,74 +410,70 @@ pub(super) async fn write_frame(
     Ok(())
 }
 
-/// The change's new instance, group and link rows, in multi-row statements.
+/// The change's new instance, group and link rows, stepped on the connection's own handle.
 pub(super) async fn insert_rows(
     tx: &mut Transaction<'_, Sqlite>,
     deployment: &str,
     change: &PlanChange,
 ) -> Result<(), StoreError> {
-    for chunk in statement_chunks(&change.instances) {
+    let mut bulk = Bulk::lock(tx).await?;
+    if !change.instances.is_empty() {
         // What every new instance starts with is written in the statement, not bound.
-        let sql = format!(
-            "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) VALUES {}",
-            repeated(
-                chunk.len(),
-                "(?, ?, ?, 'uninitialized', '{}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
-            )
-        );
-        let mut q = sqlx::query(&sql);
-        for (r, node_name) in chunk {
+        let mut rows = bulk.rows(&format!(
+            "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) \
+             VALUES (?, ?, ?, 'uninitialized', '{{}}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))?;
+        for (r, node_name) in &change.instances {
             let (parent, parent_is_group) = parent_columns(&r.parent);
-            q = q
-                .bind(deployment)
-                .bind(&r.id)
-                .bind(node_name)
-                .bind(r.seq)
-                .bind(r.node as i64)
-                .bind(parent)
-                .bind(parent_is_group)
-                .bind(&r.contained_in)
-                .bind(&r.host)
-                .bind(r.groups.join(" "))
-                .bind(i64::from(r.index));
+            let groups = r.groups.join(" ");
+            rows.put(&[
+                deployment.into(),
+                (&r.id).into(),
+                node_name.into(),
+                r.seq.into(),
+                (r.node as i64).into(),
+                parent.into(),
+                parent_is_group.into(),
+                (&r.contained_in).into(),
+                (&r.host).into(),
+                groups.as_str().into(),
+                i64::from(r.index).into(),
+            ])?;
         }
-        q.execute(&mut **tx).await?;
     }
-    for chunk in statement_chunks(&change.groups) {
-        let sql = format!(
-            "INSERT INTO group_instances (deployment_id, id, grp, parent, parent_is_group, seq) VALUES {}",
-            placeholders(chunk.len(), 6)
-        );
-        let mut q = sqlx::query(&sql);
-        for g in chunk {
+    if !change.groups.is_empty() {
+        let mut rows = bulk.rows(
+            "INSERT INTO group_instances (deployment_id, id, grp, parent, parent_is_group, seq) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )?;
+        for g in &change.groups {
             let (parent, parent_is_group) = parent_columns(&g.parent);
-            q = q
-                .bind(deployment)
-                .bind(&g.id)
-                .bind(g.group as i64)
-                .bind(parent)
-                .bind(parent_is_group)
-                .bind(g.seq);
+            rows.put(&[
+                deployment.into(),
+                (&g.id).into(),
+                (g.group as i64).into(),
+                parent.into(),
+                parent_is_group.into(),
+                g.seq.into(),
+            ])?;
         }
-        q.execute(&mut **tx).await?;
     }
-    for chunk in statement_chunks(&change.links) {
-        let sql = format!(
-            "INSERT INTO link_runs (deployment_id, source, relationship, target_node, target, targets) VALUES {}",
-            placeholders(chunk.len(), 6)
-        );
-        let mut q = sqlx::query(&sql);
-        for l in chunk {
+    if !change.links.is_empty() {
+        let mut rows = bulk.rows(
+            "INSERT INTO link_runs (deployment_id, source, relationship, target_node, target, targets) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )?;
+        for l in &change.links {
             let (target, targets) = target_columns(&l.targets);
-            q = q
-                .bind(deployment)
-                .bind(&l.source)
-                .bind(l.relationship as i64)
-                .bind(l.target_node as i64)
-                .bind(target)
-                .bind(targets);
+            rows.put(&[
+                deployment.into(),
+                (&l.source).into(),
+                (l.relationship as i64).into(),
+                (l.target_node as i64).into(),
+                target.into(),
+                targets.as_deref().into(),
+            ])?;
         }
-        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -201,6 +201,7 @@ impl From<StoreError> for ApiError {
             StoreError::Source { .. } | StoreError::Changed(_) => ApiError::bad_request(message),
             StoreError::Open { .. }
             | StoreError::Db(_)
+            | StoreError::Bulk { .. }
             | StoreError::Dir { .. }
             | StoreError::Create { .. }
             | StoreError::Unsupported
