@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{Store, StoreError, placeholders, statement_chunks};
+use super::{ROWS_PER_STATEMENT, Store, StoreError, placeholders};
 
 /// Size of a stored chunk, and of every read while hashing or storing.
 pub const CHUNK: usize = 1 << 20;
@@ -102,7 +102,7 @@ pub(super) async fn insert_files(
             stored.new_bytes += file.size;
         }
     }
-    for batch in statement_chunks(files) {
+    for batch in files.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO snapshot_files (deployment_id, path, hash, mode, size) VALUES {}",
             placeholders(batch.len(), 5)

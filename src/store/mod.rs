@@ -828,25 +828,6 @@ impl Store {
 /// variables. Bulk writes of many rows go through [`bulk`] instead.
 const ROWS_PER_STATEMENT: usize = 200;
 
-/// `items` in slices for multi-row statements: whole ones of [`ROWS_PER_STATEMENT`] rows, then
-/// the rest in falling powers of two. SQLite parses each distinct statement once per connection
-/// (sqlx keeps it prepared) at a cost of several times its rows' execution, so the slices'
-/// sizes come from a small fixed set whatever the number of items.
-fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
-    let whole = items.len() / ROWS_PER_STATEMENT * ROWS_PER_STATEMENT;
-    let (full, mut rest) = items.split_at(whole);
-    full.chunks(ROWS_PER_STATEMENT)
-        .chain(std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            let n = 1 << rest.len().ilog2();
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Some(head)
-        }))
-}
-
 /// `(?, ?), (?, ?)` for `rows` rows of `columns` columns.
 fn placeholders(rows: usize, columns: usize) -> String {
     repeated(rows, &format!("({})", vec!["?"; columns].join(", ")))
@@ -942,28 +923,5 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_415), (2025, 11, 23));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
-
-    #[test]
-    fn statements_come_in_a_few_sizes_and_cover_every_row_in_order() {
-        for n in [0, 1, 2, 63, 64, 65, 127, 200, 1000] {
-            let items: Vec<usize> = (0..n).collect();
-            let chunks: Vec<&[usize]> = statement_chunks(&items).collect();
-            assert_eq!(chunks.concat(), items, "{n} items");
-            for c in &chunks {
-                assert!(
-                    c.len() == ROWS_PER_STATEMENT || c.len().is_power_of_two(),
-                    "{n}: {}",
-                    c.len()
-                );
-            }
-            // Whole statements first, then each smaller size at most once.
-            let tail: Vec<usize> = chunks
-                .iter()
-                .map(|c| c.len())
-                .filter(|&l| l < ROWS_PER_STATEMENT)
-                .collect();
-            assert!(tail.windows(2).all(|w| w[0] > w[1]), "{n}: {tail:?}");
-        }
     }
 }

@@ -11,7 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::bulk::Bulk;
-use super::{InstanceRecord, Store, StoreError, statement_chunks};
+use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError};
 use crate::dsl::Compiled;
 use crate::plan::rows::{Assembly, GroupRow, InstanceRow, LinkRun, ParentRef};
 use crate::plan::{Frame, Plan};
@@ -145,7 +145,7 @@ fn numbered(n: usize) -> String {
 
 /// `column IN (?2, …)` clauses over chunks of `ids`, with the ids each binds.
 fn in_chunks(column: &str, ids: &[String]) -> Vec<(String, Vec<String>)> {
-    statement_chunks(ids)
+    ids.chunks(ROWS_PER_STATEMENT)
         .map(|c| (format!("{column} IN ({})", numbered(c.len())), c.to_vec()))
         .collect()
 }
@@ -245,7 +245,7 @@ impl Store {
             return rows.iter().map(|r| link_from(deployment, r)).collect();
         };
         let mut clauses = [in_chunks("source", ids), in_chunks("target", ids)].concat();
-        clauses.extend(statement_chunks(ids).map(|c| {
+        clauses.extend(ids.chunks(ROWS_PER_STATEMENT).map(|c| {
             (
                 format!(
                     "targets IS NOT NULL AND target_node IN (SELECT node FROM node_instances WHERE deployment_id = ?1 AND id IN ({}))",
@@ -352,47 +352,70 @@ impl Store {
 
 /// Take removed instances out of the runs with several targets that name them (before the
 /// instances' rows go: their nodes find the runs). A run left with one target keeps it in
-/// `target`, one left with none goes.
+/// `target`, one left with none goes. The runs are read once, through the removed instances'
+/// nodes, however many instances go.
 async fn remove_links_to(
     tx: &mut Transaction<'_, Sqlite>,
     deployment: &str,
     removed: &[String],
 ) -> Result<(), StoreError> {
-    let gone: std::collections::HashSet<&str> = removed.iter().map(String::as_str).collect();
+    let mut nodes = std::collections::BTreeSet::new();
     for (clause, ids) in in_chunks("id", removed) {
         let sql = format!(
-            "SELECT {LINK_COLUMNS} FROM link_runs WHERE deployment_id = ?1 AND targets IS NOT NULL \
-             AND target_node IN (SELECT node FROM node_instances WHERE deployment_id = ?1 AND {clause})"
+            "SELECT DISTINCT node FROM node_instances WHERE deployment_id = ?1 AND {clause}"
         );
         let mut q = sqlx::query(&sql).bind(deployment);
         for id in &ids {
             q = q.bind(id);
         }
         for r in q.fetch_all(&mut **tx).await? {
+            nodes.insert(r.try_get::<i64, _>(0)?);
+        }
+    }
+    let nodes: Vec<i64> = nodes.into_iter().collect();
+    let gone: std::collections::HashSet<&str> = removed.iter().map(String::as_str).collect();
+    // (seq, what is left of its targets)
+    let mut changed: Vec<(i64, Vec<String>)> = Vec::new();
+    for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {LINK_COLUMNS} FROM link_runs WHERE deployment_id = ?1 AND targets IS NOT NULL \
+             AND target_node IN ({})",
+            numbered(chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(deployment);
+        for node in chunk {
+            q = q.bind(node);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
             let run = link_from(deployment, &r)?;
-            if !run.targets.iter().any(|t| gone.contains(t.as_str())) {
-                continue;
-            }
-            let left: Vec<String> = run
-                .targets
-                .into_iter()
-                .filter(|t| !gone.contains(t.as_str()))
-                .collect();
-            if left.is_empty() {
-                sqlx::query("DELETE FROM link_runs WHERE seq = ?")
-                    .bind(run.seq)
-                    .execute(&mut **tx)
-                    .await?;
-            } else {
-                let (target, targets) = target_columns(&left);
-                sqlx::query("UPDATE link_runs SET target = ?, targets = ? WHERE seq = ?")
-                    .bind(target)
-                    .bind(targets)
-                    .bind(run.seq)
-                    .execute(&mut **tx)
-                    .await?;
+            if run.targets.iter().any(|t| gone.contains(t.as_str())) {
+                let left = run
+                    .targets
+                    .into_iter()
+                    .filter(|t| !gone.contains(t.as_str()))
+                    .collect();
+                changed.push((run.seq, left));
             }
         }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut bulk = Bulk::lock(tx).await?;
+    let mut update = bulk.rows("UPDATE link_runs SET target = ?, targets = ? WHERE seq = ?")?;
+    let mut emptied = Vec::new();
+    for (seq, left) in &changed {
+        if left.is_empty() {
+            emptied.push(*seq);
+            continue;
+        }
+        let (target, targets) = target_columns(left);
+        update.put(&[target.into(), targets.as_deref().into(), (*seq).into()])?;
+    }
+    drop(update);
+    let mut delete = bulk.rows("DELETE FROM link_runs WHERE seq = ?")?;
+    for seq in emptied {
+        delete.put(&[seq.into()])?;
     }
     Ok(())
 }
