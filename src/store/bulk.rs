@@ -3,10 +3,10 @@
 //!
 //! sqlx runs each SQLite connection on a thread of its own and every statement is a round trip
 //! to it: the statement and its values go over a channel, the result comes back over another,
-//! and each way wakes a sleeping thread (about 180 µs a statement on the 2-core VMs here). Writes
-//! of thousands of rows (a plan's instances and links, an execution's state updates) therefore
-//! went as multi-row statements, which SQLite must parse anew in each process at several times
-//! the cost of running them. [`Bulk::lock`] takes the connection's handle from its thread for the
+//! and each way wakes a sleeping thread (5–70 µs a statement on a held connection on the 2-core
+//! VMs here). Writes of thousands of rows (a plan's instances and links, an execution's state
+//! updates) therefore went as multi-row statements, which SQLite must parse anew in each process
+//! at several times the cost of running them. [`Bulk::lock`] takes the connection's handle from its thread for the
 //! duration (`sqlx::sqlite::SqliteConnection::lock_handle`, one round trip); [`Rows::put`] then
 //! binds and steps on the calling thread, with no round trip and no parse per row.
 //!
