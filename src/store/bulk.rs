@@ -79,6 +79,24 @@ impl<'c> Bulk<'c> {
         })
     }
 
+    /// Run `sql`, a statement of one row, once per item: `put` binds the item's values
+    /// ([`Rows::put`]). Nothing is prepared when there are no items.
+    pub fn each<T>(
+        &mut self,
+        sql: &str,
+        items: &[T],
+        mut put: impl FnMut(&mut Rows<'_>, &T) -> Result<u64, StoreError>,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut rows = self.rows(sql)?;
+        for item in items {
+            put(&mut rows, item)?;
+        }
+        Ok(())
+    }
+
     /// Prepare `sql`, a statement of one row.
     pub fn rows(&mut self, sql: &str) -> Result<Rows<'_>, StoreError> {
         let db = self.handle.as_raw_handle();

@@ -530,37 +530,35 @@ impl Store {
         let mut tx = self.write().await?;
         {
             let mut bulk = bulk::Bulk::lock(&mut tx).await?;
-            if !tasks.is_empty() {
-                let mut rows = bulk.rows(
-                    "INSERT INTO tasks (execution_id, key, state, result) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
-                )?;
-                for w in &tasks {
-                    if let Write::Task {
+            bulk.each(
+                "INSERT INTO tasks (execution_id, key, state, result) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
+                &tasks,
+                |rows, w| match w {
+                    Write::Task {
                         execution,
                         key,
                         state,
                         result,
-                    } = w
-                    {
+                    } => {
                         let result = result.as_ref().map(Json::to_string);
                         rows.put(&[
                             execution.into(),
                             key.into(),
                             state.into(),
                             result.as_deref().into(),
-                        ])?;
+                        ])
                     }
-                }
-            }
+                    _ => Ok(0),
+                },
+            )?;
             // Only ever an update: a write that arrives after its instance was removed (a
             // rolled back scale-out) must not bring the row back.
-            if !instances.is_empty() {
-                let mut rows = bulk.rows(
-                    "UPDATE node_instances SET state = ?3, runtime_properties = ?4, version = ?5 \
-                     WHERE deployment_id = ?1 AND id = ?2 AND ?5 > version",
-                )?;
-                for (deployment, r) in &instances {
+            bulk.each(
+                "UPDATE node_instances SET state = ?3, runtime_properties = ?4, version = ?5 \
+                 WHERE deployment_id = ?1 AND id = ?2 AND ?5 > version",
+                &instances,
+                |rows, (deployment, r)| {
                     let properties = Json::Object(r.runtime_properties.clone()).to_string();
                     rows.put(&[
                         (*deployment).into(),
@@ -568,28 +566,26 @@ impl Store {
                         (&r.state).into(),
                         properties.as_str().into(),
                         r.version.into(),
-                    ])?;
-                }
-            }
-            if !events.is_empty() {
-                let mut rows = bulk.rows(
-                    "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )?;
-                for w in &events {
-                    if let Write::Event { deployment, event } = w {
-                        rows.put(&[
-                            deployment.into(),
-                            (&event.execution_id).into(),
-                            (&event.timestamp).into(),
-                            (&event.event_type).into(),
-                            (&event.node_instance_id).into(),
-                            (&event.operation).into(),
-                            (&event.message).into(),
-                        ])?;
-                    }
-                }
-            }
+                    ])
+                },
+            )?;
+            bulk.each(
+                "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                &events,
+                |rows, w| match w {
+                    Write::Event { deployment, event } => rows.put(&[
+                        deployment.into(),
+                        (&event.execution_id).into(),
+                        (&event.timestamp).into(),
+                        (&event.event_type).into(),
+                        (&event.node_instance_id).into(),
+                        (&event.operation).into(),
+                        (&event.message).into(),
+                    ]),
+                    _ => Ok(0),
+                },
+            )?;
         }
         processes::apply(&mut tx, &processes).await?;
         tx.commit().await?;

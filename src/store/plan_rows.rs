@@ -401,22 +401,21 @@ async fn remove_links_to(
     if changed.is_empty() {
         return Ok(());
     }
+    let (emptied, left): (Vec<_>, Vec<_>) = changed.iter().partition(|(_, left)| left.is_empty());
     let mut bulk = Bulk::lock(tx).await?;
-    let mut update = bulk.rows("UPDATE link_runs SET target = ?, targets = ? WHERE seq = ?")?;
-    let mut emptied = Vec::new();
-    for (seq, left) in &changed {
-        if left.is_empty() {
-            emptied.push(*seq);
-            continue;
-        }
-        let (target, targets) = target_columns(left);
-        update.put(&[target.into(), targets.as_deref().into(), (*seq).into()])?;
-    }
-    drop(update);
-    let mut delete = bulk.rows("DELETE FROM link_runs WHERE seq = ?")?;
-    for seq in emptied {
-        delete.put(&[seq.into()])?;
-    }
+    bulk.each(
+        "UPDATE link_runs SET target = ?, targets = ? WHERE seq = ?",
+        &left,
+        |rows, (seq, left)| {
+            let (target, targets) = target_columns(left);
+            rows.put(&[target.into(), targets.as_deref().into(), (*seq).into()])
+        },
+    )?;
+    bulk.each(
+        "DELETE FROM link_runs WHERE seq = ?",
+        &emptied,
+        |rows, (seq, _)| rows.put(&[(*seq).into()]),
+    )?;
     Ok(())
 }
 
@@ -440,36 +439,33 @@ pub(super) async fn insert_rows(
     change: &PlanChange,
 ) -> Result<(), StoreError> {
     let mut bulk = Bulk::lock(tx).await?;
-    if !change.instances.is_empty() {
-        // What every new instance starts with is written in the statement, not bound.
-        let mut rows = bulk.rows(&format!(
-            "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) \
-             VALUES (?, ?, ?, 'uninitialized', '{{}}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))?;
-        for (r, node_name) in &change.instances {
-            let (parent, parent_is_group) = parent_columns(&r.parent);
-            let groups = r.groups.join(" ");
-            rows.put(&[
-                deployment.into(),
-                (&r.id).into(),
-                node_name.into(),
-                r.seq.into(),
-                (r.node as i64).into(),
-                parent.into(),
-                parent_is_group.into(),
-                (&r.contained_in).into(),
-                (&r.host).into(),
-                groups.as_str().into(),
-                i64::from(r.index).into(),
-            ])?;
-        }
-    }
-    if !change.groups.is_empty() {
-        let mut rows = bulk.rows(
-            "INSERT INTO group_instances (deployment_id, id, grp, parent, parent_is_group, seq) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )?;
-        for g in &change.groups {
+    // What every new instance starts with is written in the statement, not bound.
+    let sql = format!(
+        "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) \
+         VALUES (?, ?, ?, 'uninitialized', '{{}}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    bulk.each(&sql, &change.instances, |rows, (r, node_name)| {
+        let (parent, parent_is_group) = parent_columns(&r.parent);
+        let groups = r.groups.join(" ");
+        rows.put(&[
+            deployment.into(),
+            (&r.id).into(),
+            node_name.into(),
+            r.seq.into(),
+            (r.node as i64).into(),
+            parent.into(),
+            parent_is_group.into(),
+            (&r.contained_in).into(),
+            (&r.host).into(),
+            groups.as_str().into(),
+            i64::from(r.index).into(),
+        ])
+    })?;
+    bulk.each(
+        "INSERT INTO group_instances (deployment_id, id, grp, parent, parent_is_group, seq) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &change.groups,
+        |rows, g| {
             let (parent, parent_is_group) = parent_columns(&g.parent);
             rows.put(&[
                 deployment.into(),
@@ -478,15 +474,14 @@ pub(super) async fn insert_rows(
                 parent.into(),
                 parent_is_group.into(),
                 g.seq.into(),
-            ])?;
-        }
-    }
-    if !change.links.is_empty() {
-        let mut rows = bulk.rows(
-            "INSERT INTO link_runs (deployment_id, source, relationship, target_node, target, targets) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )?;
-        for l in &change.links {
+            ])
+        },
+    )?;
+    bulk.each(
+        "INSERT INTO link_runs (deployment_id, source, relationship, target_node, target, targets) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &change.links,
+        |rows, l| {
             let (target, targets) = target_columns(&l.targets);
             rows.put(&[
                 deployment.into(),
@@ -495,9 +490,9 @@ pub(super) async fn insert_rows(
                 (l.target_node as i64).into(),
                 target.into(),
                 targets.as_deref().into(),
-            ])?;
-        }
-    }
+            ])
+        },
+    )?;
     Ok(())
 }
 
