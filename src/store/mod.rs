@@ -272,8 +272,8 @@ impl Store {
             // A large deploy grows the write-ahead log to its transaction's size; truncate it
             // back after checkpoints instead of leaving hundreds of MB on disk.
             .pragma("journal_size_limit", (16 << 20).to_string())
-            // Statement journals and sorts stay in memory: a multi-row insert inside a
-            // transaction otherwise spills its statement journal to a temporary file.
+            // Statement journals (of a statement that changes many rows inside a transaction,
+            // as `DELETE … IN (…)` does) and sorts stay in memory, not in files in /var/tmp.
             .pragma("temp_store", "memory")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
