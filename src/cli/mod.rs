@@ -23,7 +23,7 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 use crate::blueprint::{self, Blueprint, Error};
 use crate::dsl::inputs;
 use crate::engine::EngineError;
-use crate::store::Store;
+use crate::store::{Connections, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -209,9 +209,9 @@ pub fn main() -> ExitCode {
         Command::Executions(args) => with_store(&global, |store, _| {
             Box::pin(inspect::executions(store, args))
         }),
-        Command::Serve(args) => {
-            with_store(&global, |store, g| Box::pin(serve::serve(store, g, args)))
-        }
+        Command::Serve(args) => with_store_connections(&global, Connections::Shared, |store, g| {
+            Box::pin(serve::serve(store, g, args))
+        }),
         Command::Policies(args) => {
             with_store(&global, |store, _| Box::pin(serve::policies(store, args)))
         }
@@ -233,6 +233,15 @@ fn with_store(
     global: &Global,
     command: impl for<'a> FnOnce(&'a Store, &'a Global) -> CommandFuture<'a>,
 ) -> ExitCode {
+    with_store_connections(global, Connections::Single, command)
+}
+
+/// [`with_store`] with the store's connections chosen (the manager shares several).
+fn with_store_connections(
+    global: &Global,
+    connections: Connections,
+    command: impl for<'a> FnOnce(&'a Store, &'a Global) -> CommandFuture<'a>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -249,7 +258,7 @@ fn with_store(
             .state
             .clone()
             .unwrap_or_else(crate::store::default_location);
-        let store = match Store::open(&location).await {
+        let store = match Store::open_with(&location, connections).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
