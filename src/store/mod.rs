@@ -540,8 +540,13 @@ impl Store {
             std::collections::HashMap::new();
         for w in writes {
             match w {
-                Write::Task { .. } => tasks.push(w),
-                Write::Event { .. } => events.push(w),
+                Write::Task {
+                    execution,
+                    key,
+                    state,
+                    result,
+                } => tasks.push((execution, key, state, result)),
+                Write::Event { deployment, event } => events.push((deployment, event)),
                 Write::Process(p) => processes.push(p),
                 Write::Instance { deployment, record } => {
                     match latest.get(&(deployment.as_str(), record.id.as_str())) {
@@ -562,22 +567,14 @@ impl Store {
                 "INSERT INTO tasks (execution_id, key, state, result) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (execution_id, key) DO UPDATE SET state = excluded.state, result = excluded.result",
                 &tasks,
-                |rows, w| match w {
-                    Write::Task {
-                        execution,
-                        key,
-                        state,
-                        result,
-                    } => {
-                        let result = result.as_ref().map(Json::to_string);
-                        rows.put(&[
-                            execution.into(),
-                            key.into(),
-                            state.into(),
-                            result.as_deref().into(),
-                        ])
-                    }
-                    _ => Ok(0),
+                |rows, (execution, key, state, result)| {
+                    let result = result.as_ref().map(Json::to_string);
+                    rows.put(&[
+                        (*execution).into(),
+                        (*key).into(),
+                        (*state).into(),
+                        result.as_deref().into(),
+                    ])
                 },
             )?;
             // Only ever an update: a write that arrives after its instance was removed (a
@@ -601,17 +598,16 @@ impl Store {
                 "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
                 &events,
-                |rows, w| match w {
-                    Write::Event { deployment, event } => rows.put(&[
-                        deployment.into(),
+                |rows, (deployment, event)| {
+                    rows.put(&[
+                        (*deployment).into(),
                         (&event.execution_id).into(),
                         (&event.timestamp).into(),
                         (&event.event_type).into(),
                         (&event.node_instance_id).into(),
                         (&event.operation).into(),
                         (&event.message).into(),
-                    ]),
-                    _ => Ok(0),
+                    ])
                 },
             )?;
         }
@@ -854,13 +850,7 @@ const ROWS_PER_STATEMENT: usize = 200;
 
 /// `(?, ?), (?, ?)` for `rows` rows of `columns` columns.
 fn placeholders(rows: usize, columns: usize) -> String {
-    repeated(rows, &format!("({})", vec!["?"; columns].join(", ")))
-}
-
-/// The VALUES list of a multi-row statement whose rows all have `row`'s form (which may
-/// write constants where [`placeholders`] would bind them).
-fn repeated(rows: usize, row: &str) -> String {
-    vec![row; rows].join(", ")
+    vec![format!("({})", vec!["?"; columns].join(", ")); rows].join(", ")
 }
 
 // Reads use `fetch_all`, never `fetch_optional`: a statement left unfinished keeps SQLite's
