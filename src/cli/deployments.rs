@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
@@ -138,14 +139,16 @@ pub async fn deploy(
     store: &Store,
     global: &Global,
     args: DeployArgs,
+    opening: Opening,
 ) -> Result<ExitCode, EngineError> {
-    let given = inputs::parse_args(&args.inputs).map_err(|e| EngineError::Blueprint(e.into()))?;
+    let bp = opening.wait()?;
     let id = match args.id {
         Some(id) => id,
         None => default_id(&args.blueprint),
     };
+    let label = args.blueprint.display().to_string();
     let (snapshot, created) =
-        engine::create_deployment(store, &args.blueprint, &id, &given).await?;
+        engine::create_opened(store, &args.blueprint, &label, &id, bp).await?;
     if snapshot.is_large() && !global.quiet {
         eprintln!("{}", snapshot_note(&snapshot));
     }
@@ -154,6 +157,61 @@ pub async fn deploy(
         global,
         format!("deployment `{id}` installed (execution {execution})"),
     ))
+}
+
+/// A deploy's blueprint (inputs read, YAML parsed, compiled, planned) being opened on a
+/// thread of its own while the runtime and the state store start, which touch neither. The
+/// thread sends the result as soon as it has it and frees the parsed YAML after.
+pub struct Opening {
+    result: mpsc::Receiver<Opened>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Opened = Result<crate::blueprint::Blueprint, EngineError>;
+
+impl Opening {
+    pub fn start(args: &DeployArgs) -> Opening {
+        let (send, result) = mpsc::sync_channel(1);
+        let (path, given) = (args.blueprint.clone(), args.inputs.clone());
+        let opener = move || open(&path, &given, |r| drop(send.send(r)));
+        // A thread that cannot be had is reported as any other lack of resources.
+        let thread = match std::thread::Builder::new()
+            .name("blueprint".into())
+            .spawn(opener)
+        {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                let (send, result) = mpsc::sync_channel(1);
+                let _ = send.send(Err(EngineError::Io(format!(
+                    "cannot start a thread to open the blueprint: {e}"
+                ))));
+                return Opening {
+                    result,
+                    thread: None,
+                };
+            }
+        };
+        Opening { result, thread }
+    }
+
+    /// The result (a blocking wait: called where nothing else is to be done meanwhile).
+    fn wait(self) -> Opened {
+        match self.result.recv() {
+            Ok(r) => r,
+            // No result: the thread panicked, and so does this.
+            Err(_) => match self.thread.map(std::thread::JoinHandle::join) {
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                _ => Err(EngineError::Io("the blueprint was not opened".into())),
+            },
+        }
+    }
+}
+
+fn open(path: &std::path::Path, given: &[String], ready: impl FnOnce(Opened)) {
+    match inputs::parse_args(given) {
+        Ok(given) => crate::blueprint::open_then(path, &given, |r| ready(r.map_err(Into::into))),
+        Err(e) => ready(Err(EngineError::Blueprint(e.into()))),
+    }
 }
 
 /// One line on what a large snapshot holds and how to make it smaller (sizes and paths only,

@@ -169,9 +169,12 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(args, global.verbose),
         Command::Plan(args) => plan::run(args),
-        Command::Deploy(args) => with_store(&global, |store, g| {
-            Box::pin(deployments::deploy(store, g, args))
-        }),
+        Command::Deploy(args) => {
+            let opening = deployments::Opening::start(&args);
+            with_store(&global, |store, g| {
+                Box::pin(deployments::deploy(store, g, args, opening))
+            })
+        }
         Command::Undeploy(args) => with_store(&global, |store, g| {
             Box::pin(deployments::undeploy(store, g, args))
         }),

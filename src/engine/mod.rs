@@ -146,6 +146,18 @@ pub async fn create_deployment_as(
     given: &GivenInputs,
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
+    create_opened(store, blueprint_path, label, id, bp).await
+}
+
+/// [`create_deployment_as`] for a blueprint the caller opened (`blueprint::open`) from
+/// `blueprint_path`.
+pub async fn create_opened(
+    store: &Store,
+    blueprint_path: &Path,
+    label: &str,
+    id: &str,
+    bp: blueprint::Blueprint,
+) -> Result<(snapshot::Report, Created), EngineError> {
     lookups::check_inputs(store, &bp.compiled).await?;
     let registry = Registry::for_blueprint(&bp.compiled);
     check_plugins(&bp.compiled, &registry)?;

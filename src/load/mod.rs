@@ -223,6 +223,7 @@ pub fn load_str_with(path: &Path, text: &str, plugin_path: &PluginPath) -> (Load
         main_version: None,
         plugin_path: plugin_path.clone(),
         imports: Vec::new(),
+        prefetch: Prefetch::start(text),
     };
     let origin = Origin::File(canonical(path));
     loader.seen.insert((origin.clone(), None));
@@ -271,6 +272,40 @@ struct Loader {
     main_version: Option<String>,
     plugin_path: PluginPath,
     imports: Vec<Resolution>,
+    /// The built-in types being parsed on another thread while the main file is.
+    prefetch: Option<Prefetch>,
+}
+
+type Parsed = Result<(Node, Vec<yaml::SyntaxError>), yaml::SyntaxError>;
+
+/// Cloudify's built-in types, parsed on a thread of their own as `PREFETCH_FILE`: nearly every
+/// blueprint imports them as its first import, which is the file id they get then. Used only
+/// when they do get that id; otherwise they are parsed again where they are imported.
+struct Prefetch(std::thread::JoinHandle<Parsed>);
+
+const PREFETCH_FILE: FileId = FileId(1);
+
+impl Prefetch {
+    /// Start parsing when `main` (the main file's text) may import the built-in types; `None`
+    /// when it cannot, or no thread can be had.
+    fn start(main: &str) -> Option<Prefetch> {
+        if !main.contains("types.yaml") {
+            return None;
+        }
+        std::thread::Builder::new()
+            .name("types-yaml".into())
+            .spawn(|| yaml::parse_with_warnings(PREFETCH_FILE, builtin::CLOUDIFY_TYPES))
+            .ok()
+            .map(Prefetch)
+    }
+
+    /// The parse of the built-in types as file `file`, if this one is it.
+    fn take(this: &mut Option<Prefetch>, file: FileId) -> Option<Parsed> {
+        if file != PREFETCH_FILE {
+            return None;
+        }
+        this.take()?.0.join().ok()
+    }
 }
 
 /// Where a document sits: its namespace, whether it is the main file, the plugin directory it
@@ -293,21 +328,26 @@ impl Loader {
         let is_builtin_types = name == builtin::CLOUDIFY_TYPES_NAME;
         let file = self.sources.add(name, text);
         let text = self.sources.get(file).text.clone();
-        let parsed = yaml::parse_with_warnings(file, &text).map(|(mut root, warnings)| {
-            for w in warnings {
-                self.diags.warn(Diagnostic::new(w.loc, w.message));
-            }
-            if is_main {
-                self.main_version = root
-                    .get("tosca_definitions_version")
-                    .and_then(Node::as_str)
-                    .map(str::to_string);
-            }
-            if is_builtin_types {
-                builtin::apply_version_gates(&mut root, self.main_version.as_deref());
-            }
-            root
-        });
+        let prefetched = is_builtin_types
+            .then(|| Prefetch::take(&mut self.prefetch, file))
+            .flatten();
+        let parsed = prefetched
+            .unwrap_or_else(|| yaml::parse_with_warnings(file, &text))
+            .map(|(mut root, warnings)| {
+                for w in warnings {
+                    self.diags.warn(Diagnostic::new(w.loc, w.message));
+                }
+                if is_main {
+                    self.main_version = root
+                        .get("tosca_definitions_version")
+                        .and_then(Node::as_str)
+                        .map(str::to_string);
+                }
+                if is_builtin_types {
+                    builtin::apply_version_gates(&mut root, self.main_version.as_deref());
+                }
+                root
+            });
         let root = match parsed {
             Ok(root) => root,
             Err(e) => {
@@ -604,5 +644,51 @@ fn collect_imports(root: &Node, diags: &mut Diagnostics) -> Vec<Import> {
             );
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in types as loaded for a 1.3 main file whose `n`th file they are.
+    fn types_as_file(n: u32) -> Node {
+        let (mut root, _) = yaml::parse_with_warnings(FileId(n), builtin::CLOUDIFY_TYPES)
+            .expect("the shipped types parse");
+        builtin::apply_version_gates(&mut root, Some("cloudify_dsl_1_3"));
+        root
+    }
+
+    fn types_document(loaded: &Loaded) -> &Document {
+        loaded
+            .documents
+            .iter()
+            .find(|d| loaded.sources.get(d.file).name == builtin::CLOUDIFY_TYPES_NAME)
+            .expect("the types are loaded")
+    }
+
+    #[test]
+    fn types_parsed_ahead_are_what_parsing_them_in_place_gives() {
+        let main =
+            "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\n";
+        let (loaded, diags) = load_str(Path::new("/nowhere/blueprint.yaml"), main);
+        assert!(diags.is_empty(), "{diags:?}");
+        let types = types_document(&loaded);
+        assert_eq!(types.file, PREFETCH_FILE);
+        assert_eq!(types.root, types_as_file(PREFETCH_FILE.0));
+    }
+
+    #[test]
+    fn types_imported_after_another_file_are_parsed_as_that_file() {
+        let dir = std::env::temp_dir().join(format!("windlass-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        std::fs::write(dir.join("first.yaml"), "node_types: {}\n").expect("write");
+        let main = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [first.yaml, cloudify/types/types.yaml]\n";
+        let (loaded, diags) = load_str(&dir.join("blueprint.yaml"), main);
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(diags.is_empty(), "{diags:?}");
+        let types = types_document(&loaded);
+        assert_eq!(types.file, FileId(2));
+        assert_eq!(types.root, types_as_file(2));
     }
 }
