@@ -594,7 +594,7 @@ impl Store {
                     ])
                 },
             )?;
-            bulk.each(
+            bulk.insert(
                 "INSERT INTO events (deployment_id, execution_id, timestamp, event_type, node_instance_id, operation, message) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
                 &events,

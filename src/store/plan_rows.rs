@@ -444,7 +444,7 @@ pub(super) async fn insert_rows(
         "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) \
          VALUES (?, ?, ?, 'uninitialized', '{{}}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
-    bulk.each(&sql, &change.instances, |rows, (r, node_name)| {
+    bulk.insert(&sql, &change.instances, |rows, (r, node_name)| {
         let (parent, parent_is_group) = parent_columns(&r.parent);
         let groups = r.groups.join(" ");
         rows.put(&[
@@ -461,7 +461,7 @@ pub(super) async fn insert_rows(
             i64::from(r.index).into(),
         ])
     })?;
-    bulk.each(
+    bulk.insert(
         "INSERT INTO group_instances (deployment_id, id, grp, parent, parent_is_group, seq) \
          VALUES (?, ?, ?, ?, ?, ?)",
         &change.groups,
@@ -477,7 +477,7 @@ pub(super) async fn insert_rows(
             ])
         },
     )?;
-    bulk.each(
+    bulk.insert(
         "INSERT INTO link_runs (deployment_id, source, relationship, target_node, target, targets) \
          VALUES (?, ?, ?, ?, ?, ?)",
         &change.links,
