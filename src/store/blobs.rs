@@ -18,7 +18,8 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
 use super::{ROWS_PER_STATEMENT, Store, StoreError, placeholders};
 
@@ -80,17 +81,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn is_stored(tx: &mut Transaction<'_, Sqlite>, hash: &str) -> Result<bool, StoreError> {
+async fn is_stored(tx: &mut SqliteConnection, hash: &str) -> Result<bool, StoreError> {
     Ok(sqlx::query("SELECT 1 FROM contents WHERE hash = ?")
         .bind(hash)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .is_some())
 }
 
 /// Store `files` as the snapshot of `deployment`, adding the contents not stored yet.
 pub(super) async fn insert_files(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     deployment: &str,
     files: &[SnapshotFile],
 ) -> Result<Stored, StoreError> {
@@ -116,17 +117,14 @@ pub(super) async fn insert_files(
                 .bind(i64::from(f.mode))
                 .bind(f.size as i64);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(stored)
 }
 
 /// Stream one file's content into chunks; refuse it when it no longer has the hash the walk
 /// computed (it changed in between), so a hash always names the content stored under it.
-async fn insert_content(
-    tx: &mut Transaction<'_, Sqlite>,
-    file: &SnapshotFile,
-) -> Result<(), StoreError> {
+async fn insert_content(tx: &mut SqliteConnection, file: &SnapshotFile) -> Result<(), StoreError> {
     let unreadable = |source| StoreError::Source {
         path: file.source.clone(),
         source,
@@ -146,7 +144,7 @@ async fn insert_content(
             .bind(&file.hash)
             .bind(seq)
             .bind(buf)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         seq += 1;
     }
@@ -157,40 +155,40 @@ async fn insert_content(
         .bind(&file.hash)
         .bind(size as i64)
         .bind(seq)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 /// Delete a deployment's file list, then every content no other list references.
 pub(super) async fn delete_files(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     deployment: &str,
 ) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM snapshot_files WHERE deployment_id = ?")
         .bind(deployment)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     const UNREFERENCED: &str = "SELECT hash FROM contents WHERE NOT EXISTS (SELECT 1 FROM snapshot_files f WHERE f.hash = contents.hash)";
     sqlx::query(&format!(
         "DELETE FROM content_chunks WHERE hash IN ({UNREFERENCED})"
     ))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     sqlx::query(&format!(
         "DELETE FROM contents WHERE hash IN ({UNREFERENCED})"
     ))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Move the rows of 0.1 stores (`resources`: one whole file per row and deployment) into
 /// contents and file lists. Each old row is read whole once, as 0.1 wrote it.
-pub(super) async fn convert_resources(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+pub(super) async fn convert_resources(tx: &mut SqliteConnection) -> Result<(), StoreError> {
     let keys =
         sqlx::query("SELECT deployment_id, path FROM resources ORDER BY deployment_id, path")
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await?;
     for key in keys {
         let (deployment, path): (String, String) = (key.get(0), key.get(1));
@@ -198,7 +196,7 @@ pub(super) async fn convert_resources(tx: &mut Transaction<'_, Sqlite>) -> Resul
             sqlx::query("SELECT content, mode FROM resources WHERE deployment_id = ? AND path = ?")
                 .bind(&deployment)
                 .bind(&path)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
         let content: Vec<u8> = row.get(0);
         let (hash, size) = content_hash(content.as_slice())
@@ -210,7 +208,7 @@ pub(super) async fn convert_resources(tx: &mut Transaction<'_, Sqlite>) -> Resul
                     .bind(&hash)
                     .bind(seq)
                     .bind(chunk)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                 seq += 1;
             }
@@ -218,7 +216,7 @@ pub(super) async fn convert_resources(tx: &mut Transaction<'_, Sqlite>) -> Resul
                 .bind(&hash)
                 .bind(size as i64)
                 .bind(seq)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         sqlx::query(
@@ -229,11 +227,11 @@ pub(super) async fn convert_resources(tx: &mut Transaction<'_, Sqlite>) -> Resul
         .bind(&hash)
         .bind(row.get::<i64, _>(1))
         .bind(size as i64)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     sqlx::query("DELETE FROM resources")
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -246,7 +244,7 @@ impl Store {
              JOIN contents c ON c.hash = f.hash WHERE f.deployment_id = ? ORDER BY f.path",
         )
         .bind(deployment)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.get().await?)
         .await?;
         Ok(rows
             .iter()
@@ -270,7 +268,7 @@ impl Store {
         sqlx::query("SELECT data FROM content_chunks WHERE hash = ? AND seq = ?")
             .bind(&file.hash)
             .bind(seq)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db.get().await?)
             .await?
             .map(|r| r.get(0))
             .ok_or_else(|| {
@@ -344,7 +342,7 @@ mod tests {
 
     async fn count(store: &Store, table: &str) -> i64 {
         sqlx::query(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&store.pool)
+            .fetch_one(&store.db.pool)
             .await
             .unwrap()
             .get(0)

@@ -142,7 +142,9 @@ mod tests {
     #[tokio::test]
     async fn the_fresh_schema_is_what_the_migrations_make() {
         let migrated = memory().await;
-        super::super::migrate(&migrated).await.unwrap();
+        super::super::migrate(&mut migrated.acquire().await.unwrap())
+            .await
+            .unwrap();
         let fresh = memory().await;
         create_schema(&fresh).await.unwrap();
         let (want, want_version) = described(&migrated).await;
@@ -164,7 +166,9 @@ mod tests {
     async fn a_fresh_store_needs_no_migration() {
         let pool = memory().await;
         create_schema(&pool).await.unwrap();
-        super::super::migrate(&pool).await.unwrap();
+        super::super::migrate(&mut pool.acquire().await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(described(&pool).await.1, schema::MIGRATIONS.len() as i64);
     }
 }

@@ -14,6 +14,7 @@
 
 mod blobs;
 mod bulk;
+mod conn;
 mod fresh;
 mod operation_sets;
 mod pages;
@@ -31,10 +32,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
+use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
 
 use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
@@ -138,7 +139,7 @@ pub fn default_location() -> String {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: conn::Connections,
     path: PathBuf,
 }
 
@@ -249,12 +250,9 @@ pub enum Connections {
     /// Several: reads go on while a write transaction (perhaps waiting for another process's
     /// lock) holds one. For the manager and for library users.
     Shared,
-    /// One, for one command of the command line. sqlx hands a connection back to the pool from
-    /// a task of its own, after a round trip to the connection's thread; a command's next
-    /// statement, issued at once, found none idle and opened a second connection (about 4 ms
-    /// of CPU: a thread, the file, SQLite reading the schema), several times per deploy. With
-    /// one, it waits the fraction of a millisecond the return takes. Nothing in the store uses
-    /// the pool while holding a transaction, so a single connection cannot wait on itself.
+    /// One, for one command of the command line, held for the store's life instead of taken
+    /// from the pool for each statement (see `conn.rs`). Nothing in the store asks for a
+    /// connection while holding a transaction, so the one connection cannot wait on itself.
     Single,
 }
 
@@ -312,18 +310,21 @@ impl Store {
                 location: location.to_string(),
                 source,
             })?;
-        let store = Store {
-            pool,
-            path: std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path)),
+        let db = match connections {
+            Connections::Shared => conn::Connections::pooled(pool),
+            Connections::Single => conn::Connections::own(pool).await?,
         };
-        migrate(&store.pool).await?;
-        Ok(store)
+        migrate(&mut *db.get().await?).await?;
+        Ok(Store {
+            db,
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path)),
+        })
     }
 
     /// Close every connection (SQLite folds the write-ahead log back into the file when the
     /// last one closes, as when a command exits).
     pub async fn close(self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 
     /// The location this store was opened at (a file path).
@@ -348,8 +349,8 @@ impl Store {
     /// without calling the busy handler (its snapshot is stale). Taking the lock at `BEGIN`
     /// makes a busy store a wait of at most the busy timeout, for any number of processes.
     /// Callers keep such transactions short: nothing but store statements runs inside them.
-    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    pub(crate) async fn write(&self) -> Result<conn::Tx, StoreError> {
+        self.db.write().await
     }
 
     // ----- deployments ----------------------------------------------------------------------
@@ -404,7 +405,7 @@ impl Store {
     pub async fn deployment_frame(&self, id: &str) -> Result<DeploymentRecord, StoreError> {
         let row = sqlx::query("SELECT id, blueprint, created_at, inputs, compiled, plan, installed, deleting FROM deployments WHERE id = ?")
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?
             .into_iter()
             .next()
@@ -432,7 +433,7 @@ impl Store {
         sqlx::query("UPDATE deployments SET installed = ? WHERE id = ?")
             .bind(installed)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         Ok(())
     }
@@ -442,7 +443,7 @@ impl Store {
         sqlx::query("UPDATE deployments SET deleting = ? WHERE id = ?")
             .bind(deleting)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         Ok(())
     }
@@ -452,7 +453,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, blueprint, created_at FROM deployments ORDER BY created_at, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.get().await?)
         .await?;
         Ok(rows
             .iter()
@@ -500,7 +501,7 @@ impl Store {
         sqlx::query("UPDATE executions SET parameters = ? WHERE id = ?")
             .bind(parameters.to_string())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         Ok(())
     }
@@ -510,7 +511,7 @@ impl Store {
     pub async fn instances(&self, deployment: &str) -> Result<Vec<InstanceRecord>, StoreError> {
         let rows = sqlx::query("SELECT id, node_id, state, runtime_properties, version FROM node_instances WHERE deployment_id = ? ORDER BY seq")
             .bind(deployment)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -730,7 +731,7 @@ impl Store {
             .bind(&active.id)
             .bind(active.pid)
             .bind(active.pid)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         if updated.rows_affected() != 1 {
             return Err(self.busy(deployment).await?);
@@ -754,7 +755,7 @@ impl Store {
             "SELECT id, deployment_id, workflow, parameters, status, created_at, ended_at, error, pid, pid_started FROM executions WHERE deployment_id = ? ORDER BY created_at, rowid",
         )
         .bind(deployment)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.get().await?)
         .await?;
         Ok(rows
             .iter()
@@ -776,7 +777,7 @@ impl Store {
     pub async fn execution_status(&self, id: &str) -> Result<Option<String>, StoreError> {
         let rows = sqlx::query("SELECT status FROM executions WHERE id = ?")
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?;
         Ok(rows.into_iter().next().map(|r| r.get(0)))
     }
@@ -793,7 +794,7 @@ impl Store {
             .bind(error)
             .bind(ended)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         Ok(())
     }
@@ -805,7 +806,7 @@ impl Store {
             .bind(i64::from(std::process::id()))
             .bind(crate::procs::own_start_time())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await;
         match r {
             Ok(r) => Ok(r.rows_affected() == 1),
@@ -821,7 +822,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT key FROM tasks WHERE execution_id = ? AND state = 'succeeded'")
                 .bind(execution)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.db.get().await?)
                 .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
@@ -838,7 +839,7 @@ impl Store {
         )
         .bind(deployment)
         .bind(after)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.get().await?)
         .await?;
         Ok(rows.iter().map(EventRecord::from_row).collect())
     }
@@ -898,14 +899,25 @@ fn new_execution_id() -> String {
     )
 }
 
-/// Bring the schema up to date, in one write transaction.
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+/// The schema version a store is at.
+async fn schema_version(conn: &mut SqliteConnection) -> Result<usize, StoreError> {
     let version: i64 = sqlx::query("PRAGMA user_version")
-        .fetch_one(&mut *tx)
+        .fetch_one(conn)
         .await?
         .get(0);
-    for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+    Ok(usize::try_from(version).unwrap_or(0))
+}
+
+/// Bring the schema up to date, in one write transaction; a store already up to date is only
+/// read (no command waits for another's write lock just to start).
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    if schema_version(conn).await? >= schema::MIGRATIONS.len() {
+        return Ok(());
+    }
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
+    // Read again under the lock: another process may have migrated meanwhile.
+    let version = schema_version(&mut tx).await?;
+    for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version) {
         for statement in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
@@ -915,13 +927,13 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     }
     // Conversions write with today's schema, so they run after every migration.
     // First this one: the others read compiled blueprints in today's form.
-    if (version as usize) < schema::OPERATION_SETS {
+    if version < schema::OPERATION_SETS {
         operation_sets::convert(&mut tx).await?;
     }
-    if (version as usize) < schema::PLAN_ROWS {
+    if version < schema::PLAN_ROWS {
         plan_rows::convert_plan_blobs(&mut tx).await?;
     }
-    if (version as usize) < schema::SNAPSHOT_CONTENTS {
+    if version < schema::SNAPSHOT_CONTENTS {
         blobs::convert_resources(&mut tx).await?;
     }
     tx.commit().await?;

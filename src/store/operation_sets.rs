@@ -9,14 +9,15 @@
 //! is not a compiled blueprint, is left as it is.
 
 use serde_json::{Map, Value as Json};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
 use super::StoreError;
 
 /// Convert every stored deployment whose compiled blueprint keeps operations inline.
-pub(super) async fn convert(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+pub(super) async fn convert(tx: &mut SqliteConnection) -> Result<(), StoreError> {
     let rows = sqlx::query("SELECT id, compiled FROM deployments")
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     for r in rows {
         let id: String = r.get(0);
@@ -31,7 +32,7 @@ pub(super) async fn convert(tx: &mut Transaction<'_, Sqlite>) -> Result<(), Stor
         sqlx::query("UPDATE deployments SET compiled = ? WHERE id = ?")
             .bind(compiled.to_string())
             .bind(&id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())
@@ -169,11 +170,11 @@ pub(super) mod tests {
             .unwrap();
         sqlx::query("UPDATE deployments SET compiled = ?")
             .bind(inline(&bp.compiled))
-            .execute(&store.pool)
+            .execute(&store.db.pool)
             .await
             .unwrap();
         sqlx::query("PRAGMA user_version = 12")
-            .execute(&store.pool)
+            .execute(&store.db.pool)
             .await
             .unwrap();
         store.close().await;

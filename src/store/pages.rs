@@ -24,7 +24,7 @@ impl Store {
             "SELECT id, deployment_id, workflow, parameters, status, created_at, ended_at, error, pid, pid_started FROM executions WHERE id = ?",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.get().await?)
         .await?;
         Ok(rows.first().map(|r| ExecutionRecord {
             id: r.get(0),
@@ -67,7 +67,7 @@ impl Store {
         }
         let rows = query
             .bind(i64::from(filter.limit) + 1)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?;
         let more = rows.len() > filter.limit as usize;
         Ok((

@@ -7,8 +7,9 @@
 //! converted to rows by [`convert_plan_blobs`] when the store is opened.
 
 use serde_json::Value as Json;
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
 
 use super::bulk::Bulk;
 use super::{InstanceRecord, ROWS_PER_STATEMENT, Store, StoreError};
@@ -192,7 +193,7 @@ impl Store {
             for b in &binds {
                 q = q.bind(b);
             }
-            out.extend(q.fetch_all(&self.pool).await?);
+            out.extend(q.fetch_all(&mut *self.db.get().await?).await?);
         }
         Ok(out)
     }
@@ -355,7 +356,7 @@ impl Store {
 /// `target`, one left with none goes. The runs are read once, through the removed instances'
 /// nodes, however many instances go.
 async fn remove_links_to(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     deployment: &str,
     removed: &[String],
 ) -> Result<(), StoreError> {
@@ -368,7 +369,7 @@ async fn remove_links_to(
         for id in &ids {
             q = q.bind(id);
         }
-        for r in q.fetch_all(&mut **tx).await? {
+        for r in q.fetch_all(&mut *tx).await? {
             nodes.insert(r.try_get::<i64, _>(0)?);
         }
     }
@@ -386,7 +387,7 @@ async fn remove_links_to(
         for node in chunk {
             q = q.bind(node);
         }
-        for r in q.fetch_all(&mut **tx).await? {
+        for r in q.fetch_all(&mut *tx).await? {
             let run = link_from(deployment, &r)?;
             if run.targets.iter().any(|t| gone.contains(t.as_str())) {
                 let left = run
@@ -420,21 +421,21 @@ async fn remove_links_to(
 }
 
 pub(super) async fn write_frame(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     deployment: &str,
     frame: &Frame,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE deployments SET plan = ? WHERE id = ?")
         .bind(serde_json::to_string(frame).unwrap_or_default())
         .bind(deployment)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 /// The change's new instance, group and link rows, stepped on the connection's own handle.
 pub(super) async fn insert_rows(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     deployment: &str,
     change: &PlanChange,
 ) -> Result<(), StoreError> {
@@ -516,9 +517,9 @@ pub(super) fn change_adding(plan: &Plan, compiled: &Compiled) -> PlanChange {
 
 /// Deployments stored before plans had rows keep the whole plan as one JSON value: write its
 /// rows (keeping each instance's state) and replace it by the frame.
-pub(super) async fn convert_plan_blobs(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+pub(super) async fn convert_plan_blobs(tx: &mut SqliteConnection) -> Result<(), StoreError> {
     let rows = sqlx::query("SELECT id, compiled, plan FROM deployments")
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     for r in rows {
         let id: String = r.get(0);
@@ -533,7 +534,7 @@ pub(super) async fn convert_plan_blobs(tx: &mut Transaction<'_, Sqlite>) -> Resu
             "SELECT id, state, runtime_properties, version FROM node_instances WHERE deployment_id = ?",
         )
         .bind(&id)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
         let states: std::collections::HashMap<String, (String, String, i64)> = states
             .iter()
@@ -541,7 +542,7 @@ pub(super) async fn convert_plan_blobs(tx: &mut Transaction<'_, Sqlite>) -> Resu
             .collect();
         sqlx::query("DELETE FROM node_instances WHERE deployment_id = ?")
             .bind(&id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         insert_rows(tx, &id, &change).await?;
         for (row, _) in &change.instances {
@@ -552,7 +553,7 @@ pub(super) async fn convert_plan_blobs(tx: &mut Transaction<'_, Sqlite>) -> Resu
                     .bind(version)
                     .bind(&id)
                     .bind(&row.id)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
             }
         }

@@ -27,7 +27,7 @@ impl Store {
     /// Every deployment's id, creation time and whether it is installed.
     pub async fn deployment_states(&self) -> Result<Vec<DeploymentState>, StoreError> {
         let rows = sqlx::query("SELECT id, created_at, installed, deleting FROM deployments")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?;
         Ok(rows
             .iter()
@@ -46,7 +46,7 @@ impl Store {
             "SELECT grp, COUNT(*) FROM group_instances WHERE deployment_id = ? GROUP BY grp",
         )
         .bind(deployment)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.get().await?)
         .await?;
         Ok(rows
             .iter()
@@ -81,7 +81,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT snapshot, updated_at FROM policy_state WHERE deployment_id = ?")
                 .bind(deployment)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.db.get().await?)
                 .await?;
         rows.first()
             .map(|r| {

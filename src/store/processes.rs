@@ -10,7 +10,8 @@
 //! [`super::Store::forget_processes`]. The start times make a recorded pid comparable with the
 //! process that has that pid now, so a reused pid is never mistaken for an operation.
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
 use super::{Store, StoreError};
 
@@ -44,7 +45,7 @@ pub enum ProcessWrite {
 
 /// Apply process writes in order (a short operation may start and end in one batch).
 pub(super) async fn apply(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     writes: &[&ProcessWrite],
 ) -> Result<(), StoreError> {
     for w in writes {
@@ -61,14 +62,14 @@ pub(super) async fn apply(
                 .bind(&p.operation)
                 .bind(p.engine_pid)
                 .bind(p.engine_started)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
             ProcessWrite::Ended { pgid, started } => {
                 sqlx::query("DELETE FROM processes WHERE pgid = ? AND started = ?")
                     .bind(pgid)
                     .bind(started)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
             }
         }
@@ -83,7 +84,7 @@ impl Store {
             "SELECT deployment_id, execution_id, node_instance_id, operation, pgid, started, engine_pid, engine_started FROM processes WHERE deployment_id = ? ORDER BY rowid",
         )
         .bind(deployment)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.get().await?)
         .await?;
         Ok(rows
             .iter()

@@ -135,12 +135,12 @@ impl Store {
                     "SELECT {COLUMNS} FROM rules WHERE deployment_id = ? ORDER BY name"
                 ))
                 .bind(d)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.db.get().await?)
                 .await?
             }
             None => {
                 sqlx::query(&format!("SELECT {COLUMNS} FROM rules ORDER BY name"))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.db.get().await?)
                     .await?
             }
         };
@@ -151,7 +151,7 @@ impl Store {
     pub async fn rule(&self, name: &str) -> Result<RuleRecord, StoreError> {
         sqlx::query(&format!("SELECT {COLUMNS} FROM rules WHERE name = ?"))
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db.get().await?)
             .await?
             .map(|r| record(&r))
             .ok_or_else(|| StoreError::NoRule(name.to_string()))
@@ -161,7 +161,7 @@ impl Store {
     pub async fn delete_rule(&self, name: &str) -> Result<(), StoreError> {
         let done = sqlx::query("DELETE FROM rules WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoRule(name.to_string()));
@@ -219,7 +219,7 @@ mod tests {
             .await
             .unwrap();
         sqlx::query("INSERT INTO deployments (id, blueprint, created_at, inputs, compiled, plan) VALUES ('d', 'bp.yaml', '', '{}', '{}', '{}')")
-            .execute(&store.pool)
+            .execute(&store.db.pool)
             .await
             .unwrap();
         (dir, store)

@@ -64,7 +64,7 @@ impl Store {
             None => sqlx::query(
                 "SELECT name, nonce, ciphertext, created_at, updated_at FROM secrets ORDER BY name",
             )
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?,
             Some([]) => Vec::new(),
             Some(names) => {
@@ -76,7 +76,7 @@ impl Store {
                 for n in names {
                     q = q.bind(n);
                 }
-                q.fetch_all(&self.pool).await?
+                q.fetch_all(&mut *self.db.get().await?).await?
             }
         };
         Ok(rows
@@ -94,7 +94,7 @@ impl Store {
     /// Every secret's name and dates, by name.
     pub async fn secret_listing(&self) -> Result<Vec<SecretListing>, StoreError> {
         let rows = sqlx::query("SELECT name, created_at, updated_at FROM secrets ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?;
         Ok(rows
             .iter()
@@ -110,7 +110,7 @@ impl Store {
     pub async fn secret_exists(&self, name: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM secrets WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db.get().await?)
             .await?;
         Ok(row.is_some())
     }
@@ -119,7 +119,7 @@ impl Store {
     pub async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM secrets WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -61,7 +61,7 @@ impl Store {
     /// Every token, by name.
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = sqlx::query("SELECT name, created_at, last_used_at FROM tokens ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?;
         Ok(rows
             .iter()
@@ -77,7 +77,7 @@ impl Store {
     pub async fn revoke_token(&self, name: &str) -> Result<(), StoreError> {
         let done = sqlx::query("DELETE FROM tokens WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoToken(name.to_string()));
@@ -89,7 +89,7 @@ impl Store {
     pub async fn authenticate(&self, presented: &str) -> Result<Option<String>, StoreError> {
         let wanted = Sha256::digest(presented.as_bytes());
         let rows = sqlx::query("SELECT name, hash FROM tokens")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.get().await?)
             .await?;
         let mut found = None;
         // Every row is compared, whatever matched before: the time taken depends on how many
@@ -110,7 +110,7 @@ impl Store {
         sqlx::query("UPDATE tokens SET last_used_at = ? WHERE name = ?")
             .bind(super::now())
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *self.db.get().await?)
             .await?;
         Ok(())
     }
@@ -179,7 +179,7 @@ mod tests {
             Err(StoreError::TokenExists(_))
         ));
         let stored: Vec<String> = sqlx::query("SELECT hash FROM tokens")
-            .fetch_all(&store.pool)
+            .fetch_all(&store.db.pool)
             .await
             .unwrap()
             .iter()

@@ -70,7 +70,7 @@ impl Store {
         let row = sqlx::query(SELECT_ALLOCATION)
             .bind(deployment)
             .bind(instance)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db.get().await?)
             .await?;
         Ok(row.as_ref().map(VmAllocation::from_row))
     }
@@ -183,7 +183,7 @@ impl Store {
         Ok(sqlx::query(SELECT_LAST_HOST)
             .bind(deployment)
             .bind(node)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db.get().await?)
             .await?
             .map(|r| r.get(0)))
     }
