@@ -174,24 +174,26 @@ impl Opening {
         let (send, result) = mpsc::sync_channel(1);
         let (path, given) = (args.blueprint.clone(), args.inputs.clone());
         let opener = move || open(&path, &given, |r| drop(send.send(r)));
-        // A thread that cannot be had is reported as any other lack of resources.
-        let thread = match std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name("blueprint".into())
             .spawn(opener)
         {
-            Ok(thread) => Some(thread),
+            Ok(thread) => Opening {
+                result,
+                thread: Some(thread),
+            },
+            // A thread that cannot be had is reported as any other lack of resources.
             Err(e) => {
                 let (send, result) = mpsc::sync_channel(1);
                 let _ = send.send(Err(EngineError::Io(format!(
                     "cannot start a thread to open the blueprint: {e}"
                 ))));
-                return Opening {
+                Opening {
                     result,
                     thread: None,
-                };
+                }
             }
-        };
-        Opening { result, thread }
+        }
     }
 
     /// The result (a blocking wait: called where nothing else is to be done meanwhile).
