@@ -321,8 +321,9 @@ impl Store {
         })
     }
 
-    /// Close every connection (SQLite folds the write-ahead log back into the file when the
-    /// last one closes, as when a command exits).
+    /// Close every connection and wait for it: SQLite folds the write-ahead log back into the
+    /// file when the last one closes. (A command does not wait: its exit may cut the fold
+    /// short, which is safe, as the next open replays the log.)
     pub async fn close(self) {
         self.db.close().await;
     }
