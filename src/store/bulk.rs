@@ -300,13 +300,17 @@ mod tests {
     use super::*;
     use sqlx::{Connection, Row};
 
+    /// A connection to a new in-memory database with the table `create` makes.
+    async fn with_table(create: &str) -> SqliteConnection {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query(create).execute(&mut conn).await.unwrap();
+        conn
+    }
+
     #[tokio::test]
     async fn rows_go_in_with_their_values_and_errors_name_the_constraint() {
-        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, note TEXT)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        let mut conn =
+            with_table("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, note TEXT)").await;
         {
             let mut bulk = Bulk::lock(&mut conn).await.unwrap();
             let mut rows = bulk
@@ -367,11 +371,8 @@ mod tests {
 
     #[tokio::test]
     async fn inserts_go_many_rows_a_step_and_the_rest_one_by_one() {
-        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, fixed TEXT)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        let mut conn =
+            with_table("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, fixed TEXT)").await;
         let n = 2 * ROWS_PER_STEP + 3;
         let ids: Vec<i64> = (0..n as i64).collect();
         {
