@@ -96,14 +96,7 @@ impl<'c> Bulk<'c> {
         items: &[T],
         mut put: impl FnMut(&mut Rows<'_>, &T) -> Result<u64, StoreError>,
     ) -> Result<(), StoreError> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        let mut rows = self.rows(sql)?;
-        for item in items {
-            put(&mut rows, item)?;
-        }
-        Ok(())
+        self.steps(sql, 1, items, &mut put)
     }
 
     /// Run `sql`, an `INSERT … VALUES (…)` of one row with `?` placeholders, once per item as
@@ -116,17 +109,28 @@ impl<'c> Bulk<'c> {
     ) -> Result<(), StoreError> {
         let (batched, rest) = items.split_at(items.len() - items.len() % ROWS_PER_STEP);
         if !batched.is_empty() {
-            let mut rows = self.prepare(&repeat_values(sql, ROWS_PER_STEP)?, ROWS_PER_STEP)?;
-            for item in batched {
-                put(&mut rows, item)?;
-            }
+            let many = repeat_values(sql, ROWS_PER_STEP)?;
+            self.steps(&many, ROWS_PER_STEP, batched, &mut put)?;
         }
-        self.each(sql, rest, put)
+        self.steps(sql, 1, rest, &mut put)
     }
 
-    /// Prepare `sql`, a statement of one row.
-    pub fn rows(&mut self, sql: &str) -> Result<Rows<'_>, StoreError> {
-        self.prepare(sql, 1)
+    /// `items` through `sql`, a statement of `per_step` rows (`items` a multiple of them).
+    fn steps<T>(
+        &mut self,
+        sql: &str,
+        per_step: usize,
+        items: &[T],
+        put: &mut impl FnMut(&mut Rows<'_>, &T) -> Result<u64, StoreError>,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut rows = self.prepare(sql, per_step)?;
+        for item in items {
+            put(&mut rows, item)?;
+        }
+        Ok(())
     }
 
     /// Prepare `sql`, a statement of `per_step` rows.
@@ -298,7 +302,7 @@ fn bulk_error(message: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::{Connection, Row};
+    use sqlx::Connection;
 
     /// A connection to a new in-memory database with the table `create` makes.
     async fn with_table(create: &str) -> SqliteConnection {
@@ -314,7 +318,7 @@ mod tests {
         {
             let mut bulk = Bulk::lock(&mut conn).await.unwrap();
             let mut rows = bulk
-                .rows("INSERT INTO t (id, n, note) VALUES (?, ?, ?)")
+                .prepare("INSERT INTO t (id, n, note) VALUES (?, ?, ?)", 1)
                 .unwrap();
             let quoted = "it's \"quoted\"; DROP TABLE t; --".to_string();
             assert_eq!(
@@ -341,20 +345,20 @@ mod tests {
                 1
             );
             drop(rows);
-            let wrong = bulk.rows("INSERT INTO nowhere VALUES (?)").err().unwrap();
+            let wrong = bulk
+                .prepare("INSERT INTO nowhere VALUES (?)", 1)
+                .err()
+                .unwrap();
             assert!(
                 wrong.to_string().contains("no such table: nowhere"),
                 "{wrong}"
             );
         }
         let got: Vec<(String, i64, Option<String>)> =
-            sqlx::query("SELECT id, n, note FROM t ORDER BY id")
+            sqlx::query_as("SELECT id, n, note FROM t ORDER BY id")
                 .fetch_all(&mut conn)
                 .await
-                .unwrap()
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect();
+                .unwrap();
         assert_eq!(
             got,
             vec![
@@ -410,13 +414,10 @@ mod tests {
             }
         }
         let got: Vec<(i64, String, String)> =
-            sqlx::query("SELECT id, name, fixed FROM t ORDER BY id")
+            sqlx::query_as("SELECT id, name, fixed FROM t ORDER BY id")
                 .fetch_all(&mut conn)
                 .await
-                .unwrap()
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect();
+                .unwrap();
         let want: Vec<(i64, String, String)> = ids
             .iter()
             .map(|&i| (i, format!("row {i}"), "sa(m)e".to_string()))
