@@ -586,7 +586,9 @@ impl Store {
                  WHERE deployment_id = ?1 AND id = ?2 AND ?5 > version",
                 &instances,
                 |rows, (deployment, r)| {
-                    let properties = Json::Object(r.runtime_properties.clone()).to_string();
+                    // A map of strings to JSON values always serializes.
+                    let properties =
+                        serde_json::to_string(&r.runtime_properties).unwrap_or_default();
                     rows.put(&[
                         (*deployment).into(),
                         (&r.id).into(),
