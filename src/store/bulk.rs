@@ -1,5 +1,5 @@
-//! Bulk writes straight on a connection's SQLite handle: one single-row statement, prepared
-//! once, stepped for every row, inside the caller's transaction.
+//! Bulk writes straight on a connection's SQLite handle: a statement prepared once and stepped
+//! for every row (or every [`ROWS_PER_STEP`] rows), inside the caller's transaction.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and every statement is a round trip
 //! to it: the statement and its values go over a channel, the result comes back over another,
@@ -13,7 +13,8 @@
 //! Stepping a statement has a cost of its own besides its rows (cursors opened on the table
 //! and each index, a statement journal, the halt): [`Bulk::insert`] therefore inserts
 //! [`ROWS_PER_STEP`] rows a step, with the one-row statement's values repeated, and the rows
-//! left over one at a time (1,000 node instances: about 8,000 instructions a row fewer).
+//! left over one at a time (the 1,995 plan rows of a 1,000-instance chain: 32.5 M → 27.6 M
+//! instructions).
 //!
 //! Only plain values are bound (text, integers, null), every statement is finalized before the
 //! handle goes back, and the transaction stays the caller's: its commit or rollback covers these
