@@ -125,6 +125,14 @@ pub struct CompiledNode {
 }
 
 impl CompiledNode {
+    /// The index of the relationship that places this node's instances in their container
+    /// (the first of type `contained_in`), if any.
+    pub fn containment(&self) -> Option<usize> {
+        self.relationships
+            .iter()
+            .position(CompiledRelationship::is_contained_in)
+    }
+
     pub fn is_compute(&self) -> bool {
         self.type_hierarchy
             .iter()

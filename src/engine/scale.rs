@@ -355,6 +355,7 @@ async fn add(
     let m = Arc::make_mut(&mut dep.plan).scale_out(&compiled, s.entity, s.delta as u32, &mut ids);
     make_ids_unique(store, dep, &m, &mut ids).await?;
     let plan = &dep.plan;
+    let containment = crate::plan::rows::Containment::new(&compiled);
     let change = PlanChange {
         instances: m
             .instances
@@ -369,7 +370,7 @@ async fn add(
         links: crate::plan::rows::runs(
             m.instances
                 .iter()
-                .flat_map(|i| plan.link_rows(*i))
+                .flat_map(|i| plan.stored_link_rows(&containment, *i))
                 .chain(by_source(&m.links).map(|(s, k)| plan.link_row(s, k))),
         ),
         removed: Vec::new(),

@@ -3,7 +3,10 @@
 //! A stored plan is a [`Frame`] (one small record) plus one row per node
 //! instance and scaling-group instance, and one [`LinkRun`] per run of relationship instances
 //! that share a source and a relationship (a load balancer `connected_to` 1,000 web instances is
-//! one row naming 1,000 targets, not 1,000 rows). Rows name each other by id, not
+//! one row naming 1,000 targets, not 1,000 rows). An instance's link to its container, when it
+//! is the instance's first, has no run: the instance row's `contained_in` names its target and
+//! the node's `contained_in` relationship is the relationship (see [`Plan::stored_link_rows`]).
+//! Rows name each other by id, not
 //! by position, so any set of rows that is closed under "parent of" can be assembled on its
 //! own: all of a deployment's rows give the whole plan, and the rows a scale touches give a
 //! partial plan whose per-node lists hold only those instances, in creation order (`seq`).
@@ -145,15 +148,42 @@ impl Plan {
         }
     }
 
-    /// Every relationship instance of `source`, in order.
-    pub fn link_rows(&self, source: u32) -> impl Iterator<Item = LinkRow> + '_ {
-        (0..self.instances[source as usize].relationships.len())
-            .map(move |k| self.link_row(source, k))
+    /// Whether the first relationship instance of `source` is its link to its container,
+    /// which the instance row already says (its `contained_in`) and so is not stored.
+    fn containment_first(&self, containment: &Containment, source: u32) -> bool {
+        let inst = &self.instances[source as usize];
+        match (inst.relationships.first(), inst.contained_in) {
+            (Some(first), Some(container)) => {
+                first.target == container && containment.of(inst.node) == Some(first.relationship)
+            }
+            _ => false,
+        }
     }
 
-    /// Every relationship instance of `source`, in order, as runs.
-    pub fn link_runs(&self, source: u32) -> Vec<LinkRun> {
-        runs(self.link_rows(source))
+    /// The relationship instances of `source` that are stored, in order: all but a first link
+    /// to its container, which the instance row already says.
+    pub fn stored_link_rows(
+        &self,
+        containment: &Containment,
+        source: u32,
+    ) -> impl Iterator<Item = LinkRow> + '_ {
+        let from = usize::from(self.containment_first(containment, source));
+        (from..self.instances[source as usize].relationships.len())
+            .map(move |k| self.link_row(source, k))
+    }
+}
+
+/// Each node's `contained_in` relationship ([`crate::dsl::compiled::CompiledNode::containment`]), looked
+/// up once for all of a plan's instances.
+pub struct Containment(Vec<Option<usize>>);
+
+impl Containment {
+    pub fn new(c: &Compiled) -> Containment {
+        Containment(c.nodes.iter().map(|n| n.containment()).collect())
+    }
+
+    fn of(&self, node: usize) -> Option<usize> {
+        self.0.get(node).copied().flatten()
     }
 }
 
@@ -322,20 +352,36 @@ impl Assembly {
                 .collect::<Result<Vec<_>, _>>()?;
             plan.instances[s as usize].relationships.extend(targets);
         }
+        // A link to the container that no run holds was the instance's first (it is stored
+        // only when it was not); an older store holds it in a run, read above.
+        let containment = Containment::new(c);
+        for inst in &mut plan.instances {
+            let (Some(container), Some(k)) = (inst.contained_in, containment.of(inst.node)) else {
+                continue;
+            };
+            if !inst.relationships.iter().any(|r| r.relationship == k) {
+                let link = RelationshipInstance {
+                    relationship: k,
+                    target: container,
+                };
+                inst.relationships.insert(0, link);
+            }
+        }
         Ok(plan)
     }
 }
 
-/// Rows of a whole plan: every instance, group instance and run of links, in order.
-pub fn all_rows(plan: &Plan) -> (Vec<InstanceRow>, Vec<GroupRow>, Vec<LinkRun>) {
+/// Rows of a whole plan: every instance, group instance and stored run of links, in order.
+pub fn all_rows(plan: &Plan, c: &Compiled) -> (Vec<InstanceRow>, Vec<GroupRow>, Vec<LinkRun>) {
     let instances = (0..plan.instances.len() as u32)
         .map(|i| plan.instance_row(i))
         .collect();
     let groups = (0..plan.group_instances.len() as u32)
         .map(|g| plan.group_row(g))
         .collect();
+    let containment = Containment::new(c);
     let links = (0..plan.instances.len() as u32)
-        .flat_map(|i| plan.link_runs(i))
+        .flat_map(|i| runs(plan.stored_link_rows(&containment, i)))
         .collect();
     (instances, groups, links)
 }
@@ -346,13 +392,15 @@ mod tests {
 
     use super::*;
     use crate::blueprint;
+    use crate::plan::Entity;
+    use crate::plan::ids::IdMaker;
 
     #[test]
     fn rows_assemble_back_into_the_same_plan_in_any_order() {
         let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, instances: { deploy: 2 } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.contained_in, target: vm }]\n  lb:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.connected_to, target: app }]\ngroups:\n  g: { members: [vm] }\npolicies:\n  p: { type: cloudify.policies.scaling, targets: [g], properties: { default_instances: 2 } }\n";
         let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
         let (c, plan) = (bp.compiled, bp.plan);
-        let (mut instances, mut groups, links) = all_rows(&plan);
+        let (mut instances, mut groups, links) = all_rows(&plan, &c);
         instances.reverse();
         groups.reverse();
         let mut a = Assembly::new(plan.frame());
@@ -372,6 +420,74 @@ mod tests {
         assert_eq!(back.group_instances, plan.group_instances);
         assert_eq!(back.by_node, plan.by_node);
         assert_eq!(back.by_group, plan.by_group);
+    }
+
+    /// The plan assembled from `plan`'s rows (`every_link`: a run for every link, as stores
+    /// written before containment links were left to the instance rows hold them).
+    fn round_trip(c: &Compiled, plan: &Plan, every_link: bool) -> (Plan, Vec<LinkRun>) {
+        let (instances, groups, mut links) = all_rows(plan, c);
+        if every_link {
+            links = (0..plan.instances.len() as u32)
+                .flat_map(|i| {
+                    runs(
+                        (0..plan.instances[i as usize].relationships.len())
+                            .map(|k| plan.link_row(i, k)),
+                    )
+                })
+                .collect();
+        }
+        let mut a = Assembly::new(plan.frame());
+        for r in instances {
+            a.add_instance(r);
+        }
+        for g in groups {
+            a.add_group(g);
+        }
+        for (seq, mut l) in links.clone().into_iter().enumerate() {
+            l.seq = seq as i64;
+            a.add_links(l);
+        }
+        (a.finish(c).unwrap(), links)
+    }
+
+    #[test]
+    fn a_first_link_to_the_container_is_not_stored_and_comes_back_first() {
+        // `app` is contained in `vm` first, then connected to every `db`; a scale-out of `db`
+        // appends a link after both.
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, instances: { deploy: 2 } }\n  db: { type: cloudify.nodes.Root, instances: { deploy: 2 } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.contained_in, target: vm }, { type: cloudify.relationships.connected_to, target: db }]\n";
+        let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+        let (c, mut plan) = (bp.compiled, bp.plan);
+        let db = *c.node_index.get("db").unwrap();
+        plan.scale_out(&c, Entity::Node(db), 1, &mut IdMaker::seeded(3));
+        let (back, links) = round_trip(&c, &plan, false);
+        assert_eq!(back.instances, plan.instances);
+        assert!(
+            links.iter().all(|l| l.relationship == 1),
+            "only the `connected_to` links have runs: {links:?}"
+        );
+        let app = &back.instances[back.by_node[*c.node_index.get("app").unwrap()][0] as usize];
+        let order: Vec<usize> = app.relationships.iter().map(|r| r.relationship).collect();
+        assert_eq!(order, [0, 1, 1, 1]);
+        // Runs written before hold the containment link too: read back once, in its place.
+        let (old, _) = round_trip(&c, &plan, true);
+        assert_eq!(old.instances, plan.instances);
+    }
+
+    #[test]
+    fn a_link_to_the_container_after_other_links_is_stored_in_its_place() {
+        // `app` is connected to every `db` first: the containment link is stored as a run, and
+        // stays between those links and the one a scale-out of `db` appends.
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, instances: { deploy: 2 } }\n  db: { type: cloudify.nodes.Root, instances: { deploy: 2 } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.connected_to, target: db }, { type: cloudify.relationships.contained_in, target: vm }]\n";
+        let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+        let (c, mut plan) = (bp.compiled, bp.plan);
+        let db = *c.node_index.get("db").unwrap();
+        plan.scale_out(&c, Entity::Node(db), 1, &mut IdMaker::seeded(3));
+        let (back, links) = round_trip(&c, &plan, false);
+        assert_eq!(back.instances, plan.instances);
+        assert_eq!(links.iter().filter(|l| l.relationship == 1).count(), 2);
+        let app = &back.instances[back.by_node[*c.node_index.get("app").unwrap()][0] as usize];
+        let order: Vec<usize> = app.relationships.iter().map(|r| r.relationship).collect();
+        assert_eq!(order, [0, 0, 1, 0]);
     }
 
     #[test]

@@ -499,7 +499,7 @@ pub(super) async fn insert_rows(
 
 /// The rows of a whole new plan, as a change that adds them all.
 pub(super) fn change_adding(plan: &Plan, compiled: &Compiled) -> PlanChange {
-    let (instances, groups, links) = crate::plan::rows::all_rows(plan);
+    let (instances, groups, links) = crate::plan::rows::all_rows(plan, compiled);
     PlanChange {
         instances: instances
             .into_iter()
