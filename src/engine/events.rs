@@ -1,5 +1,6 @@
 //! The recorder: every state change, task record and event goes through it to the store, in
-//! batches (group commit), and events are shown to the user from here only, after they are
+//! batches (group commit), and last the execution's end ([`Write::Ended`]: its status, with a
+//! finished install's `installed` mark, committed with what was still queued), and events are shown to the user from here only, after they are
 //! committed, so parallel work never interleaves on the terminal.
 //!
 //! `write` queues; `flush` waits until everything queued so far is committed. The engine
@@ -113,6 +114,7 @@ impl Recorder {
                     record.runtime_properties = mask.apply_map(&record.runtime_properties);
                 }
                 Write::Task { result, .. } => *result = result.as_ref().map(|r| mask.apply_json(r)),
+                Write::Ended { error, .. } => *error = error.as_deref().map(|e| mask.apply(e)),
                 Write::Process(_) => {}
             }
         }

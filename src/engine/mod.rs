@@ -57,7 +57,7 @@ use crate::dsl::GivenInputs;
 use crate::dsl::compiled::Parameter;
 use crate::plugins::Registry;
 use crate::secrets::Revealed;
-use crate::store::{DeploymentRecord, ExecutionRecord, Store, StoreError};
+use crate::store::{DeploymentRecord, ExecutionRecord, Store, StoreError, Write};
 use events::{Display, Recorder};
 
 /// How to run: parallelism, default retries, how to show progress.
@@ -870,11 +870,11 @@ async fn execute(
             ignored: Vec::new(),
         },
     };
-    let id = session.close(store, &dep.id, &execution, ended).await?;
-    match kind {
-        "install" => store.set_installed(&dep.id, true).await?,
-        "uninstall" if dep.deleting => store.delete_deployment(&dep.id).await?,
-        _ => {}
+    let id = session
+        .close(store, &dep.id, &execution, ended, kind == "install")
+        .await?;
+    if kind == "uninstall" && dep.deleting {
+        store.delete_deployment(&dep.id).await?;
     }
     Ok(id)
 }
@@ -1202,13 +1202,15 @@ impl Session {
         walker::walk(run, graph, self.parallelism, ignore_failure).await
     }
 
-    /// Wait for everything to be recorded, then mark the execution ended.
+    /// Record the execution's end with everything still queued, in one transaction: its
+    /// status and, when `installs` and it finished, the deployment's `installed` mark.
     async fn close(
         self,
         store: &Store,
         deployment: &str,
         execution: &ExecutionRecord,
         mut ended: Ended,
+        installs: bool,
     ) -> Result<String, EngineError> {
         self.poller.abort();
         // An operation's error may quote what it printed: stored and returned masked.
@@ -1232,6 +1234,13 @@ impl Session {
         };
         self.recorder
             .event(&self.execution, event, None, None, message);
+        self.recorder.write(Write::Ended {
+            deployment: deployment.to_string(),
+            execution: execution.id.clone(),
+            status: ended.status.to_string(),
+            error: ended.error.clone(),
+            installed: installs && ended.status == "terminated",
+        });
         let flushed = self.recorder.flush().await;
         drop(self.recorder);
         drop(self.instances);
@@ -1246,9 +1255,6 @@ impl Session {
                 .await;
             return Err(EngineError::Io(format!("cannot record progress: {e}")));
         }
-        store
-            .set_execution_status(&execution.id, ended.status, ended.error.as_deref())
-            .await?;
         match ended.status {
             "terminated" => Ok(execution.id.clone()),
             "cancelled" => Err(EngineError::Cancelled {

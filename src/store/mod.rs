@@ -240,6 +240,15 @@ pub enum Write {
     },
     /// An operation's process group started or ended (`processes.rs`).
     Process(ProcessWrite),
+    /// The execution ended: its last state and events are committed with its status (and,
+    /// for a finished install, the deployment's `installed` mark), not before.
+    Ended {
+        deployment: String,
+        execution: String,
+        status: String,
+        error: Option<String>,
+        installed: bool,
+    },
 }
 
 pub const ACTIVE: [&str; 3] = ["pending", "started", "cancelling"];
@@ -431,12 +440,7 @@ impl Store {
 
     /// Record whether the deployment is installed (an install finished; an uninstall began).
     pub async fn set_installed(&self, id: &str, installed: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deployments SET installed = ? WHERE id = ?")
-            .bind(installed)
-            .bind(id)
-            .execute(&mut *self.db.get().await?)
-            .await?;
-        Ok(())
+        mark_installed(&mut *self.db.get().await?, id, installed).await
     }
 
     /// Mark (or unmark) the deployment for deletion once its uninstall finishes.
@@ -537,6 +541,7 @@ impl Store {
         let mut tasks = Vec::new();
         let mut events = Vec::new();
         let mut processes = Vec::new();
+        let mut ended = Vec::new();
         let mut instances: Vec<(&str, &InstanceRecord)> = Vec::new();
         let mut latest: std::collections::HashMap<(&str, &str), usize> =
             std::collections::HashMap::new();
@@ -550,6 +555,7 @@ impl Store {
                 } => tasks.push((execution, key, state, result)),
                 Write::Event { deployment, event } => events.push((deployment, event)),
                 Write::Process(p) => processes.push(p),
+                Write::Ended { .. } => ended.push(w),
                 Write::Instance { deployment, record } => {
                     match latest.get(&(deployment.as_str(), record.id.as_str())) {
                         Some(&i) if instances[i].1.version >= record.version => {}
@@ -616,6 +622,21 @@ impl Store {
             )?;
         }
         processes::apply(&mut tx, &processes).await?;
+        for w in ended {
+            if let Write::Ended {
+                deployment,
+                execution,
+                status,
+                error,
+                installed,
+            } = w
+            {
+                end_execution(&mut tx, execution, status, error.as_deref()).await?;
+                if *installed {
+                    mark_installed(&mut tx, deployment, true).await?;
+                }
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -791,15 +812,7 @@ impl Store {
         status: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let ended = (!ACTIVE.contains(&status)).then(now);
-        sqlx::query("UPDATE executions SET status = ?, error = ?, ended_at = ? WHERE id = ?")
-            .bind(status)
-            .bind(error)
-            .bind(ended)
-            .bind(id)
-            .execute(&mut *self.db.get().await?)
-            .await?;
-        Ok(())
+        end_execution(&mut *self.db.get().await?, id, status, error).await
     }
 
     /// Mark an interrupted execution as resumed again by a new `started`/failed cycle: reopen a
@@ -853,6 +866,37 @@ impl Store {
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// `(?, ?), (?, ?)` for `rows` rows of `columns` columns.
+/// Set an execution's status (with its end time once it is no longer active).
+async fn end_execution(
+    conn: &mut SqliteConnection,
+    id: &str,
+    status: &str,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let ended = (!ACTIVE.contains(&status)).then(now);
+    sqlx::query("UPDATE executions SET status = ?, error = ?, ended_at = ? WHERE id = ?")
+        .bind(status)
+        .bind(error)
+        .bind(ended)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn mark_installed(
+    conn: &mut SqliteConnection,
+    id: &str,
+    installed: bool,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET installed = ? WHERE id = ?")
+        .bind(installed)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 fn placeholders(rows: usize, columns: usize) -> String {
     vec![format!("({})", vec!["?"; columns].join(", ")); rows].join(", ")
 }
@@ -946,6 +990,60 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An execution's end is one write of the recorder's last batch: its status and end time,
+    /// and the deployment's `installed` mark only when asked.
+    #[tokio::test]
+    async fn an_ended_write_sets_the_status_and_the_installed_mark_together() {
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Root }\n";
+        let bp =
+            crate::blueprint::open_str(std::path::Path::new("t.yaml"), text, &Default::default())
+                .unwrap();
+        let path = std::env::temp_dir().join(format!("windlass-ended-{}.db", std::process::id()));
+        let store = Store::open(path.to_str().unwrap()).await.unwrap();
+        let mut seen = Vec::new();
+        for (id, status, installed) in [("a", "terminated", true), ("b", "failed", false)] {
+            store
+                .create_deployment(id, "t.yaml", &Json::Null, &bp.compiled, &bp.plan, &[])
+                .await
+                .unwrap();
+            let e = store
+                .start_execution(id, "install", &Json::Null, false)
+                .await
+                .unwrap();
+            let ended = Write::Ended {
+                deployment: id.to_string(),
+                execution: e.id.clone(),
+                status: status.to_string(),
+                error: (status == "failed").then(|| "boom".to_string()),
+                installed,
+            };
+            store.apply(&[ended]).await.unwrap();
+            let last = store.latest_execution(id).await.unwrap().unwrap();
+            let dep = store.deployment_frame(id).await.unwrap();
+            seen.push((
+                last.status,
+                last.ended_at.is_some(),
+                last.error,
+                dep.installed,
+            ));
+        }
+        store.close().await;
+        for file in [
+            path.clone(),
+            path.with_extension("db-wal"),
+            path.with_extension("db-shm"),
+        ] {
+            let _ = std::fs::remove_file(file);
+        }
+        assert_eq!(
+            seen,
+            [
+                ("terminated".to_string(), true, None, true),
+                ("failed".to_string(), true, Some("boom".to_string()), false),
+            ]
+        );
+    }
 
     #[test]
     fn dates_are_right() {
