@@ -12,7 +12,6 @@
 //! run recorded as done.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::dsl::Compiled;
@@ -79,7 +78,8 @@ pub fn relationship_key(plan: &Plan, instance: u32, name: &str, rel: usize, side
 #[derive(Debug, Clone)]
 pub struct Job {
     pub instance: u32,
-    pub steps: Vec<Step>,
+    /// Shared between jobs that do the same (every job of an install).
+    pub steps: Arc<[Step]>,
     pub deps: Vec<usize>,
 }
 
@@ -133,6 +133,15 @@ fn all(plan: &Plan) -> Vec<u32> {
     (0..plan.instances.len() as u32).collect()
 }
 
+/// Each of the plan's instances' job in a graph over `set` (the set's order), if it has one.
+fn positions(plan: &Plan, set: impl IntoIterator<Item = u32>) -> Vec<Option<usize>> {
+    let mut position = vec![None; plan.instances.len()];
+    for (j, i) in set.into_iter().enumerate() {
+        position[i as usize] = Some(j);
+    }
+    position
+}
+
 /// `install`: Cloudify's per-instance sequence; targets before sources.
 pub fn install(plan: &Plan) -> TaskGraph {
     install_subset(plan, &all(plan))
@@ -140,35 +149,35 @@ pub fn install(plan: &Plan) -> TaskGraph {
 
 /// `install` of some instances (scale-out); relationships to others are taken as installed.
 pub fn install_subset(plan: &Plan, set: &[u32]) -> TaskGraph {
-    let position: HashMap<u32, usize> = set.iter().enumerate().map(|(j, i)| (*i, j)).collect();
+    let position = positions(plan, set.iter().copied());
+    let steps: Arc<[Step]> = Arc::from([
+        Step::State("initializing"),
+        lifecycle!("precreate"),
+        Step::State("creating"),
+        lifecycle!("create"),
+        Step::State("created"),
+        relationships!("preconfigure"),
+        Step::State("configuring"),
+        lifecycle!("configure"),
+        Step::State("configured"),
+        relationships!("postconfigure"),
+        Step::State("starting"),
+        lifecycle!("start"),
+        Step::State("started"),
+        lifecycle!("poststart"),
+        monitoring!("start"),
+        relationships!("establish"),
+    ]);
     let jobs = set
         .iter()
         .map(|&i| {
-            let steps = vec![
-                Step::State("initializing"),
-                lifecycle!("precreate"),
-                Step::State("creating"),
-                lifecycle!("create"),
-                Step::State("created"),
-                relationships!("preconfigure"),
-                Step::State("configuring"),
-                lifecycle!("configure"),
-                Step::State("configured"),
-                relationships!("postconfigure"),
-                Step::State("starting"),
-                lifecycle!("start"),
-                Step::State("started"),
-                lifecycle!("poststart"),
-                monitoring!("start"),
-                relationships!("establish"),
-            ];
             let targets = plan.instances[i as usize]
                 .relationships
                 .iter()
                 .map(|r| r.target);
             Job {
                 instance: i,
-                steps,
+                steps: steps.clone(),
                 deps: within(targets, &position),
             }
         })
@@ -177,9 +186,9 @@ pub fn install_subset(plan: &Plan, set: &[u32]) -> TaskGraph {
 }
 
 /// Job indexes of the instances that are in the graph.
-fn within(instances: impl Iterator<Item = u32>, position: &HashMap<u32, usize>) -> Vec<usize> {
+fn within(instances: impl Iterator<Item = u32>, position: &[Option<usize>]) -> Vec<usize> {
     let mut deps: Vec<usize> = instances
-        .filter_map(|t| position.get(&t).copied())
+        .filter_map(|t| position.get(t as usize).copied().flatten())
         .collect();
     deps.sort_unstable();
     deps.dedup();
@@ -194,11 +203,11 @@ pub fn uninstall(plan: &Plan, state_of: impl Fn(u32) -> String) -> TaskGraph {
 
 /// `uninstall` of some instances (scale-in, rollback); dependants inside the set go first.
 pub fn uninstall_subset(plan: &Plan, set: &[u32], state_of: impl Fn(u32) -> String) -> TaskGraph {
-    let position: HashMap<u32, usize> = set.iter().enumerate().map(|(j, i)| (*i, j)).collect();
+    let position = positions(plan, set.iter().copied());
     let mut dependants: Vec<Vec<u32>> = vec![Vec::new(); set.len()];
     for (s, inst) in plan.instances.iter().enumerate() {
         for r in &inst.relationships {
-            if let Some(&j) = position.get(&r.target) {
+            if let Some(j) = position[r.target as usize] {
                 dependants[j].push(s as u32);
             }
         }
@@ -241,7 +250,7 @@ pub fn uninstall_subset(plan: &Plan, set: &[u32], state_of: impl Fn(u32) -> Stri
             }
             Job {
                 instance: i,
-                steps,
+                steps: steps.into(),
                 deps: within(dependants[j].iter().copied(), &position),
             }
         })
@@ -272,17 +281,10 @@ pub fn add_link_jobs(
     if links.is_empty() {
         return;
     }
-    let position: HashMap<u32, usize> = graph
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(j, job)| (job.instance, j))
-        .collect();
+    let position = positions(plan, graph.jobs.iter().map(|job| job.instance));
     for &&(s, k) in &links {
-        let steps = vec![Step::Relationship { name, rel: k }];
-        let target_job = position
-            .get(&plan.instances[s as usize].relationships[k].target)
-            .copied();
+        let steps: Arc<[Step]> = Arc::from([Step::Relationship { name, rel: k }]);
+        let target_job = position[plan.instances[s as usize].relationships[k].target as usize];
         let me = graph.jobs.len();
         let deps = if after_target {
             target_job.into_iter().collect()
@@ -313,16 +315,16 @@ pub fn execute_operation(
     kwargs: &serde_json::Map<String, serde_json::Value>,
     by_dependency_order: bool,
 ) -> TaskGraph {
-    let step = Step::Operation {
+    let step: Arc<[Step]> = Arc::from([Step::Operation {
         name: Cow::Owned(operation.to_string()),
         extra_inputs: Arc::new(kwargs.clone()),
-    };
+    }]);
     if !by_dependency_order {
         let jobs = selected
             .iter()
             .map(|&i| Job {
                 instance: i,
-                steps: vec![step.clone()],
+                steps: step.clone(),
                 deps: Vec::new(),
             })
             .collect();
@@ -330,15 +332,16 @@ pub fn execute_operation(
     }
     let chosen: std::collections::HashSet<u32> = selected.iter().copied().collect();
     let everyone = all(plan);
-    let position: HashMap<u32, usize> = everyone.iter().enumerate().map(|(j, i)| (*i, j)).collect();
+    let position = positions(plan, everyone.iter().copied());
+    let nothing: Arc<[Step]> = Arc::from([]);
     let jobs = everyone
         .iter()
         .map(|&i| Job {
             instance: i,
             steps: if chosen.contains(&i) {
-                vec![step.clone()]
+                step.clone()
             } else {
-                Vec::new()
+                nothing.clone()
             },
             deps: within(
                 plan.instances[i as usize]

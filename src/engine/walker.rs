@@ -168,7 +168,7 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
     let inst = &run.plan.instances[job.instance as usize];
     let id = inst.id.0.as_str();
     let mut noops: Vec<&str> = Vec::new();
-    for step in &job.steps {
+    for step in job.steps.iter() {
         if *run.cancel.borrow() {
             return Err("cancelled".to_string());
         }
@@ -272,7 +272,7 @@ fn trivial<'a>(run: &'a Run, job: &'a Job) -> Option<Vec<&'a str>> {
     let inst = &run.plan.instances[job.instance as usize];
     let node = &run.compiled.nodes[inst.node];
     let mut noops = Vec::new();
-    for step in &job.steps {
+    for step in job.steps.iter() {
         let name: &str = match step {
             Step::State(_) => continue,
             Step::Operation { name, .. }
