@@ -150,7 +150,27 @@ pub fn install(plan: &Plan) -> TaskGraph {
 /// `install` of some instances (scale-out); relationships to others are taken as installed.
 pub fn install_subset(plan: &Plan, set: &[u32]) -> TaskGraph {
     let position = positions(plan, set.iter().copied());
-    let steps: Arc<[Step]> = Arc::from([
+    let steps = install_steps();
+    let jobs = set
+        .iter()
+        .map(|&i| {
+            let targets = plan.instances[i as usize]
+                .relationships
+                .iter()
+                .map(|r| r.target);
+            Job {
+                instance: i,
+                steps: steps.clone(),
+                deps: within(targets, &position),
+            }
+        })
+        .collect();
+    TaskGraph { jobs }
+}
+
+/// The steps of every instance's install job.
+fn install_steps() -> Arc<[Step]> {
+    Arc::from([
         Step::State("initializing"),
         lifecycle!("precreate"),
         Step::State("creating"),
@@ -167,22 +187,68 @@ pub fn install_subset(plan: &Plan, set: &[u32]) -> TaskGraph {
         lifecycle!("poststart"),
         monitoring!("start"),
         relationships!("establish"),
-    ]);
-    let jobs = set
+    ])
+}
+
+/// For each node, whether its instances' install is only state changes and waits for nothing
+/// else: no install operation of the node or of its relationships (on either side) has an
+/// implementation, and the same holds for every node it has a relationship to, transitively.
+/// Such an instance ends its install `started` whatever else the install does, and nothing
+/// can be seen between: `deploy` stores it `started` (see `engine::create_opened`).
+pub fn nothing_to_install(c: &Compiled) -> Vec<bool> {
+    let steps = install_steps();
+    let own: Vec<bool> = c
+        .nodes
         .iter()
-        .map(|&i| {
-            let targets = plan.instances[i as usize]
-                .relationships
-                .iter()
-                .map(|r| r.target);
-            Job {
-                instance: i,
-                steps: steps.clone(),
-                deps: within(targets, &position),
-            }
+        .map(|n| {
+            steps.iter().all(|step| match step {
+                Step::State(_) => true,
+                Step::Operation { name, .. } => {
+                    !c.operations(n.operations).contains_key(name.as_ref())
+                }
+                Step::Relationships { name } => {
+                    !n.relationships.iter().any(|r| c.implements(r, name))
+                }
+                Step::Relationship { .. } => false,
+            })
         })
         .collect();
-    TaskGraph { jobs }
+    // Depth first, targets before the node, without recursion (a chain of templates can be
+    // deeper than a worker thread's stack). A target still being visited is a cycle, which
+    // validation refuses; it counts as having something to install.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Unseen,
+        Visiting,
+        Done(bool),
+    }
+    let mut mark = vec![Mark::Unseen; c.nodes.len()];
+    for root in 0..c.nodes.len() {
+        if mark[root] != Mark::Unseen {
+            continue;
+        }
+        mark[root] = Mark::Visiting;
+        let mut stack = vec![(root, 0usize)];
+        while let Some((n, next)) = stack.last_mut() {
+            let relationships = &c.nodes[*n].relationships;
+            if let Some(r) = relationships.get(*next) {
+                *next += 1;
+                if mark[r.target] == Mark::Unseen {
+                    mark[r.target] = Mark::Visiting;
+                    stack.push((r.target, 0));
+                }
+                continue;
+            }
+            let n = *n;
+            stack.pop();
+            let nothing = own[n]
+                && relationships
+                    .iter()
+                    .all(|r| mark[r.target] == Mark::Done(true));
+            mark[n] = Mark::Done(nothing);
+        }
+    }
+    mark.into_iter().map(|m| m == Mark::Done(true)).collect()
 }
 
 /// Job indexes of the instances that are in the graph.
@@ -370,5 +436,28 @@ pub fn operations(instance: u32, names: &[&str]) -> TaskGraph {
             steps,
             deps: Vec::new(),
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn nothing_to_install_follows_every_relationship_to_its_end() {
+        // `vm` creates something; `app` on it has nothing of its own but waits for it; `db` and
+        // `cache` (connected to `db`) have nothing anywhere; `lb` establishes its link to `db`.
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nplugins: { p: { executor: central_deployment_agent, install: false } }\nnode_templates:\n  vm:\n    type: cloudify.nodes.Root\n    interfaces: { cloudify.interfaces.lifecycle: { create: p.tasks.create } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.contained_in, target: vm }]\n  db: { type: cloudify.nodes.Root }\n  cache:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.connected_to, target: db }]\n  lb:\n    type: cloudify.nodes.Root\n    relationships:\n      - type: cloudify.relationships.connected_to\n        target: db\n        source_interfaces: { cloudify.interfaces.relationship_lifecycle: { establish: p.tasks.link } }\n";
+        let bp =
+            crate::blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+        let c = &bp.compiled;
+        let nothing = nothing_to_install(c);
+        let of = |n: &str| nothing[*c.node_index.get(n).unwrap()];
+        assert_eq!(
+            ["vm", "app", "db", "cache", "lb"].map(of),
+            [false, false, true, true, false]
+        );
     }
 }

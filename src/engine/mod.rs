@@ -183,8 +183,19 @@ pub async fn create_opened(
         snapshot::add_plugin(&mut files, &plugin.source, &plugin.dir_name, &skip)?;
     }
     let inputs = Json::Object(bp.compiled.inputs.clone().into_iter().collect());
+    // The install comes next: an instance whose install has nothing to run, here or in what it
+    // depends on, is stored as it will end, `started`, and the install writes nothing for it.
+    let started = graph::nothing_to_install(&bp.compiled);
     let stored = store
-        .create_deployment(id, label, &inputs, &bp.compiled, &bp.plan, &files.files)
+        .create_deployment_started(
+            id,
+            label,
+            &inputs,
+            &bp.compiled,
+            &bp.plan,
+            &files.files,
+            &started,
+        )
         .await?;
     let records = bp
         .plan
@@ -193,7 +204,12 @@ pub async fn create_opened(
         .map(|i| crate::store::InstanceRecord {
             id: i.id.0.clone(),
             node_id: bp.compiled.nodes[i.node].id.0.clone(),
-            state: "uninitialized".to_string(),
+            state: if started[i.node] {
+                "started"
+            } else {
+                "uninitialized"
+            }
+            .to_string(),
             runtime_properties: Map::new(),
             version: 0,
         })

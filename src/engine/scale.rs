@@ -28,7 +28,7 @@ use crate::diag::did_you_mean;
 use crate::dsl::compiled::Counts;
 use crate::plan::modify::{Added, Removal};
 use crate::plan::{Entity, IdMaker, Slot};
-use crate::store::{DeploymentRecord, InstanceRecord, PlanChange, Store};
+use crate::store::{DeploymentRecord, InstanceRecord, NewInstance, PlanChange, Store};
 
 /// An amount as users write it: `+N`, `-N` (relative) or `N` (absolute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,8 +362,11 @@ async fn add(
             .iter()
             .map(|i| {
                 let row = plan.instance_row(*i);
-                let name = compiled.nodes[row.node].id.0.clone();
-                (row, name)
+                NewInstance {
+                    node: compiled.nodes[row.node].id.0.clone(),
+                    started: false,
+                    row,
+                }
             })
             .collect(),
         groups: m.groups.iter().map(|g| plan.group_row(*g)).collect(),
@@ -741,9 +744,9 @@ async fn record(
         change
             .instances
             .into_iter()
-            .map(|(row, node_id)| InstanceRecord {
-                id: row.id,
-                node_id,
+            .map(|new| InstanceRecord {
+                id: new.row.id,
+                node_id: new.node,
                 state: "uninitialized".to_string(),
                 runtime_properties: Map::new(),
                 version: 0,

@@ -106,7 +106,11 @@ impl Instances {
             .unwrap_or_default()
     }
 
+    /// Set an instance's state; one already in it writes nothing.
     pub fn set_state(&self, id: &str, state: &str) {
+        if self.with(id, |r| r.state == state) == Some(true) {
+            return;
+        }
         self.change(id, |r| r.state = state.to_string());
     }
 

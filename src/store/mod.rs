@@ -41,7 +41,7 @@ use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
 pub use blobs::{CHUNK, SnapshotFile, Stored, StoredFile, content_hash};
 pub use pages::EventFilter;
-pub use plan_rows::{PlanChange, Select};
+pub use plan_rows::{NewInstance, PlanChange, Select};
 pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
 pub use rules::RuleRecord;
@@ -377,6 +377,23 @@ impl Store {
         plan: &Plan,
         files: &[SnapshotFile],
     ) -> Result<Stored, StoreError> {
+        self.create_deployment_started(id, blueprint, inputs, compiled, plan, files, &[])
+            .await
+    }
+
+    /// [`Store::create_deployment`], storing the instances of the nodes `started` names
+    /// `started` (their install has nothing to run), the others `uninitialized`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_deployment_started(
+        &self,
+        id: &str,
+        blueprint: &str,
+        inputs: &Json,
+        compiled: &Compiled,
+        plan: &Plan,
+        files: &[SnapshotFile],
+        started: &[bool],
+    ) -> Result<Stored, StoreError> {
         let mut tx = self.write().await?;
         let exists = sqlx::query("SELECT 1 FROM deployments WHERE id = ?")
             .bind(id)
@@ -397,7 +414,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let stored = blobs::insert_files(&mut tx, id, files).await?;
-        plan_rows::insert_rows(&mut tx, id, &plan_rows::change_adding(plan, compiled)).await?;
+        let change = plan_rows::change_adding(plan, compiled, started);
+        plan_rows::insert_rows(&mut tx, id, &change).await?;
         tx.commit().await?;
         Ok(stored)
     }

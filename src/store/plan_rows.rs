@@ -38,11 +38,21 @@ pub enum Select<'a> {
     Every,
 }
 
+/// A node instance to store.
+#[derive(Debug)]
+pub struct NewInstance {
+    pub row: InstanceRow,
+    /// Its node's name.
+    pub node: String,
+    /// Stored `started` (its install has nothing to run: `engine::graph::nothing_to_install`)
+    /// rather than `uninitialized`.
+    pub started: bool,
+}
+
 /// Rows to add and ids to remove, with the frame that results.
 #[derive(Debug, Default)]
 pub struct PlanChange {
-    /// New node instances with their node's name; they start `uninitialized`.
-    pub instances: Vec<(InstanceRow, String)>,
+    pub instances: Vec<NewInstance>,
     pub groups: Vec<GroupRow>,
     /// New links, in the order they were made, as runs (see [`crate::plan::rows::runs`]).
     pub links: Vec<LinkRun>,
@@ -443,15 +453,22 @@ pub(super) async fn insert_rows(
     // What every new instance starts with is written in the statement, not bound.
     let sql = format!(
         "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) \
-         VALUES (?, ?, ?, 'uninitialized', '{{}}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
+         VALUES (?, ?, ?, ?, '{{}}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
-    bulk.insert(&sql, &change.instances, |rows, (r, node_name)| {
+    bulk.insert(&sql, &change.instances, |rows, new| {
+        let r = &new.row;
         let (parent, parent_is_group) = parent_columns(&r.parent);
         let groups = r.groups.join(" ");
+        let state = if new.started {
+            "started"
+        } else {
+            "uninitialized"
+        };
         rows.put(&[
             deployment.into(),
             (&r.id).into(),
-            node_name.into(),
+            (&new.node).into(),
+            state.into(),
             r.seq.into(),
             (r.node as i64).into(),
             parent.into(),
@@ -497,15 +514,17 @@ pub(super) async fn insert_rows(
     Ok(())
 }
 
-/// The rows of a whole new plan, as a change that adds them all.
-pub(super) fn change_adding(plan: &Plan, compiled: &Compiled) -> PlanChange {
+/// The rows of a whole new plan, as a change that adds them all; the instances of the nodes
+/// `started` names are stored `started`.
+pub(super) fn change_adding(plan: &Plan, compiled: &Compiled, started: &[bool]) -> PlanChange {
     let (instances, groups, links) = crate::plan::rows::all_rows(plan, compiled);
     PlanChange {
         instances: instances
             .into_iter()
-            .map(|r| {
-                let name = compiled.nodes[r.node].id.0.clone();
-                (r, name)
+            .map(|row| NewInstance {
+                node: compiled.nodes[row.node].id.0.clone(),
+                started: started.get(row.node).copied().unwrap_or(false),
+                row,
             })
             .collect(),
         groups,
@@ -529,7 +548,7 @@ pub(super) async fn convert_plan_blobs(tx: &mut SqliteConnection) -> Result<(), 
             serde_json::from_str(r.get::<&str, _>(2)).map_err(|e| corrupt(&id, e))?;
         number_old_plan(&mut plan);
         // The instances' state rows exist already: keep them, add the plan columns.
-        let change = change_adding(&plan, &compiled);
+        let change = change_adding(&plan, &compiled, &[]);
         let states = sqlx::query(
             "SELECT id, state, runtime_properties, version FROM node_instances WHERE deployment_id = ?",
         )
@@ -545,7 +564,8 @@ pub(super) async fn convert_plan_blobs(tx: &mut SqliteConnection) -> Result<(), 
             .execute(&mut *tx)
             .await?;
         insert_rows(tx, &id, &change).await?;
-        for (row, _) in &change.instances {
+        for new in &change.instances {
+            let row = &new.row;
             if let Some((state, props, version)) = states.get(&row.id) {
                 sqlx::query("UPDATE node_instances SET state = ?, runtime_properties = ?, version = ? WHERE deployment_id = ? AND id = ?")
                     .bind(state)
