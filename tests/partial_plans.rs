@@ -117,6 +117,7 @@ fn check(label: &str, text: &str, steps: &[(&str, i64)]) -> usize {
                 &bp.compiled,
                 &bp.plan,
                 &[],
+                &[],
             )
             .await
             .unwrap();

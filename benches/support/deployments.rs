@@ -43,6 +43,7 @@ impl Scratch {
                     &bp.compiled,
                     &bp.plan,
                     &[],
+                    &[],
                 )
                 .await
                 .unwrap();

@@ -187,7 +187,7 @@ pub async fn create_opened(
     // depends on, is stored as it will end, `started`, and the install writes nothing for it.
     let started = graph::nothing_to_install(&bp.compiled);
     let stored = store
-        .create_deployment_started(
+        .create_deployment(
             id,
             label,
             &inputs,

@@ -450,23 +450,37 @@ mod tests {
         (a.finish(c).unwrap(), links)
     }
 
-    #[test]
-    fn a_first_link_to_the_container_is_not_stored_and_comes_back_first() {
-        // `app` is contained in `vm` first, then connected to every `db`; a scale-out of `db`
-        // appends a link after both.
-        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, instances: { deploy: 2 } }\n  db: { type: cloudify.nodes.Root, instances: { deploy: 2 } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.contained_in, target: vm }, { type: cloudify.relationships.connected_to, target: db }]\n";
-        let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
+    /// `app` (2 instances on `vm`'s 2) with `relationships`, after a scale-out of `db` from
+    /// 2 to 3: the plan, the stored runs and the relationship order of the first `app` read
+    /// back, which must be the plan's.
+    fn app_links_after_scale_out(
+        relationships: &str,
+    ) -> (Compiled, Plan, Vec<LinkRun>, Vec<usize>) {
+        let text = format!(
+            "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: {{ type: cloudify.nodes.Compute, instances: {{ deploy: 2 }} }}\n  db: {{ type: cloudify.nodes.Root, instances: {{ deploy: 2 }} }}\n  app:\n    type: cloudify.nodes.Root\n    relationships: {relationships}\n"
+        );
+        let bp = blueprint::open_str(Path::new("t.yaml"), &text, &Default::default()).unwrap();
         let (c, mut plan) = (bp.compiled, bp.plan);
         let db = *c.node_index.get("db").unwrap();
         plan.scale_out(&c, Entity::Node(db), 1, &mut IdMaker::seeded(3));
         let (back, links) = round_trip(&c, &plan, false);
         assert_eq!(back.instances, plan.instances);
+        let app = &back.instances[back.by_node[*c.node_index.get("app").unwrap()][0] as usize];
+        let order = app.relationships.iter().map(|r| r.relationship).collect();
+        (c, plan, links, order)
+    }
+
+    #[test]
+    fn a_first_link_to_the_container_is_not_stored_and_comes_back_first() {
+        // Contained in `vm` first, then connected to every `db`: the scale-out's link comes
+        // after both.
+        let (c, plan, links, order) = app_links_after_scale_out(
+            "[{ type: cloudify.relationships.contained_in, target: vm }, { type: cloudify.relationships.connected_to, target: db }]",
+        );
         assert!(
             links.iter().all(|l| l.relationship == 1),
             "only the `connected_to` links have runs: {links:?}"
         );
-        let app = &back.instances[back.by_node[*c.node_index.get("app").unwrap()][0] as usize];
-        let order: Vec<usize> = app.relationships.iter().map(|r| r.relationship).collect();
         assert_eq!(order, [0, 1, 1, 1]);
         // Runs written before hold the containment link too: read back once, in its place.
         let (old, _) = round_trip(&c, &plan, true);
@@ -475,18 +489,12 @@ mod tests {
 
     #[test]
     fn a_link_to_the_container_after_other_links_is_stored_in_its_place() {
-        // `app` is connected to every `db` first: the containment link is stored as a run, and
-        // stays between those links and the one a scale-out of `db` appends.
-        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\nnode_templates:\n  vm: { type: cloudify.nodes.Compute, instances: { deploy: 2 } }\n  db: { type: cloudify.nodes.Root, instances: { deploy: 2 } }\n  app:\n    type: cloudify.nodes.Root\n    relationships: [{ type: cloudify.relationships.connected_to, target: db }, { type: cloudify.relationships.contained_in, target: vm }]\n";
-        let bp = blueprint::open_str(Path::new("t.yaml"), text, &Default::default()).unwrap();
-        let (c, mut plan) = (bp.compiled, bp.plan);
-        let db = *c.node_index.get("db").unwrap();
-        plan.scale_out(&c, Entity::Node(db), 1, &mut IdMaker::seeded(3));
-        let (back, links) = round_trip(&c, &plan, false);
-        assert_eq!(back.instances, plan.instances);
+        // Connected to every `db` first: the containment link is stored as a run, and stays
+        // between those links and the one the scale-out appends.
+        let (_, _, links, order) = app_links_after_scale_out(
+            "[{ type: cloudify.relationships.connected_to, target: db }, { type: cloudify.relationships.contained_in, target: vm }]",
+        );
         assert_eq!(links.iter().filter(|l| l.relationship == 1).count(), 2);
-        let app = &back.instances[back.by_node[*c.node_index.get("app").unwrap()][0] as usize];
-        let order: Vec<usize> = app.relationships.iter().map(|r| r.relationship).collect();
         assert_eq!(order, [0, 0, 1, 0]);
     }
 

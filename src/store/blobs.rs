@@ -336,6 +336,7 @@ mod tests {
                 &bp.compiled,
                 &bp.plan,
                 files,
+                &[],
             )
             .await
     }

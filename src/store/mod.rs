@@ -368,23 +368,10 @@ impl Store {
     /// Store a new deployment with its plan and the snapshot of its blueprint's files, in one
     /// transaction; returns what the snapshot added to the store. The transaction takes the
     /// write lock at once, so the contents it finds stored cannot be deleted before it commits.
-    pub async fn create_deployment(
-        &self,
-        id: &str,
-        blueprint: &str,
-        inputs: &Json,
-        compiled: &Compiled,
-        plan: &Plan,
-        files: &[SnapshotFile],
-    ) -> Result<Stored, StoreError> {
-        self.create_deployment_started(id, blueprint, inputs, compiled, plan, files, &[])
-            .await
-    }
-
-    /// [`Store::create_deployment`], storing the instances of the nodes `started` names
-    /// `started` (their install has nothing to run), the others `uninitialized`.
+    /// The instances of the nodes `started` names are stored `started` (their install has
+    /// nothing to run), the others `uninitialized`.
     #[allow(clippy::too_many_arguments)]
-    pub async fn create_deployment_started(
+    pub async fn create_deployment(
         &self,
         id: &str,
         blueprint: &str,
@@ -1022,7 +1009,7 @@ mod tests {
         let mut seen = Vec::new();
         for (id, status, installed) in [("a", "terminated", true), ("b", "failed", false)] {
             store
-                .create_deployment(id, "t.yaml", &Json::Null, &bp.compiled, &bp.plan, &[])
+                .create_deployment(id, "t.yaml", &Json::Null, &bp.compiled, &bp.plan, &[], &[])
                 .await
                 .unwrap();
             let e = store
