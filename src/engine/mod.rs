@@ -204,12 +204,7 @@ pub async fn create_opened(
         .map(|i| crate::store::InstanceRecord {
             id: i.id.0.clone(),
             node_id: bp.compiled.nodes[i.node].id.0.clone(),
-            state: if started[i.node] {
-                "started"
-            } else {
-                "uninitialized"
-            }
-            .to_string(),
+            state: crate::store::initial_state(started[i.node]).to_string(),
             runtime_properties: Map::new(),
             version: 0,
         })

@@ -747,7 +747,7 @@ async fn record(
             .map(|new| InstanceRecord {
                 id: new.row.id,
                 node_id: new.node,
-                state: "uninitialized".to_string(),
+                state: crate::store::initial_state(new.started).to_string(),
                 runtime_properties: Map::new(),
                 version: 0,
             })

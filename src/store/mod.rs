@@ -41,7 +41,7 @@ use crate::dsl::Compiled;
 use crate::plan::{Frame, Plan};
 pub use blobs::{CHUNK, SnapshotFile, Stored, StoredFile, content_hash};
 pub use pages::EventFilter;
-pub use plan_rows::{NewInstance, PlanChange, Select};
+pub use plan_rows::{NewInstance, PlanChange, Select, initial_state};
 pub use policies::{DeploymentState, PolicyState};
 pub use processes::{ProcessRecord, ProcessWrite};
 pub use rules::RuleRecord;

@@ -38,14 +38,19 @@ pub enum Select<'a> {
     Every,
 }
 
+/// The state a new instance is stored in: `started` when its install has nothing to run
+/// (`engine::graph::nothing_to_install`), else `uninitialized`.
+pub fn initial_state(started: bool) -> &'static str {
+    if started { "started" } else { "uninitialized" }
+}
+
 /// A node instance to store.
 #[derive(Debug)]
 pub struct NewInstance {
     pub row: InstanceRow,
     /// Its node's name.
     pub node: String,
-    /// Stored `started` (its install has nothing to run: `engine::graph::nothing_to_install`)
-    /// rather than `uninitialized`.
+    /// Stored `started` rather than `uninitialized` ([`initial_state`]).
     pub started: bool,
 }
 
@@ -450,7 +455,8 @@ pub(super) async fn insert_rows(
     change: &PlanChange,
 ) -> Result<(), StoreError> {
     let mut bulk = Bulk::lock(tx).await?;
-    // What every new instance starts with is written in the statement, not bound.
+    // The runtime properties and version every new instance starts with are written in the
+    // statement, not bound.
     let sql = format!(
         "INSERT INTO node_instances (deployment_id, {INSTANCE_COLUMNS}) \
          VALUES (?, ?, ?, ?, '{{}}', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -459,16 +465,11 @@ pub(super) async fn insert_rows(
         let r = &new.row;
         let (parent, parent_is_group) = parent_columns(&r.parent);
         let groups = r.groups.join(" ");
-        let state = if new.started {
-            "started"
-        } else {
-            "uninitialized"
-        };
         rows.put(&[
             deployment.into(),
             (&r.id).into(),
             (&new.node).into(),
-            state.into(),
+            initial_state(new.started).into(),
             r.seq.into(),
             (r.node as i64).into(),
             parent.into(),
