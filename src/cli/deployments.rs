@@ -141,6 +141,9 @@ pub async fn deploy(
     args: DeployArgs,
     opening: Opening,
 ) -> Result<ExitCode, EngineError> {
+    // Meanwhile. A store that cannot be written to says so when the deployment is stored, after
+    // what is wrong with the blueprint, if anything.
+    let _ = store.prime_log().await;
     let bp = opening.wait()?;
     let id = match args.id {
         Some(id) => id,

@@ -352,6 +352,22 @@ impl Store {
             .collect()
     }
 
+    /// Restart the write-ahead log now if the next write would: when the log has been folded
+    /// into the database whole (as the last command to close the store does), the first write
+    /// after starts it anew and syncs its header to disk first (0.5–3 ms on this project's
+    /// machine). `deploy` calls this while its blueprint is being opened, so that the sync is
+    /// not in the way later. The write sets the schema version to what it is; a log that has
+    /// frames gets one more, of the database's first page.
+    pub async fn prime_log(&self) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let version = schema_version(&mut tx).await?;
+        sqlx::query(&format!("PRAGMA user_version = {version}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A write transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`).
     ///
     /// A deferred transaction that reads first and writes later cannot wait for the lock: when
@@ -996,6 +1012,21 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
+    /// A store in a new file of the temporary directory.
+    async fn temp_store(name: &str) -> Store {
+        let path = std::env::temp_dir().join(format!("windlass-{name}-{}.db", std::process::id()));
+        Store::open(path.to_str().unwrap()).await.unwrap()
+    }
+
+    /// Close a store and remove its files.
+    async fn remove(store: Store) {
+        let files = store.files();
+        store.close().await;
+        for file in files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
     /// An execution's end is one write of the recorder's last batch: its status and end time,
     /// and the deployment's `installed` mark only when asked.
     #[tokio::test]
@@ -1004,8 +1035,7 @@ mod tests {
         let bp =
             crate::blueprint::open_str(std::path::Path::new("t.yaml"), text, &Default::default())
                 .unwrap();
-        let path = std::env::temp_dir().join(format!("windlass-ended-{}.db", std::process::id()));
-        let store = Store::open(path.to_str().unwrap()).await.unwrap();
+        let store = temp_store("ended").await;
         let mut seen = Vec::new();
         for (id, status, installed) in [("a", "terminated", true), ("b", "failed", false)] {
             store
@@ -1033,14 +1063,7 @@ mod tests {
                 dep.installed,
             ));
         }
-        store.close().await;
-        for file in [
-            path.clone(),
-            path.with_extension("db-wal"),
-            path.with_extension("db-shm"),
-        ] {
-            let _ = std::fs::remove_file(file);
-        }
+        remove(store).await;
         assert_eq!(
             seen,
             [
@@ -1048,6 +1071,35 @@ mod tests {
                 ("failed".to_string(), true, Some("boom".to_string()), false),
             ]
         );
+    }
+
+    /// Priming the log writes nothing a reader sees: the schema version stays, and so does
+    /// what was stored before, however many times it runs.
+    #[tokio::test]
+    async fn priming_the_log_changes_nothing_stored() {
+        let store = temp_store("prime").await;
+        let before = schema_version(&mut store.db.get().await.unwrap())
+            .await
+            .unwrap();
+        let token = store.create_token("ci").await.unwrap();
+        for _ in 0..2 {
+            store.prime_log().await.unwrap();
+        }
+        let after = schema_version(&mut store.db.get().await.unwrap())
+            .await
+            .unwrap();
+        let names: Vec<String> = store
+            .tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        remove(store).await;
+        assert_eq!(token.name, "ci");
+        let current = schema::MIGRATIONS.len();
+        assert_eq!((before, after), (current, current));
+        assert_eq!(names, ["ci"]);
     }
 
     #[test]
