@@ -1,7 +1,8 @@
 //! The recorder: every state change, task record and event goes through it to the store, in
 //! batches (group commit), and last the execution's end ([`Write::Ended`]: its status, with a
-//! finished install's `installed` mark, committed with what was still queued), and events are shown to the user from here only, after they are
-//! committed, so parallel work never interleaves on the terminal.
+//! finished install's `installed` mark, committed with what was still queued). Events are
+//! shown to the user from here only, after they are committed, so parallel work never
+//! interleaves on the terminal.
 //!
 //! `write` queues; `flush` waits until everything queued so far is committed. The engine
 //! flushes after each operation that has side effects, so a killed process loses at most the

@@ -576,7 +576,13 @@ impl Store {
                 } => tasks.push((execution, key, state, result)),
                 Write::Event { deployment, event } => events.push((deployment, event)),
                 Write::Process(p) => processes.push(p),
-                Write::Ended { .. } => ended.push(w),
+                Write::Ended {
+                    deployment,
+                    execution,
+                    status,
+                    error,
+                    installed,
+                } => ended.push((deployment, execution, status, error, *installed)),
                 Write::Instance { deployment, record } => {
                     match latest.get(&(deployment.as_str(), record.id.as_str())) {
                         Some(&i) if instances[i].1.version >= record.version => {}
@@ -643,19 +649,10 @@ impl Store {
             )?;
         }
         processes::apply(&mut tx, &processes).await?;
-        for w in ended {
-            if let Write::Ended {
-                deployment,
-                execution,
-                status,
-                error,
-                installed,
-            } = w
-            {
-                end_execution(&mut tx, execution, status, error.as_deref()).await?;
-                if *installed {
-                    mark_installed(&mut tx, deployment, true).await?;
-                }
+        for (deployment, execution, status, error, installed) in ended {
+            end_execution(&mut tx, execution, status, error.as_deref()).await?;
+            if installed {
+                mark_installed(&mut tx, deployment, true).await?;
             }
         }
         tx.commit().await?;
