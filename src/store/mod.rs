@@ -354,7 +354,7 @@ impl Store {
 
     /// Restart the write-ahead log now if the next write would: when the log has been folded
     /// into the database whole (as the last command to close the store does), the first write
-    /// after starts it anew and syncs its header to disk first (0.5–3 ms on this project's
+    /// after starts it anew and syncs its header to disk first (0.3–3.3 ms on this project's
     /// machine). `deploy` calls this while its blueprint is being opened, so that the sync is
     /// not in the way later. The write sets the schema version to what it is; a log that has
     /// frames gets one more, of the database's first page.
