@@ -1,7 +1,7 @@
 //! `deploy`, `undeploy`, `run`, `resume`, `cancel`: commands that start or stop executions.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -141,17 +141,20 @@ pub async fn deploy(
     args: DeployArgs,
     opening: Opening,
 ) -> Result<ExitCode, EngineError> {
-    // Meanwhile. A store that cannot be written to says so when the deployment is stored, after
-    // what is wrong with the blueprint, if anything.
+    // Meanwhile, what needs nothing of the blueprint, its errors reported after the
+    // blueprint's own: the snapshot of its directory, on a thread of its own (a blueprint that
+    // cannot be opened is reported without waiting for it), and the store's log. A store that
+    // cannot be written to says so when the deployment is stored.
+    let snapshot = Snapshotting::start(&args.blueprint, engine::snapshot_skip(store));
     let _ = store.prime_log().await;
     let bp = opening.wait()?;
+    let files = snapshot.wait();
     let id = match args.id {
         Some(id) => id,
         None => default_id(&args.blueprint),
     };
     let label = args.blueprint.display().to_string();
-    let (snapshot, created) =
-        engine::create_opened(store, &args.blueprint, &label, &id, bp).await?;
+    let (snapshot, created) = engine::create_opened(store, &label, &id, bp, files).await?;
     if snapshot.is_large() && !global.quiet {
         eprintln!("{}", snapshot_note(&snapshot));
     }
@@ -160,6 +163,38 @@ pub async fn deploy(
         global,
         format!("deployment `{id}` installed (execution {execution})"),
     ))
+}
+
+/// The snapshot of a deploy's blueprint directory (`engine::snapshot_dir`) being taken on a
+/// thread of its own, or taken already when no thread could be had.
+enum Snapshotting {
+    Thread(std::thread::JoinHandle<Taken>),
+    Taken(Taken),
+}
+
+type Taken = Result<engine::snapshot::Snapshot, EngineError>;
+
+impl Snapshotting {
+    fn start(blueprint: &Path, skip: Vec<PathBuf>) -> Snapshotting {
+        let (path, theirs) = (blueprint.to_path_buf(), skip.clone());
+        match std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || engine::snapshot_dir(&path, &theirs))
+        {
+            Ok(thread) => Snapshotting::Thread(thread),
+            Err(_) => Snapshotting::Taken(engine::snapshot_dir(blueprint, &skip)),
+        }
+    }
+
+    /// The snapshot (a blocking wait, as for the blueprint).
+    fn wait(self) -> Taken {
+        match self {
+            Snapshotting::Thread(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Snapshotting::Taken(taken) => taken,
+        }
+    }
 }
 
 /// A deploy's blueprint (inputs read, YAML parsed, compiled, planned) being opened on a

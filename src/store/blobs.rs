@@ -329,15 +329,7 @@ mod tests {
         let bp = crate::blueprint::open_str(Path::new("bp.yaml"), BLUEPRINT, &Default::default())
             .unwrap();
         store
-            .create_deployment(
-                id,
-                "bp.yaml",
-                &serde_json::json!({}),
-                &bp.compiled,
-                &bp.plan,
-                files,
-                &[],
-            )
+            .create_blueprint(id, &serde_json::json!({}), &bp, files)
             .await
     }
 

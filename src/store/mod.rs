@@ -385,7 +385,9 @@ impl Store {
     /// transaction; returns what the snapshot added to the store. The transaction takes the
     /// write lock at once, so the contents it finds stored cannot be deleted before it commits.
     /// The instances of the nodes `started` names are stored `started` (their install has
-    /// nothing to run), the others `uninitialized`.
+    /// nothing to run), the others `uninitialized`. `compiled_json` is `compiled` as stored
+    /// (`serde_json::to_string`), made by the caller, which may have something else to do
+    /// meanwhile (`engine::create_opened`).
     #[allow(clippy::too_many_arguments)]
     pub async fn create_deployment(
         &self,
@@ -393,6 +395,7 @@ impl Store {
         blueprint: &str,
         inputs: &Json,
         compiled: &Compiled,
+        compiled_json: &str,
         plan: &Plan,
         files: &[SnapshotFile],
         started: &[bool],
@@ -412,7 +415,7 @@ impl Store {
             .bind(blueprint)
             .bind(now())
             .bind(inputs.to_string())
-            .bind(serde_json::to_string(compiled).unwrap_or_default())
+            .bind(compiled_json)
             .bind(serde_json::to_string(&plan.frame()).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
@@ -421,6 +424,29 @@ impl Store {
         plan_rows::insert_rows(&mut tx, id, &change).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// [`Store::create_deployment`] of an opened blueprint as `t.yaml`, nothing `started`.
+    #[cfg(test)]
+    pub(crate) async fn create_blueprint(
+        &self,
+        id: &str,
+        inputs: &Json,
+        bp: &crate::blueprint::Blueprint,
+        files: &[SnapshotFile],
+    ) -> Result<Stored, StoreError> {
+        let json = serde_json::to_string(&bp.compiled).expect("a compiled blueprint serializes");
+        self.create_deployment(
+            id,
+            "t.yaml",
+            inputs,
+            &bp.compiled,
+            &json,
+            &bp.plan,
+            files,
+            &[],
+        )
+        .await
     }
 
     /// A deployment with its whole plan.
@@ -1036,7 +1062,7 @@ mod tests {
         let mut seen = Vec::new();
         for (id, status, installed) in [("a", "terminated", true), ("b", "failed", false)] {
             store
-                .create_deployment(id, "t.yaml", &Json::Null, &bp.compiled, &bp.plan, &[], &[])
+                .create_blueprint(id, &Json::Null, &bp, &[])
                 .await
                 .unwrap();
             let e = store

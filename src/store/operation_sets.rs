@@ -165,7 +165,7 @@ pub(super) mod tests {
         let store = crate::store::Store::open(location).await.unwrap();
         let inputs = Json::Object(Map::new());
         store
-            .create_deployment("d", "t.yaml", &inputs, &bp.compiled, &bp.plan, &[], &[])
+            .create_blueprint("d", &inputs, &bp, &[])
             .await
             .unwrap();
         sqlx::query("UPDATE deployments SET compiled = ?")
