@@ -6,7 +6,7 @@
 //! graph's state; jobs report back when they end. Cancellation stops new jobs and signals
 //! running operations.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +76,10 @@ pub async fn walk(
         }
     }
     let jobs: Arc<Vec<Job>> = Arc::new(graph.jobs);
+    // Whether a job is trivial depends on its node and its steps only (unless a step names
+    // one relationship instance): asked once per node and list of steps, not once per
+    // instance (each asks a handful of map lookups: 0.7 ms for 1,000 instances).
+    let mut trivial_of: HashMap<(usize, usize), Option<Vec<&str>>> = HashMap::new();
     let mut ready: VecDeque<usize> = (0..n).filter(|j| waiting[*j] == 0).collect();
     let mut blocked = vec![false; n];
     let mut running = JoinSet::new();
@@ -97,9 +101,22 @@ pub async fn walk(
                 break;
             }
             // A job with nothing to run finishes here and now: no task, no parallelism slot.
-            if let Some(noops) = trivial(&run, &jobs[j]) {
+            let job = &jobs[j];
+            let node = run.plan.instances[job.instance as usize].node;
+            let noops = if job
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Relationship { .. }))
+            {
+                &trivial(&run, job)
+            } else {
+                trivial_of
+                    .entry((node, job.steps.as_ptr() as usize))
+                    .or_insert_with(|| trivial(&run, job))
+            };
+            if let Some(noops) = noops {
                 ready.pop_front();
-                finish_trivial(&run, &jobs[j], noops);
+                finish_trivial(&run, job, noops);
                 if let Some(bar) = &run.progress {
                     bar.inc(1);
                 }
@@ -207,18 +224,19 @@ async fn run_job(run: &Run, job: &Job) -> Result<(), String> {
             }
         }
     }
-    note_noops(run, job.instance, noops);
+    note_noops(run, job.instance, &noops);
     Ok(())
 }
 
 /// Remember which operations an instance skipped, once per node.
-fn note_noops(run: &Run, instance: u32, mut noops: Vec<&str>) {
+fn note_noops(run: &Run, instance: u32, noops: &[&str]) {
     if noops.is_empty() {
         return;
     }
     let node = run.plan.instances[instance as usize].node;
     if let Ok(mut seen) = run.noops.lock() {
         seen.entry(node).or_insert_with(|| {
+            let mut noops = noops.to_vec();
             noops.dedup();
             noops.join(", ")
         });
@@ -304,7 +322,7 @@ fn trivial<'a>(run: &'a Run, job: &'a Job) -> Option<Vec<&'a str>> {
 
 /// A job whose operations are all no-ops: its instance goes straight to the job's last state
 /// (the states in between are never seen by anything, and resume repeats the job whole).
-fn finish_trivial(run: &Run, job: &Job, noops: Vec<&str>) {
+fn finish_trivial(run: &Run, job: &Job, noops: &[&str]) {
     let id = run.plan.instance_id(job.instance).0.as_str();
     let last = job.steps.iter().rev().find_map(|s| match s {
         Step::State(s) => Some(*s),
