@@ -115,7 +115,7 @@ fn check(label: &str, text: &str, steps: &[(&str, i64)]) -> usize {
                 "bp.yaml",
                 &serde_json::json!({}),
                 &bp.compiled,
-                &serde_json::to_string(&bp.compiled).unwrap(),
+                std::future::ready(serde_json::to_string(&bp.compiled).unwrap()),
                 &bp.plan,
                 &[],
                 &[],

@@ -41,7 +41,7 @@ impl Scratch {
                     "bench.yaml",
                     &serde_json::json!({}),
                     &bp.compiled,
-                    &serde_json::to_string(&bp.compiled).unwrap(),
+                    std::future::ready(serde_json::to_string(&bp.compiled).unwrap()),
                     &bp.plan,
                     &[],
                     &[],

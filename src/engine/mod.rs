@@ -190,11 +190,19 @@ pub async fn create_opened(
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let compiled = Arc::new(bp.compiled);
     // The compiled blueprint as stored (JSON: 147 KB for 200 nodes), made on another thread
-    // while the checks below run.
-    let compiled_json = tokio::task::spawn_blocking({
+    // while the checks below run and the plan's rows are made.
+    let making = tokio::task::spawn_blocking({
         let compiled = compiled.clone();
-        move || serde_json::to_string(&*compiled)
+        // Its maps have text keys: nothing in it can fail to serialize.
+        move || serde_json::to_string(&*compiled).expect("a compiled blueprint serializes")
     });
+    let compiled_json = async {
+        match making.await {
+            Ok(json) => json,
+            // A panic there is one here.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    };
     lookups::check_inputs(store, &compiled).await?;
     let registry = Registry::for_blueprint(&compiled);
     check_plugins(&compiled, &registry)?;
@@ -210,18 +218,13 @@ pub async fn create_opened(
     // The install comes next: an instance whose install has nothing to run, here or in what it
     // depends on, is stored as it will end, `started`, and the install writes nothing for it.
     let started = graph::nothing_to_install(&compiled);
-    let compiled_json = compiled_json
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|json| json.map_err(|e| e.to_string()))
-        .map_err(|e| EngineError::Io(format!("cannot store the compiled blueprint: {e}")))?;
     let stored = store
         .create_deployment(
             id,
             label,
             &inputs,
             &compiled,
-            &compiled_json,
+            compiled_json,
             &bp.plan,
             &files.files,
             &started,

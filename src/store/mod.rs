@@ -385,9 +385,9 @@ impl Store {
     /// transaction; returns what the snapshot added to the store. The transaction takes the
     /// write lock at once, so the contents it finds stored cannot be deleted before it commits.
     /// The instances of the nodes `started` names are stored `started` (their install has
-    /// nothing to run), the others `uninitialized`. `compiled_json` is `compiled` as stored
-    /// (`serde_json::to_string`), made by the caller, which may have something else to do
-    /// meanwhile (`engine::create_opened`).
+    /// nothing to run), the others `uninitialized`. `compiled_json` yields `compiled` as stored
+    /// (`serde_json::to_string`); it is awaited once the plan's rows are made, so that the
+    /// caller can have it made meanwhile on another thread (`engine::create_opened`).
     #[allow(clippy::too_many_arguments)]
     pub async fn create_deployment(
         &self,
@@ -395,11 +395,13 @@ impl Store {
         blueprint: &str,
         inputs: &Json,
         compiled: &Compiled,
-        compiled_json: &str,
+        compiled_json: impl std::future::Future<Output = String>,
         plan: &Plan,
         files: &[SnapshotFile],
         started: &[bool],
     ) -> Result<Stored, StoreError> {
+        let change = plan_rows::change_adding(plan, compiled, started);
+        let compiled_json = compiled_json.await;
         let mut tx = self.write().await?;
         let exists = sqlx::query("SELECT 1 FROM deployments WHERE id = ?")
             .bind(id)
@@ -415,12 +417,11 @@ impl Store {
             .bind(blueprint)
             .bind(now())
             .bind(inputs.to_string())
-            .bind(compiled_json)
+            .bind(&compiled_json)
             .bind(serde_json::to_string(&plan.frame()).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
         let stored = blobs::insert_files(&mut tx, id, files).await?;
-        let change = plan_rows::change_adding(plan, compiled, started);
         plan_rows::insert_rows(&mut tx, id, &change).await?;
         tx.commit().await?;
         Ok(stored)
@@ -441,7 +442,7 @@ impl Store {
             "t.yaml",
             inputs,
             &bp.compiled,
-            &json,
+            std::future::ready(json),
             &bp.plan,
             files,
             &[],
