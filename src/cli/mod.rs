@@ -266,7 +266,7 @@ fn with_store_connections(
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let location = global
             .state
             .clone()
@@ -282,7 +282,14 @@ fn with_store_connections(
             Ok(code) => code,
             Err(e) => report_engine(&e),
         }
-    })
+    });
+    match connections {
+        // The command is done: what is left of its runtime (an idle thread that serialized
+        // something for it) goes with the process, without being waited for.
+        Connections::Single => runtime.shutdown_background(),
+        Connections::Shared => drop(runtime),
+    }
+    code
 }
 
 /// Print an engine error; returns the exit code it calls for.
