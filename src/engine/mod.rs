@@ -1177,38 +1177,6 @@ impl Session {
             bar.set_length(graph.jobs.len() as u64);
             bar.set_position(0);
         }
-        // `get_secret` in properties is resolved for this execution only, in memory: the
-        // store keeps the calls, never the values.
-        let node_properties: Vec<Arc<Map<String, Json>>> = dep
-            .compiled
-            .nodes
-            .iter()
-            .map(|n| {
-                if !n.properties.values().any(Revealed::used_in) {
-                    return Arc::new(n.properties.clone());
-                }
-                Arc::new(
-                    n.properties
-                        .iter()
-                        .map(|(k, v)| {
-                            let v = self.secrets.substitute(v).unwrap_or_else(|_| v.clone());
-                            (k.clone(), v)
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
-        let related = (0..dep.compiled.nodes.len())
-            .map(|n| {
-                let mut related = crate::plugins::Related::of(&dep.compiled, n).to_vec();
-                for r in &mut related {
-                    if let Some(&t) = dep.compiled.node_index.get(&r.target_node) {
-                        r.target_properties = node_properties[t].clone();
-                    }
-                }
-                related.into()
-            })
-            .collect();
         let run = Arc::new(walker::Run {
             deployment: dep.id.clone(),
             execution: self.execution.clone(),
@@ -1222,8 +1190,7 @@ impl Session {
             task_retries: self.task_retries,
             retry_interval: self.retry_interval,
             done,
-            node_properties,
-            related,
+            contexts: Default::default(),
             relationship_operations: dep
                 .compiled
                 .nodes

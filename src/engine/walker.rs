@@ -38,9 +38,9 @@ pub struct Run {
     pub task_retries: i64,
     pub retry_interval: Duration,
     pub done: HashSet<String>,
-    pub node_properties: Vec<Arc<Map<String, Json>>>,
-    /// Per node: its relationships, as operations see them.
-    pub related: Vec<Arc<[crate::plugins::Related]>>,
+    /// Per node, what its operations see of it: made when the first operation runs
+    /// ([`Run::node_properties`], [`Run::related`]); a walk whose jobs are all trivial makes none.
+    pub contexts: std::sync::OnceLock<NodeContexts>,
     /// Per node: the relationship operations any of its relationships implements (either side).
     pub relationship_operations: Vec<HashSet<String>>,
     /// Per node whose instances skipped operations: which ones (its first instance's list),
@@ -49,6 +49,70 @@ pub struct Run {
     pub progress: Option<indicatif::ProgressBar>,
     /// The execution's secrets (`get_secret` in inputs; `node_properties` has them resolved).
     pub secrets: Arc<crate::secrets::Revealed>,
+}
+
+/// Per node: its properties, `get_secret` resolved for this execution only, in memory (the
+/// store keeps the calls, never the values), and its relationships as operations see them.
+pub struct NodeContexts {
+    properties: Vec<Arc<Map<String, Json>>>,
+    related: Vec<Arc<[crate::plugins::Related]>>,
+}
+
+impl NodeContexts {
+    fn of(compiled: &Compiled, secrets: &crate::secrets::Revealed) -> NodeContexts {
+        let properties: Vec<Arc<Map<String, Json>>> = compiled
+            .nodes
+            .iter()
+            .map(|n| {
+                if !n.properties.values().any(crate::secrets::Revealed::used_in) {
+                    return Arc::new(n.properties.clone());
+                }
+                Arc::new(
+                    n.properties
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                secrets.substitute(v).unwrap_or_else(|_| v.clone()),
+                            )
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let related = (0..compiled.nodes.len())
+            .map(|n| {
+                let mut related = crate::plugins::Related::of(compiled, n).to_vec();
+                for r in &mut related {
+                    if let Some(&t) = compiled.node_index.get(&r.target_node) {
+                        r.target_properties = properties[t].clone();
+                    }
+                }
+                related.into()
+            })
+            .collect();
+        NodeContexts {
+            properties,
+            related,
+        }
+    }
+}
+
+impl Run {
+    fn contexts(&self) -> &NodeContexts {
+        self.contexts
+            .get_or_init(|| NodeContexts::of(&self.compiled, &self.secrets))
+    }
+
+    /// A node's properties as its operations see them.
+    pub fn node_properties(&self, node: usize) -> Arc<Map<String, Json>> {
+        self.contexts().properties[node].clone()
+    }
+
+    /// A node's relationships as its operations see them.
+    pub fn related(&self, node: usize) -> Arc<[crate::plugins::Related]> {
+        self.contexts().related[node].clone()
+    }
 }
 
 /// How a walk ended.
@@ -374,10 +438,10 @@ async fn run_relationship<'a>(
             side,
             source_instance: inst.id.0.clone(),
             source_node: run.compiled.nodes[inst.node].id.0.clone(),
-            source_properties: run.node_properties[inst.node].clone(),
+            source_properties: run.node_properties(inst.node),
             target_instance: target.id.0.clone(),
             target_node: run.compiled.nodes[target.node].id.0.clone(),
-            target_properties: run.node_properties[target.node].clone(),
+            target_properties: run.node_properties(target.node),
         };
         let this = if side == Side::Source {
             source
@@ -449,12 +513,12 @@ async fn execute(
         deployment_id: run.deployment.clone(),
         execution_id: run.execution.clone(),
         node_id: run.compiled.nodes[inst.node].id.0.clone(),
-        node_properties: run.node_properties[inst.node].clone(),
+        node_properties: run.node_properties(inst.node),
         instance_id: id.clone(),
         operation: name.to_string(),
         function: op.implementation.clone(),
         relationship,
-        related: run.related[inst.node].clone(),
+        related: run.related(inst.node),
         inputs,
         instances: run.instances.clone(),
         recorder: run.recorder.clone(),
