@@ -11,6 +11,7 @@ pub mod diag;
 pub mod dsl;
 pub mod engine;
 pub mod load;
+pub mod maps;
 pub mod plan;
 pub mod plugins;
 pub mod policy;

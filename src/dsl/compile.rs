@@ -7,11 +7,11 @@
 //! over type and mapped to a plugin or a script; relationships, instance counts, groups,
 //! policies, workflows and outputs follow. Every problem is collected; none stops the rest.
 
-use std::collections::HashMap;
+use crate::maps::{HashMap, HashMapExt};
 use std::path::Path;
 use std::rc::Rc;
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde_json::{Map, Value as Json};
 
 use super::compiled::*;
@@ -95,7 +95,7 @@ pub fn compile(
         data_types: &data_types,
         relationship_types: HashMap::new(),
         host_agent_uses: Vec::new(),
-        operation_sets: vec![Operations::new()],
+        operation_sets: vec![Operations::default()],
         shared_sets: HashMap::new(),
     };
     let mut nodes = Vec::with_capacity(model.node_templates.len());
@@ -277,7 +277,7 @@ fn evaluate_input(
         evaluate_input(&other, model, inputs, data_types, visiting, diags);
     }
     visiting.pop();
-    let no_nodes = IndexMap::new();
+    let no_nodes = IndexMap::default();
     let mut value =
         Evaluator::new(model.version, inputs, &no_nodes, &[]).eval(default, Scope::Global, diags);
     let ty = schema.ty.as_ref().map(|t| t.name.as_str());
@@ -363,7 +363,7 @@ fn merge_properties(
     data_types: &DataTypes,
     diags: &mut Diagnostics,
 ) -> IndexMap<String, Node> {
-    let mut out = IndexMap::new();
+    let mut out = IndexMap::default();
     let Some(schema) = schema else {
         for (k, v) in given {
             out.insert(k.name.clone(), v.clone());
@@ -397,7 +397,7 @@ fn merge_properties(
             );
         }
     }
-    let mut result = IndexMap::with_capacity(schema.len());
+    let mut result = IndexMap::with_capacity_and_hasher(schema.len(), Default::default());
     for (k, s) in schema {
         let data_type =
             s.ty.as_ref()
@@ -647,7 +647,7 @@ impl Ctx<'_> {
         (scope, owner): (Scope, &Owner),
         diags: &mut Diagnostics,
     ) -> Operations {
-        let mut out = Operations::new();
+        let mut out = Operations::default();
         // The type's operations, then those only the template adds, in written order.
         let only_in_template = from_template.iter().flat_map(|(iface, ops)| {
             ops.keys()
@@ -1091,8 +1091,8 @@ impl Ctx<'_> {
         eval: &mut Evaluator,
         diags: &mut Diagnostics,
     ) -> (IndexMap<String, ScalingPolicy>, IndexMap<String, Json>) {
-        let mut scaling = IndexMap::new();
-        let mut others = IndexMap::new();
+        let mut scaling = IndexMap::default();
+        let mut others = IndexMap::default();
         for (name, p) in &self.model.policies {
             for t in &p.targets {
                 if !self.model.groups.contains_key(&t.name) {
@@ -1331,7 +1331,7 @@ impl Ctx<'_> {
     }
 
     fn workflows(&mut self, diags: &mut Diagnostics) -> IndexMap<String, CompiledWorkflow> {
-        let mut out = IndexMap::new();
+        let mut out = IndexMap::default();
         for (name, w) in &self.model.workflows {
             let text = w.mapping.name.as_str();
             let (plugin, operation) = match text.split_once('.') {

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 

@@ -7,9 +7,9 @@
 //! other nodes' merged properties through [`Evaluator::property`], memoised, with a stack that
 //! turns circular references into an error naming the whole cycle.
 
-use std::collections::HashMap;
+use crate::maps::{HashMap, HashMapExt};
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde_json::{Map, Value as Json};
 
 use super::version::DslVersion;
@@ -103,7 +103,7 @@ pub struct Evaluator<'a> {
     pub properties: &'a [IndexMap<String, Node>],
     cache: HashMap<(usize, String), Json>,
     /// Properties whose evaluation reported an error (their value is a placeholder).
-    failed: std::collections::HashSet<(usize, String)>,
+    failed: crate::maps::HashSet<(usize, String)>,
     stack: Vec<(usize, String)>,
 }
 
@@ -120,7 +120,7 @@ impl<'a> Evaluator<'a> {
             node_names,
             properties,
             cache: HashMap::new(),
-            failed: std::collections::HashSet::new(),
+            failed: crate::maps::HashSet::default(),
             stack: Vec::new(),
         }
     }
@@ -610,10 +610,12 @@ mod tests {
             ("port".to_string(), json!(8080)),
             ("cfg".to_string(), json!({"a": [1, 2]})),
         ]
-        .into();
-        let node_names: IndexMap<String, usize> =
-            [("a".to_string(), 0), ("b".to_string(), 1)].into();
-        let mut properties = vec![IndexMap::new(), IndexMap::new()];
+        .into_iter()
+        .collect();
+        let node_names: IndexMap<String, usize> = [("a".to_string(), 0), ("b".to_string(), 1)]
+            .into_iter()
+            .collect();
+        let mut properties = vec![IndexMap::default(), IndexMap::default()];
         for (i, (k, v)) in props.iter().enumerate() {
             properties[i % 2].insert(k.to_string(), parse(FileId(0), v).unwrap());
         }

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde_json::Value as Json;
 
 use super::model::PropertySchema;
@@ -43,7 +43,7 @@ pub enum InputError {
 
 /// Parse every `-i` argument, later ones overriding earlier ones.
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<GivenInputs, InputError> {
-    let mut out = GivenInputs::new();
+    let mut out = GivenInputs::default();
     for arg in args {
         parse_one(arg.as_ref(), &mut out)?;
     }
@@ -171,7 +171,7 @@ pub fn resolve(
             );
         }
     }
-    let mut values = IndexMap::new();
+    let mut values = IndexMap::default();
     let mut missing = Vec::new();
     for (name, schema) in declared {
         let ty = schema.ty.as_ref().map(|t| t.name.as_str());

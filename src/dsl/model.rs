@@ -5,7 +5,7 @@
 //! functions (properties, operation inputs, outputs) stay as spanned YAML [`Node`]s here so that
 //! errors found while evaluating them can point at the token.
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 
 use super::version::DslVersion;
 use crate::load::source::Loc;

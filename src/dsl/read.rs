@@ -8,7 +8,7 @@
 //! outputs, node templates and capabilities may come from several files (1_3+).
 //! It does not resolve references; `types` and `compile` do.
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use indexmap::map::Entry;
 
 use super::model::*;
@@ -153,19 +153,19 @@ impl<'d> Reader<'d> {
             model: Model {
                 version,
                 description: None,
-                inputs: IndexMap::new(),
-                data_types: IndexMap::new(),
-                plugins: IndexMap::new(),
-                node_types: IndexMap::new(),
-                relationships: IndexMap::new(),
-                node_templates: IndexMap::new(),
-                groups: IndexMap::new(),
-                policies: IndexMap::new(),
-                policy_types: IndexMap::new(),
-                policy_triggers: IndexMap::new(),
-                workflows: IndexMap::new(),
-                outputs: IndexMap::new(),
-                capabilities: IndexMap::new(),
+                inputs: IndexMap::default(),
+                data_types: IndexMap::default(),
+                plugins: IndexMap::default(),
+                node_types: IndexMap::default(),
+                relationships: IndexMap::default(),
+                node_templates: IndexMap::default(),
+                groups: IndexMap::default(),
+                policies: IndexMap::default(),
+                policy_types: IndexMap::default(),
+                policy_triggers: IndexMap::default(),
+                workflows: IndexMap::default(),
+                outputs: IndexMap::default(),
+                capabilities: IndexMap::default(),
                 labels: serde_json::Map::new(),
             },
         }
@@ -375,7 +375,7 @@ impl<'d> Reader<'d> {
                 ),
             );
         }
-        let mut out = IndexMap::new();
+        let mut out = IndexMap::default();
         for (key, schema) in declared {
             let ty = schema.get("type").and_then(Node::as_str);
             let value = given_entries.iter().find(|(k, _)| k.name == key.name);
@@ -810,7 +810,7 @@ impl<'d> Reader<'d> {
                         name: s.clone(),
                         loc: n.loc,
                     },
-                    parameters: IndexMap::new(),
+                    parameters: IndexMap::default(),
                 },
                 _ => {
                     let e = self.fields(
@@ -885,10 +885,10 @@ impl<'d> Reader<'d> {
     // ----- pieces ---------------------------------------------------------------------------
 
     fn interfaces(&mut self, node: Option<&Node>, doc: &Doc) -> Interfaces {
-        let mut out = Interfaces::new();
+        let mut out = Interfaces::default();
         let Some(node) = node else { return out };
         for (iface, ops) in self.entries(node, "interfaces") {
-            let mut operations = IndexMap::new();
+            let mut operations = IndexMap::default();
             for (op, def) in self.entries(ops, "an interface") {
                 let operation = self.operation(def, doc);
                 operations.insert(op.name.clone(), operation);
@@ -970,7 +970,7 @@ impl<'d> Reader<'d> {
         doc: &Doc,
         what: &str,
     ) -> IndexMap<String, PropertySchema> {
-        let mut out = IndexMap::new();
+        let mut out = IndexMap::default();
         let Some(node) = node else { return out };
         for (name, n) in self.entries(node, &format!("{what} definitions")) {
             let schema = self.property_schema(n, doc, what);

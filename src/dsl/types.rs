@@ -6,7 +6,7 @@
 //! `{}` included). Unknown parents get a "did you mean"; circular chains are reported once with
 //! the whole chain.
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 
 use super::model::{Interfaces, Name, PropertySchema};
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
@@ -102,7 +102,7 @@ pub fn merged_properties<'m, T>(
     defs: &'m IndexMap<String, T>,
     props: impl Fn(&'m T) -> &'m IndexMap<String, PropertySchema>,
 ) -> IndexMap<String, PropertySchema> {
-    let mut out = IndexMap::new();
+    let mut out = IndexMap::default();
     for name in chain {
         if let Some(def) = defs.get(*name) {
             for (k, v) in props(def) {
@@ -119,7 +119,7 @@ pub fn merged_interfaces<'m, T>(
     defs: &'m IndexMap<String, T>,
     ifaces: impl Fn(&'m T) -> &'m Interfaces,
 ) -> Interfaces {
-    let mut out = Interfaces::new();
+    let mut out = Interfaces::default();
     for name in chain {
         if let Some(def) = defs.get(*name) {
             for (iface, ops) in ifaces(def) {

@@ -6,7 +6,7 @@
 //! filled in. Values that still hold runtime functions
 //! (`get_attribute`, …) are not checked: they are only known when the deployment runs.
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde_json::Value as Json;
 
 use super::functions::is_runtime_function;
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn simple_types_follow_cloudify() {
-        let dt = DataTypes::new();
+        let dt = DataTypes::default();
         assert!(check_type("string", None, &json!(5), &dt).is_ok());
         assert!(check_type("string", None, &json!([1, {"a": 2}]), &dt).is_ok());
         assert!(check_type("textarea", None, &json!({"k": "v"}), &dt).is_ok());

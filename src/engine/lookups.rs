@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde_json::{Map, Value as Json};
 
 use super::EngineError;

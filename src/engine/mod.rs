@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde_json::{Map, Value as Json};
 
 use crate::blueprint;

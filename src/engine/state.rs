@@ -7,7 +7,7 @@
 //! changes them meanwhile (one execution per deployment runs at a time), so the store's copy
 //! is current.
 
-use std::collections::HashMap;
+use crate::maps::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json};

@@ -6,7 +6,8 @@
 //! graph's state; jobs report back when they end. Cancellation stops new jobs and signals
 //! running operations.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::maps::{HashMap, HashMapExt, HashSet};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub struct Run {
     pub cancel: tokio::sync::watch::Receiver<bool>,
     pub task_retries: i64,
     pub retry_interval: Duration,
-    pub done: HashSet<String>,
+    pub done: std::collections::HashSet<String>,
     /// Per node, what its operations see of it: made when the first operation runs
     /// ([`Run::node_properties`], [`Run::related`]); a walk whose jobs are all trivial makes none.
     pub contexts: std::sync::OnceLock<NodeContexts>,

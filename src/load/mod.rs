@@ -20,7 +20,7 @@ pub mod builtin;
 pub mod source;
 pub mod yaml;
 
-use std::collections::HashSet;
+use crate::maps::{HashSet, HashSetExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

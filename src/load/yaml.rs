@@ -8,7 +8,7 @@
 //! warning (as Cloudify's YAML loader keeps it), nesting and alias expansion bounded. Nothing
 //! here knows about blueprints.
 
-use std::collections::{HashMap, HashSet};
+use crate::maps::{HashMap, HashMapExt, HashSet};
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
 

@@ -63,7 +63,7 @@ impl NodeGraph {
     /// A cycle from `start` back to it, staying inside one strongly connected component.
     fn cycle_through(&self, start: NodeIndex, scc: &[NodeIndex]) -> Vec<NodeIndex> {
         // Breadth-first from start's successors back to start gives a shortest cycle.
-        let mut prev = std::collections::HashMap::new();
+        let mut prev = crate::maps::HashMap::default();
         let mut queue = std::collections::VecDeque::new();
         let mut succ: Vec<NodeIndex> = self
             .graph

@@ -1,6 +1,6 @@
 //! Instance ids in Cloudify's form: `<name>_<6 chars of [a-z0-9]>`, unique within a deployment.
 
-use std::collections::HashSet;
+use crate::maps::{HashSet, HashSetExt};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

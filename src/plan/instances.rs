@@ -7,7 +7,7 @@
 //! source and target share a scaling group. Work is linear in instances plus relationship
 //! instances; lookups of "instances of T inside group instance g" are indexed once per pair.
 
-use std::collections::HashMap;
+use crate::maps::{HashMap, HashMapExt};
 
 use super::ids::{IdMaker, InstanceId};
 use super::tree::{Entity, Tree};

@@ -11,7 +11,7 @@
 //! All of this works on a partial plan too (the instances a scale touches, see
 //! `engine::scope`): it only follows the per-node lists and parent links of what is loaded.
 
-use std::collections::{HashMap, HashSet};
+use crate::maps::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::ids::IdMaker;
 use super::instances::{TargetIndex, add_instance, links_of, shared_scaling_group};

@@ -12,7 +12,7 @@
 //! partial plan whose per-node lists hold only those instances, in creation order (`seq`).
 //! [`Plan::instance_row`] and friends go the other way, for rows to write.
 
-use std::collections::{HashMap, HashSet};
+use crate::maps::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::ids::InstanceId;
 use super::{Frame, GroupInstance, NodeInstance, Plan, RelationshipInstance, Slot};

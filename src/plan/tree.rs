@@ -7,7 +7,7 @@
 //! checked here: a node or group is a member of at most one scaling group, group nesting has no
 //! cycles, and the members of a group share their containing node.
 
-use indexmap::IndexMap;
+use crate::maps::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -56,7 +56,7 @@ impl Tree {
 pub fn build(c: &Compiled, diags: &mut Diagnostics) -> Option<Tree> {
     let before = diags.len();
     // Scaling groups: the groups targeted by a scaling policy.
-    let mut groups: IndexMap<String, ScalingGroup> = IndexMap::new();
+    let mut groups: IndexMap<String, ScalingGroup> = IndexMap::default();
     for (policy, p) in &c.scaling_policies {
         for (target, loc) in &p.targets {
             let Some(g) = c.groups.get(target) else {
@@ -239,7 +239,7 @@ pub fn build(c: &Compiled, diags: &mut Diagnostics) -> Option<Tree> {
         .collect();
 
     // Parents first: depth-first from the roots, in blueprint order.
-    let mut children: IndexMap<Option<Entity>, Vec<Entity>> = IndexMap::new();
+    let mut children: IndexMap<Option<Entity>, Vec<Entity>> = IndexMap::default();
     for (g, parent) in group_parent.iter().enumerate() {
         children.entry(*parent).or_default().push(Entity::Group(g));
     }

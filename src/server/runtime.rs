@@ -526,7 +526,7 @@ impl Runtime {
 /// For each policy whose triggers scale something, the key of its size in [`Facts::sizes`]:
 /// the node or group a `scale` names, or `replicas:NODE` for a `kube_scale` of a microservice
 /// (whose replicas windlass keeps in the instance's runtime property `replicas`).
-fn scale_targets(policies: &indexmap::IndexMap<String, Json>) -> HashMap<String, String> {
+fn scale_targets(policies: &crate::maps::IndexMap<String, Json>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for (name, p) in policies {
         let triggers = p.get("triggers").and_then(Json::as_object);
@@ -650,7 +650,7 @@ mod tests {
 
     #[test]
     fn what_each_policy_scales_is_found_in_its_triggers() {
-        let policies: indexmap::IndexMap<String, Json> = [
+        let policies: crate::maps::IndexMap<String, Json> = [
             (
                 "g/out".to_string(),
                 json!({"triggers": {"t": {"type": "cloudify.policies.triggers.execute_workflow",

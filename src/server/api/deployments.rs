@@ -243,7 +243,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 /// Inputs as a JSON object (or none).
 fn given_inputs(inputs: Option<&Json>) -> Result<GivenInputs, ApiError> {
     match inputs {
-        None | Some(Json::Null) => Ok(GivenInputs::new()),
+        None | Some(Json::Null) => Ok(GivenInputs::default()),
         Some(Json::Object(m)) => Ok(m
             .iter()
             .map(|(k, v)| {
