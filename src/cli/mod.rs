@@ -150,20 +150,26 @@ pub fn main() -> ExitCode {
     }
     // `deploy`, `validate` and `plan` load a blueprint, which nearly always imports the
     // built-in types: their parse starts now, while the arguments are parsed (0.5 ms) and the
-    // store opens. (An option's value that reads so only costs a parse nobody takes.)
-    if std::env::args_os()
-        .skip(1)
-        .any(|a| a == "deploy" || a == "validate" || a == "plan")
+    // store opens, and so does the parse of the file the arguments seem to name, which the load
+    // takes if clap agrees. (A guess that is wrong only costs a parse nobody takes.)
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(at) = raw
+        .iter()
+        .position(|a| a == "deploy" || a == "validate" || a == "plan")
     {
         crate::load::prefetch_builtin_types();
+        if let Some(path) = first_positional(&raw[at + 1..]) {
+            crate::load::EarlyMain::start(path);
+        }
     }
     let cli = Cli::parse();
     let global = cli.global;
     if let Some(ip) = global.management_ip {
         // What `template::resolve_management_ip` reads, for the operations of this process.
-        // SAFETY: the one other thread that may exist yet parses text compiled into the binary
-        // (`load::prefetch_builtin_types`) and the runtime is built per command, below: nothing
-        // reads the environment while it changes.
+        // SAFETY: the other threads that may exist yet parse text compiled into the binary
+        // (`load::prefetch_builtin_types`) and read and parse one file (`load::EarlyMain`),
+        // and the runtime is built per command, below: nothing reads the environment while it
+        // changes.
         unsafe { std::env::set_var(crate::template::MANAGEMENT_IP_ENV, ip.to_string()) };
     }
     // Absolute, so that the path means the same wherever a later step runs.
@@ -302,6 +308,38 @@ fn with_store_connections(
     code
 }
 
+/// The first positional argument of a subcommand's arguments `args`, skipping options and the
+/// value of each option that takes one as a separate argument: what clap will most likely take
+/// for the blueprint. Only a guess, checked against clap's parse before it is used.
+fn first_positional(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    const VALUED: &[&str] = &[
+        "--state",
+        "--management-ip",
+        "--plugins",
+        "-d",
+        "--deployment-id",
+        "-i",
+        "--inputs",
+        "--parallelism",
+        "--task-retries",
+        "--retry-interval",
+        "--format",
+    ];
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--") => return args.next().map(PathBuf::from),
+            Some(option) if option.starts_with('-') && option.len() > 1 => {
+                if VALUED.contains(&option) {
+                    args.next();
+                }
+            }
+            _ => return Some(PathBuf::from(arg)),
+        }
+    }
+    None
+}
+
 /// Print an engine error; returns the exit code it calls for.
 fn report_engine(err: &EngineError) -> ExitCode {
     match err {
@@ -346,5 +384,29 @@ fn report(err: &Error) -> ExitCode {
             eprintln!("error: {err}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guess(args: &str) -> Option<PathBuf> {
+        let args: Vec<std::ffi::OsString> = args.split(' ').map(Into::into).collect();
+        first_positional(&args)
+    }
+
+    #[test]
+    fn the_guessed_blueprint_is_the_first_positional_argument() {
+        let bp = Some(PathBuf::from("bp.yaml"));
+        assert_eq!(guess("bp.yaml -d d"), bp);
+        assert_eq!(guess("-d d bp.yaml"), bp);
+        assert_eq!(
+            guess("-q --state s.db -i a=1 --inputs b=2 --parallelism 4 bp.yaml"),
+            bp
+        );
+        assert_eq!(guess("--inputs=a=1 -v bp.yaml --task-retries 2"), bp);
+        assert_eq!(guess("-- -odd.yaml"), Some(PathBuf::from("-odd.yaml")));
+        assert_eq!(guess("-d d"), None);
     }
 }

@@ -204,7 +204,8 @@ pub fn load_file_with(
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(load_str_with(path, &text, plugin_path))
+    let early = EarlyMain::take(path, &text);
+    Ok(load_text(path, &text, plugin_path, early))
 }
 
 /// Load from text already in memory; `path` names the file and anchors relative imports.
@@ -214,6 +215,16 @@ pub fn load_str(path: &Path, text: &str) -> (Loaded, Diagnostics) {
 
 /// [`load_str`] with an explicit plugin path.
 pub fn load_str_with(path: &Path, text: &str, plugin_path: &PluginPath) -> (Loaded, Diagnostics) {
+    load_text(path, text, plugin_path, None)
+}
+
+/// [`load_str_with`], with the main file's parse when it was made already ([`EarlyMain`]).
+fn load_text(
+    path: &Path,
+    text: &str,
+    plugin_path: &PluginPath,
+    early_main: Option<Parsed>,
+) -> (Loaded, Diagnostics) {
     let root_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loader = Loader {
         sources: Sources::default(),
@@ -224,6 +235,7 @@ pub fn load_str_with(path: &Path, text: &str, plugin_path: &PluginPath) -> (Load
         plugin_path: plugin_path.clone(),
         imports: Vec::new(),
         prefetch: Prefetch::start(text),
+        early_main,
     };
     let origin = Origin::File(canonical(path));
     loader.seen.insert((origin.clone(), None));
@@ -274,6 +286,8 @@ struct Loader {
     imports: Vec<Resolution>,
     /// The built-in types being parsed on another thread while the main file is.
     prefetch: Option<Prefetch>,
+    /// The main file's parse, made before the command line was parsed ([`EarlyMain`]).
+    early_main: Option<Parsed>,
 }
 
 type Parsed = Result<(Node, Vec<yaml::SyntaxError>), yaml::SyntaxError>;
@@ -299,6 +313,55 @@ pub fn prefetch_builtin_types() {
     let Ok(mut early) = EARLY.lock() else { return };
     if early.is_none() {
         *early = Prefetch::spawn().map(|p| p.0);
+    }
+}
+
+/// The id the main file gets, as the first file of a load.
+const MAIN_FILE: FileId = FileId(0);
+
+/// A main file read and parsed on a thread of its own before the command line was parsed, at
+/// the path the command line seemed to name (`cli` guesses it from the raw arguments while clap,
+/// which takes 0.5 ms, has not run yet). A load uses it only for that very path and only when
+/// the text it reads itself is the text that was parsed; otherwise (a wrong guess, a file that
+/// changed) it parses as always and the early parse is dropped unused.
+pub struct EarlyMain {
+    path: PathBuf,
+    parse: std::thread::JoinHandle<Option<(String, Parsed)>>,
+}
+
+static EARLY_MAIN: std::sync::Mutex<Option<EarlyMain>> = std::sync::Mutex::new(None);
+
+impl EarlyMain {
+    /// Start reading and parsing `path` as a main file. The thread reads that one file and
+    /// nothing else (no environment, no imports).
+    pub fn start(path: PathBuf) {
+        let early = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("blueprint-early".into())
+            .spawn(move || {
+                let text = std::fs::read_to_string(&early).ok()?;
+                let parsed = yaml::parse_with_warnings(MAIN_FILE, &text);
+                Some((text, parsed))
+            });
+        if let (Ok(parse), Ok(mut slot)) = (thread, EARLY_MAIN.lock()) {
+            *slot = Some(EarlyMain { path, parse });
+        }
+    }
+
+    /// The early parse of the main file at `path` whose text is `text`, if there is one. One of
+    /// another path stays where it is: no load takes it.
+    fn take(path: &Path, text: &str) -> Option<Parsed> {
+        let early = {
+            let mut slot = EARLY_MAIN.lock().ok()?;
+            if slot.as_ref()?.path != path {
+                return None;
+            }
+            slot.take()?
+        };
+        match early.parse.join() {
+            Ok(Some((read, parsed))) if read == text => Some(parsed),
+            _ => None,
+        }
     }
 }
 
@@ -350,9 +413,13 @@ impl Loader {
         let is_builtin_types = name == builtin::CLOUDIFY_TYPES_NAME;
         let file = self.sources.add(name, text);
         let text = self.sources.get(file).text.clone();
-        let prefetched = is_builtin_types
-            .then(|| Prefetch::take(&mut self.prefetch, file))
-            .flatten();
+        let prefetched = if is_main && file == MAIN_FILE {
+            self.early_main.take()
+        } else {
+            is_builtin_types
+                .then(|| Prefetch::take(&mut self.prefetch, file))
+                .flatten()
+        };
         let parsed = prefetched
             .unwrap_or_else(|| yaml::parse_with_warnings(file, &text))
             .map(|(mut root, warnings)| {
@@ -687,6 +754,76 @@ mod tests {
             .iter()
             .find(|d| loaded.sources.get(d.file).name == builtin::CLOUDIFY_TYPES_NAME)
             .expect("the types are loaded")
+    }
+
+    /// The early parse has one slot per process: its tests take turns.
+    static EARLY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn early_main_waiting(path: &Path) -> bool {
+        EARLY_MAIN
+            .lock()
+            .map(|slot| slot.as_ref().is_some_and(|e| e.path == path))
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn a_main_file_parsed_early_loads_as_one_parsed_in_place() {
+        let _turn = EARLY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = std::env::temp_dir().join(format!("windlass-early-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let path = dir.join("blueprint.yaml");
+        // A duplicate key: the early parse's warnings are the load's too.
+        let text = "tosca_definitions_version: cloudify_dsl_1_3\nimports: [cloudify/types/types.yaml]\ndescription: a\ndescription: b\nnode_templates: {}\n";
+        std::fs::write(&path, text).expect("write");
+        EarlyMain::start(path.clone());
+        assert!(early_main_waiting(&path));
+        let (early, mut early_diags) = load_file(&path).expect("loads");
+        // Taken by that load, not left for another.
+        assert!(!early_main_waiting(&path));
+        let (in_place, in_place_diags) = load_str(&path, text);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(early.documents[0].root, in_place.documents[0].root);
+        assert_eq!(early.documents[0].file, MAIN_FILE);
+        assert_eq!(format!("{early_diags:?}"), format!("{in_place_diags:?}"));
+        assert_eq!(early_diags.take_warnings().len(), 1);
+    }
+
+    #[test]
+    fn an_early_parse_of_another_file_or_of_other_text_is_not_used() {
+        let _turn = EARLY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = std::env::temp_dir().join(format!("windlass-early2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let (guessed, loaded) = (dir.join("guessed.yaml"), dir.join("loaded.yaml"));
+        std::fs::write(&guessed, "description: guessed\n").expect("write");
+        std::fs::write(&loaded, "description: loaded\n").expect("write");
+        EarlyMain::start(guessed.clone());
+        let (other, _) = load_file(&loaded).expect("loads");
+        assert_eq!(
+            other.documents[0]
+                .root
+                .get("description")
+                .and_then(Node::as_str),
+            Some("loaded")
+        );
+        // Still waiting for its own path; the file changes before that load reads it.
+        assert!(early_main_waiting(&guessed));
+        // Wait for the early read to be over before changing the file under it.
+        let early = EARLY_MAIN.lock().expect("lock").take().expect("waiting");
+        let parse = early.parse.join().expect("parsed");
+        *EARLY_MAIN.lock().expect("lock") = Some(EarlyMain {
+            path: guessed.clone(),
+            parse: std::thread::spawn(move || parse),
+        });
+        std::fs::write(&guessed, "description: changed\n").expect("write");
+        let (changed, _) = load_file(&guessed).expect("loads");
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(
+            changed.documents[0]
+                .root
+                .get("description")
+                .and_then(Node::as_str),
+            Some("changed")
+        );
     }
 
     #[test]
