@@ -1409,7 +1409,7 @@ pub fn check_parameters(
 pub fn check_plugins(c: &crate::dsl::Compiled, registry: &Registry) -> Result<(), EngineError> {
     let mut problems = Vec::new();
     // The owner is named only when something is wrong with one of its operations (a
-    // blueprint of 200 nodes has about 5,000 operations, nearly all fine).
+    // chain of 200 nodes, 100 of them Compute, has 1,200 operations, all fine).
     let mut check = |owner: &dyn Fn() -> String,
                      name: &str,
                      op: &crate::dsl::compiled::Operation| {
