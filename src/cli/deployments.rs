@@ -145,7 +145,8 @@ pub async fn deploy(
     // blueprint's own: the snapshot of its directory, on a thread of its own (a blueprint that
     // cannot be opened is reported without waiting for it), and the store's log. A store that
     // cannot be written to says so when the deployment is stored.
-    let snapshot = Snapshotting::start(&args.blueprint, engine::snapshot_skip(store));
+    let skip = engine::snapshot_skip(store);
+    let snapshot = Snapshotting::start(&args.blueprint, &skip);
     let _ = store.prime_log().await;
     let bp = opening.wait()?;
     let files = snapshot.wait();
@@ -154,7 +155,7 @@ pub async fn deploy(
         None => default_id(&args.blueprint),
     };
     let label = args.blueprint.display().to_string();
-    let (snapshot, created) = engine::create_opened(store, &label, &id, bp, files).await?;
+    let (snapshot, created) = engine::create_opened(store, &label, &id, bp, files, &skip).await?;
     if snapshot.is_large() && !global.quiet {
         eprintln!("{}", snapshot_note(&snapshot));
     }
@@ -175,14 +176,14 @@ enum Snapshotting {
 type Taken = Result<engine::snapshot::Snapshot, EngineError>;
 
 impl Snapshotting {
-    fn start(blueprint: &Path, skip: Vec<PathBuf>) -> Snapshotting {
-        let (path, theirs) = (blueprint.to_path_buf(), skip.clone());
+    fn start(blueprint: &Path, skip: &[PathBuf]) -> Snapshotting {
+        let (path, theirs) = (blueprint.to_path_buf(), skip.to_vec());
         match std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || engine::snapshot_dir(&path, &theirs))
         {
             Ok(thread) => Snapshotting::Thread(thread),
-            Err(_) => Snapshotting::Taken(engine::snapshot_dir(blueprint, &skip)),
+            Err(_) => Snapshotting::Taken(engine::snapshot_dir(blueprint, skip)),
         }
     }
 

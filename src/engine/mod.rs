@@ -146,8 +146,9 @@ pub async fn create_deployment_as(
     given: &GivenInputs,
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let bp = blueprint::open(blueprint_path, given)?;
-    let files = snapshot_dir(blueprint_path, &snapshot_skip(store));
-    create_opened(store, label, id, bp, files).await
+    let skip = snapshot_skip(store);
+    let files = snapshot_dir(blueprint_path, &skip);
+    create_opened(store, label, id, bp, files, &skip).await
 }
 
 /// The snapshot of the files of the blueprint's directory, as [`create_opened`] stores them,
@@ -180,13 +181,15 @@ pub fn snapshot_skip(store: &Store) -> Vec<std::path::PathBuf> {
 
 /// [`create_deployment_as`] for a blueprint the caller opened (`blueprint::open`), with the
 /// snapshot of its directory ([`snapshot_dir`]), whose error, if any, is reported after what
-/// is wrong with the blueprint's inputs, plugins and secrets.
+/// is wrong with the blueprint's inputs, plugins and secrets. `skip` is what the snapshot was
+/// taken without ([`snapshot_skip`]); the external plugins added to it leave out the same.
 pub async fn create_opened(
     store: &Store,
     label: &str,
     id: &str,
     bp: blueprint::Blueprint,
     files: Result<snapshot::Snapshot, EngineError>,
+    skip: &[PathBuf],
 ) -> Result<(snapshot::Report, Created), EngineError> {
     let compiled = Arc::new(bp.compiled);
     // The compiled blueprint as stored (JSON: 147 KB for 200 nodes), made on another thread
@@ -209,10 +212,9 @@ pub async fn create_opened(
     // Before anything is stored: a deploy that cannot run leaves nothing behind.
     let secrets = Arc::new(crate::secrets::reveal(store, &compiled).await?);
     let mut files = files?;
-    let skip = snapshot_skip(store);
     // The external plugins the deployment runs travel with it (`plugins::external`).
     for plugin in compiled.external_plugins.values().filter(|p| p.runnable) {
-        snapshot::add_plugin(&mut files, &plugin.source, &plugin.dir_name, &skip)?;
+        snapshot::add_plugin(&mut files, &plugin.source, &plugin.dir_name, skip)?;
     }
     let inputs = Json::Object(compiled.inputs.clone().into_iter().collect());
     // The install comes next: an instance whose install has nothing to run, here or in what it
